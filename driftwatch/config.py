@@ -1,0 +1,290 @@
+"""Typed settings parsed from ``config.yaml``.
+
+The file is re-read at every monitor run so thresholds can be tuned without a restart; a wrong
+key or value fails *before* anything runs, with the dotted path of the setting and what is
+allowed, because a daemon that silently ignores a typo in a threshold is worse than one that
+refuses to start.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from driftwatch.errors import ConfigError
+
+ENV_PREFIX = "DRIFTWATCH_"
+TEST_NAMES = (
+    "ks",
+    "chisquare",
+    "z",
+    "wasserstein",
+    "jensenshannon",
+    "psi",
+    "kl_div",
+    "hellinger",
+    "cramer_von_mises",
+    "anderson",
+)
+TestName = Literal[
+    "ks",
+    "chisquare",
+    "z",
+    "wasserstein",
+    "jensenshannon",
+    "psi",
+    "kl_div",
+    "hellinger",
+    "cramer_von_mises",
+    "anderson",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsSettings(_Strict):
+    reference: Path = Path("reference_data/flights_2013_01.parquet")
+    landing: Path = Path("state/landing")
+    state: Path = Path("state")
+
+
+class LandingSettings(_Strict):
+    """The contract with producers: see README, "Landing directory"."""
+
+    # Files modified more recently than this are still being written: left for the next tick.
+    settle_seconds: float = Field(0, ge=0)
+    # After this many failed runs a file is moved to <state>/quarantine with its reason.
+    max_attempts: int = Field(3, ge=1)
+    max_files_per_run: int = Field(1000, ge=1)
+
+
+class ModelSettings(_Strict):
+    """What the monitored model is: its features by type, its target and its estimator."""
+
+    name: str = Field("flights-air-time", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    task: Literal["regression", "classification"] = "regression"
+    target: str = "air_time"
+    numerical: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    # A built-in pipeline name (see driftwatch.model.BUILTIN_ESTIMATORS) or "package.module:factory".
+    estimator: str = "hist_gradient_boosting"
+    params: dict[str, Any] = Field(default_factory=dict)
+    timestamp: str | None = "time_hour"
+    # Classification only: a numeric target is turned into a label by ``target > threshold``
+    # (e.g. arr_delay > 15); None means the target column already holds 0/1 labels.
+    target_threshold: float | None = None
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numerical, *self.categorical]
+
+    @model_validator(mode="after")
+    def _features_disjoint(self) -> ModelSettings:
+        both = sorted(set(self.numerical) & set(self.categorical))
+        if both:
+            raise ValueError(f"columns listed as both numerical and categorical: {both}")
+        if self.target in self.features:
+            raise ValueError(f"target {self.target!r} is also listed as a feature")
+        return self
+
+
+class ColumnTestSettings(_Strict):
+    test: TestName | None = None
+    threshold: float | None = Field(None, gt=0)
+
+
+class DriftSettings(_Strict):
+    # "share": Evidently's rule, dataset drift when drifted columns / tested columns >= drift_share.
+    method: Literal["share"] = "share"
+    drift_share: float = Field(0.5, gt=0, le=1)
+    # Columns with fewer usable rows (after dropping NaN/inf) than this get "insufficient data".
+    min_rows: int = Field(30, ge=1)
+    columns: dict[str, ColumnTestSettings] = Field(default_factory=dict)
+    ignore: list[str] = Field(default_factory=list)
+    # Judge drift on the champion's predictions too (batch vs reference).
+    prediction_drift: bool = True
+
+
+class QualitySettings(_Strict):
+    """Degradation = metric worse than baseline by more than either tolerance that is set."""
+
+    metric: Literal["rmse", "mae", "accuracy", "f1", "roc_auc"] | None = None
+    relative_tolerance: float | None = Field(0.10, ge=0)
+    absolute_tolerance: float | None = Field(None, ge=0)
+    min_labelled_rows: int = Field(30, ge=1)
+
+
+class RetrainSettings(_Strict):
+    # Training pool = reference (the champion's window) + the new batch, cut to the last N days.
+    window_days: float = Field(60, gt=0)
+    include_reference: bool = True
+    holdout_fraction: float = Field(0.2, gt=0, lt=1)
+    # The challenger must beat the champion on the holdout by this relative margin.
+    promotion_margin: float = Field(0.01, ge=0, lt=1)
+    random_state: int = 0
+
+
+class OrchestrationSettings(_Strict):
+    retries: int = Field(2, ge=0)
+    retry_delay_seconds: float = Field(5, ge=0)
+    schedule: str = "0 * * * *"
+
+
+class MlflowSettings(_Strict):
+    # None: a sqlite file under the state dir (no server needed).
+    tracking_uri: str | None = None
+
+
+class ReportSettings(_Strict):
+    log_table: bool = True
+    artifacts: bool = True
+
+
+class Settings(_Strict):
+    paths: PathsSettings = Field(default_factory=PathsSettings)
+    landing: LandingSettings = Field(default_factory=LandingSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+
+    @field_validator("paths")
+    @classmethod
+    def _paths_not_empty(cls, v: PathsSettings) -> PathsSettings:
+        for name in ("reference", "landing", "state"):
+            if str(getattr(v, name)) in ("", "."):
+                raise ValueError(f"paths.{name} must name a file or directory")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        metric = self.quality_metric
+        if self.model.task == "regression" and metric not in ("rmse", "mae"):
+            raise ValueError(f"quality.metric {metric!r} is not a regression metric (rmse, mae)")
+        if self.model.task == "classification" and metric not in ("accuracy", "f1", "roc_auc"):
+            raise ValueError(
+                f"quality.metric {metric!r} is not a classification metric (accuracy, f1, roc_auc)"
+            )
+        known = set(self.model.features)
+        for col in [*self.drift.columns, *self.drift.ignore]:
+            if known and col not in known:
+                raise ValueError(
+                    f"drift column {col!r} is not a model feature{_did_you_mean(col, known)}"
+                )
+        return self
+
+    @property
+    def quality_metric(self) -> str:
+        if self.quality.metric:
+            return self.quality.metric
+        return "rmse" if self.model.task == "regression" else "roc_auc"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        return f"sqlite:///{(self.paths.state / 'mlflow.db').resolve()}"
+
+    def resolved(self, base: Path) -> Settings:
+        """Paths in config.yaml are relative to the file, not to wherever the daemon started."""
+        paths = {
+            name: (p if p.is_absolute() else (base / p)).resolve()
+            for name, p in self.paths.model_dump().items()
+        }
+        return self.model_copy(update={"paths": PathsSettings(**paths)})
+
+
+def _did_you_mean(word: str, choices: set[str] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _format_validation_error(err: ValidationError, source: str, model: type[BaseModel]) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            parent = _model_at(model, e["loc"][:-1])
+            allowed = sorted(parent.model_fields) if parent else []
+            msg = f"unknown setting{_did_you_mean(str(e['loc'][-1]), allowed)}; allowed: {allowed}"
+        elif "input" in e and e["type"] not in ("missing",):
+            msg = f"{msg} (got {e['input']!r})"
+        lines.append(f"  {loc or '<root>'}: {msg}")
+    return "\n".join(lines)
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = field.annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current
+    return None
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """``DRIFTWATCH_DRIFT__DRIFT_SHARE=0.3`` sets ``drift.drift_share``; values are YAML."""
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "DRIFTWATCH_CONFIG":
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {key}: {part!r} is not a section")
+        node[path[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read, override from the environment, validate, and resolve paths against the file."""
+    environ = dict(os.environ) if environ is None else environ
+    path = Path(path or environ.get("DRIFTWATCH_CONFIG", "config.yaml"))
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path.resolve()}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    raw = _apply_env_overrides(raw, environ)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, str(path), Settings)) from None
+    settings = settings.resolved(path.resolve().parent)
+    if not settings.paths.reference.exists():
+        raise ConfigError(
+            f"{path}: paths.reference: file not found: {settings.paths.reference}"
+            " (build it with `driftwatch build-reference`)"
+        )
+    return settings
+
+
+def settings_from_dict(raw: dict[str, Any], base: Path | None = None) -> Settings:
+    """Validate settings given as a mapping (tests, tools); same errors as the file."""
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, "<settings>", Settings)) from None
+    return settings.resolved(base or Path.cwd())

@@ -1,0 +1,334 @@
+"""Per-column and dataset drift: ``DriftDetector.fit(reference)`` then ``.check(current)``.
+
+Modelled on NannyML's calculators: the reference is summarised once into a profile (sorted
+values, value counts, std) that is reused by every hourly check and can be saved to disk; the
+check only prepares the current batch. Test choice and verdicts follow Evidently 0.7 so users get
+the answers they know (see stattests.py), with two deliberate additions: a column with too few
+usable rows is reported "insufficient data" instead of crashing or guessing, and the drifted share
+is taken over the columns that could be tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from driftwatch.errors import SchemaError
+from driftwatch.stattests import ColumnSample, Kind, StatTest, default_test, test_by_name
+
+PROFILE_FORMAT = 1
+Status = Literal["ok", "drift", "insufficient_data"]
+
+
+@dataclass
+class ColumnDrift:
+    column: str
+    kind: Kind
+    test: str | None
+    statistic: float | None
+    p_value: float | None
+    # What is compared with the threshold: the p-value for p-value tests, else the distance.
+    score: float | None
+    threshold: float | None
+    drifted: bool | None
+    status: Status
+    rows_reference: int
+    rows_current: int
+    dropped_current: int
+    note: str = ""
+
+
+@dataclass
+class DriftResult:
+    columns: list[ColumnDrift]
+    drift_share: float
+    n_tested: int
+    n_drifted: int
+    share: float
+    dataset_drift: bool
+    rows_current: int
+    rows_reference: int
+    reference_fingerprint: str = ""
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    def column(self, name: str) -> ColumnDrift:
+        for c in self.columns:
+            if c.column == name:
+                return c
+        raise KeyError(name)
+
+    def summary(self) -> str:
+        pct = f"{self.share:.0%}"
+        cmp = ">=" if self.dataset_drift else "<"
+        return (
+            f"{self.n_drifted}/{self.n_tested} columns drifted ({pct} {cmp} {self.drift_share:.0%})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["drifted_columns"] = self.drifted_columns
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DriftResult:
+        d = dict(d)
+        d.pop("drifted_columns", None)
+        d["columns"] = [ColumnDrift(**c) for c in d["columns"]]
+        return cls(**d)
+
+
+def infer_kind(values: pd.Series) -> Kind:
+    """Evidently's inference: numbers are numerical, except integers with <= 10 distinct values."""
+    if pd.api.types.is_bool_dtype(values):
+        return "categorical"
+    if pd.api.types.is_integer_dtype(values):
+        return "categorical" if values.nunique(dropna=True) <= 10 else "numerical"
+    if pd.api.types.is_numeric_dtype(values):
+        return "numerical"
+    return "categorical"
+
+
+def as_numeric(values: pd.Series, column: str, source: str) -> pd.Series:
+    """Numbers stay numbers; strings that are not all numbers are a schema error naming the column."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(np.float64)
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    converted = pd.to_numeric(values, errors="coerce")
+    bad = values[converted.isna() & values.notna()]
+    if len(bad):
+        examples = ", ".join(repr(v) for v in bad.astype(str).unique()[:3])
+        raise SchemaError(
+            source,
+            f"expected a numerical column, found {len(bad)} non-numeric value(s) such as {examples}",
+            column=column,
+        )
+    return converted
+
+
+def as_categorical(values: pd.Series) -> pd.Series:
+    """Categories compared as strings, so 1 and "1" from a csv and a parquet are the same value."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
+    out = values.astype(object)
+    mask = out.notna()
+    out[mask] = out[mask].astype(str)
+    return out
+
+
+@dataclass
+class ReferenceProfile:
+    """Everything a check needs from the reference, and nothing else (no raw rows)."""
+
+    columns: dict[str, ColumnSample]
+    dropped: dict[str, int]
+    n_rows: int
+    fingerprint: str
+    format: int = PROFILE_FORMAT
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Atomic: a crash mid-write never leaves a half-written profile behind."""
+        return atomic_write_bytes(Path(path), pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> ReferenceProfile:
+        with open(path, "rb") as fh:
+            profile = pickle.load(fh)
+        if not isinstance(profile, ReferenceProfile) or profile.format != PROFILE_FORMAT:
+            raise ValueError(
+                f"{path}: not a driftwatch reference profile of format {PROFILE_FORMAT}"
+            )
+        return profile
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class DriftDetector:
+    """Fit once on the reference, check every batch.
+
+    Parameters mirror config.yaml's ``drift`` section: ``tests`` maps a column to a test name
+    and/or threshold overriding Evidently's default choice; ``ignore`` drops columns;
+    ``min_rows`` is the fewest usable rows (either side) for a verdict.
+    """
+
+    numerical: list[str] | None = None
+    categorical: list[str] | None = None
+    tests: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
+    ignore: list[str] = field(default_factory=list)
+    drift_share: float = 0.5
+    min_rows: int = 1
+    n_jobs: int | None = None
+
+    def __post_init__(self) -> None:
+        for col, (test, _) in self.tests.items():
+            if test is not None:
+                test_by_name(test)  # raises with the allowed names
+            if (
+                col in (self.categorical or [])
+                and test
+                and "categorical" not in test_by_name(test).kinds
+            ):
+                raise ValueError(
+                    f"drift test {test!r} cannot be used on categorical column {col!r}"
+                )
+
+    # -- fitting -----------------------------------------------------------------------------
+    def kinds_for(self, reference: pd.DataFrame) -> dict[str, Kind]:
+        if self.numerical is None and self.categorical is None:
+            kinds = {c: infer_kind(reference[c]) for c in reference.columns}
+        else:
+            kinds = {c: "numerical" for c in self.numerical or []}
+            kinds.update({c: "categorical" for c in self.categorical or []})
+        return {c: k for c, k in kinds.items() if c not in self.ignore}
+
+    def fit(self, reference: pd.DataFrame, fingerprint: str | None = None) -> DriftDetector:
+        kinds = self.kinds_for(reference)
+        _require_columns(reference, kinds, "reference")
+        samples: dict[str, ColumnSample] = {}
+        dropped: dict[str, int] = {}
+        for col, kind in kinds.items():
+            values = _prepare(reference[col], kind, col, "reference")
+            samples[col], dropped[col] = ColumnSample.from_series(values, kind)
+            if samples[col].n == 0:
+                raise SchemaError(
+                    "reference", "no usable values (all NaN/inf): cannot be a reference", col
+                )
+        self.profile_ = ReferenceProfile(
+            columns=samples,
+            dropped=dropped,
+            n_rows=len(reference),
+            fingerprint=fingerprint or frame_fingerprint(reference),
+        )
+        return self
+
+    def with_profile(self, profile: ReferenceProfile) -> DriftDetector:
+        self.profile_ = profile
+        return self
+
+    # -- checking ----------------------------------------------------------------------------
+    def check(self, current: pd.DataFrame, source: str = "current batch") -> DriftResult:
+        profile = self.profile_
+        cols = [c for c in profile.columns if c not in self.ignore]
+        _require_columns(current, dict.fromkeys(cols), source)
+        prepared = {c: _prepare(current[c], profile.columns[c].kind, c, source) for c in cols}
+
+        def one(col: str) -> ColumnDrift:
+            return self._check_column(col, profile.columns[col], prepared[col])
+
+        workers = self.n_jobs or min(2, os.cpu_count() or 1)
+        # Sorting and merging release the GIL; threads only pay off on large batches.
+        if workers > 1 and len(current) >= 50_000 and len(cols) > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                columns = list(pool.map(one, cols))
+        else:
+            columns = [one(c) for c in cols]
+        tested = [c for c in columns if c.status != "insufficient_data"]
+        n_drifted = sum(1 for c in tested if c.drifted)
+        share = n_drifted / len(tested) if tested else 0.0
+        return DriftResult(
+            columns=columns,
+            drift_share=self.drift_share,
+            n_tested=len(tested),
+            n_drifted=n_drifted,
+            share=share,
+            dataset_drift=bool(tested) and share >= self.drift_share,
+            rows_current=len(current),
+            rows_reference=profile.n_rows,
+            reference_fingerprint=profile.fingerprint,
+        )
+
+    def _check_column(self, col: str, ref: ColumnSample, values: pd.Series) -> ColumnDrift:
+        cur, dropped = ColumnSample.from_series(values, ref.kind)
+        base = {
+            "column": col,
+            "kind": ref.kind,
+            "rows_reference": ref.n,
+            "rows_current": cur.n,
+            "dropped_current": dropped,
+        }
+        if cur.n < self.min_rows or cur.n == 0:
+            return ColumnDrift(
+                **base,
+                test=None,
+                statistic=None,
+                p_value=None,
+                score=None,
+                threshold=None,
+                drifted=None,
+                status="insufficient_data",
+                note=f"{cur.n} usable rows < min_rows {self.min_rows}"
+                + (f" ({dropped} NaN/inf dropped)" if dropped else ""),
+            )
+        name, threshold = self.tests.get(col, (None, None))
+        test: StatTest = test_by_name(name) if name else default_test(ref, cur)
+        threshold = threshold if threshold is not None else test.default_threshold
+        outcome = test(ref, cur, threshold)
+        notes = []
+        if ref.kind == "categorical":
+            unseen = sorted(set(cur.counts.index) - set(ref.counts.index), key=str)
+            if unseen:
+                shown = ", ".join(map(str, unseen[:5])) + (" ..." if len(unseen) > 5 else "")
+                notes.append(f"{len(unseen)} categories unseen in reference: {shown}")
+        if cur.nunique == 1:
+            notes.append("constant in current batch")
+        if dropped:
+            notes.append(f"{dropped} NaN/inf dropped")
+        score = outcome.p_value if test.score == "p_value" else outcome.statistic
+        return ColumnDrift(
+            **base,
+            test=test.name,
+            statistic=outcome.statistic,
+            p_value=outcome.p_value,
+            score=score,
+            threshold=threshold,
+            drifted=bool(outcome.drifted),
+            status="drift" if outcome.drifted else "ok",
+            note="; ".join(notes),
+        )
+
+
+def _require_columns(frame: pd.DataFrame, cols: dict[str, Any], source: str) -> None:
+    dup = frame.columns[frame.columns.duplicated()].unique().tolist()
+    if dup:
+        raise SchemaError(source, f"duplicated column name(s): {dup}", column=str(dup[0]))
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise SchemaError(source, f"missing required column(s) {missing}", column=str(missing[0]))
+
+
+def _prepare(values: pd.Series, kind: Kind, col: str, source: str) -> pd.Series:
+    return as_numeric(values, col, source) if kind == "numerical" else as_categorical(values)
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """Content hash of a frame (values and column names), for keying a cached profile."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, frame.columns)).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,30 @@
+"""Errors a user can act on: each names the file, column or setting at fault."""
+
+from __future__ import annotations
+
+
+class DriftwatchError(Exception):
+    """Base class: the CLI turns these into exit code 2 and a one-paragraph message."""
+
+
+class ConfigError(DriftwatchError):
+    """config.yaml (or an override) is wrong; the message carries the setting's dotted path."""
+
+
+class BatchError(DriftwatchError):
+    """A batch file cannot be used as it is; names the file and, when known, the column."""
+
+    def __init__(self, path: str, reason: str, column: str | None = None) -> None:
+        self.path = str(path)
+        self.column = column
+        self.reason = reason
+        where = f"column {column!r} in {self.path}" if column else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class SchemaError(BatchError):
+    """Columns missing, duplicated, or of the wrong type."""
+
+
+class RegistryError(DriftwatchError):
+    """MLflow could not be reached or refused an operation; the champion alias did not move."""

@@ -1,0 +1,198 @@
+"""Which landing files were processed, with what outcome: a small sqlite table under the state dir.
+
+A file is claimed ("processing") when a run starts, and marked "done" only after the run finished;
+a crash leaves it "processing", and the next run, after taking the landing lock, takes it back as
+pending. After ``max_attempts`` failures a file is moved to the quarantine dir with its reason.
+A file whose content changes after it was processed is reported, never silently re-used.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from driftwatch.data import BATCH_SUFFIXES, file_hash
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending','processing','done','failed','quarantined')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    flow_run_id TEXT,
+    outcome TEXT,
+    error TEXT,
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    at TEXT NOT NULL, path TEXT NOT NULL, event TEXT NOT NULL, detail TEXT
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    size: int
+    sha256: str
+    first_seen: str
+    status: str
+    attempts: int
+    flow_run_id: str | None
+    outcome: str | None
+    error: str | None
+
+
+class Ledger:
+    def __init__(self, db_path: Path) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db_path = db_path
+        conn = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def records(self, status: str | None = None) -> list[FileRecord]:
+        with self._conn() as c:
+            q = "SELECT path,size,sha256,first_seen,status,attempts,flow_run_id,outcome,error FROM files"
+            rows = c.execute(
+                q + (" WHERE status=?" if status else "") + " ORDER BY first_seen, path",
+                (status,) if status else (),
+            ).fetchall()
+        return [FileRecord(*r) for r in rows]
+
+    def get(self, path: Path | str) -> FileRecord | None:
+        with self._conn() as c:
+            r = c.execute(
+                "SELECT path,size,sha256,first_seen,status,attempts,flow_run_id,outcome,error"
+                " FROM files WHERE path=?",
+                (str(path),),
+            ).fetchone()
+        return FileRecord(*r) if r else None
+
+    def events(self, path: str | None = None) -> list[tuple[str, str, str, str | None]]:
+        with self._conn() as c:
+            q = "SELECT at,path,event,detail FROM events"
+            rows = c.execute(
+                q + (" WHERE path=?" if path else "") + " ORDER BY rowid", (path,) if path else ()
+            ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def scan(self, landing: Path, settle_seconds: float = 0.0) -> list[str]:
+        """Register new files; report changed ones. Returns warnings for changed files.
+
+        Files modified less than ``settle_seconds`` ago may still be being written: skipped now,
+        seen at the next tick. Hidden files and temp files (``.x``, ``*.tmp``) are never read.
+        """
+        warnings: list[str] = []
+        if not landing.is_dir():
+            return warnings
+        now = datetime.now(UTC).timestamp()
+        for p in sorted(landing.iterdir()):
+            if not p.is_file() or p.name.startswith(".") or p.suffix.lower() not in BATCH_SUFFIXES:
+                continue
+            st = p.stat()
+            if now - st.st_mtime < settle_seconds:
+                continue
+            rec = self.get(p)
+            if rec is None:
+                with self._conn() as c:
+                    c.execute(
+                        "INSERT OR IGNORE INTO files(path,size,sha256,first_seen,status,updated)"
+                        " VALUES (?,?,?,?, 'pending', ?)",
+                        (str(p), st.st_size, file_hash(p), _now(), _now()),
+                    )
+                continue
+            if rec.status in ("done", "quarantined") and (
+                st.st_size != rec.size or file_hash(p) != rec.sha256
+            ):
+                msg = f"{p}: changed after it was processed ({rec.status}); not re-processed"
+                self._event(str(p), "changed", msg)
+                warnings.append(msg)
+        return warnings
+
+    def pending(self) -> list[FileRecord]:
+        """Pending and failed-but-retryable files, oldest first; stale claims come back too."""
+        with self._conn() as c:
+            c.execute(
+                "UPDATE files SET status='pending', updated=? WHERE status='processing'", (_now(),)
+            )
+        return [r for r in self.records() if r.status in ("pending", "failed")]
+
+    def claim(self, paths: list[str], flow_run_id: str | None) -> None:
+        with self._conn() as c:
+            for p in paths:
+                c.execute(
+                    "UPDATE files SET status='processing', attempts=attempts+1, flow_run_id=?,"
+                    " updated=? WHERE path=?",
+                    (flow_run_id, _now(), p),
+                )
+                c.execute(
+                    "INSERT INTO events VALUES (?,?,?,?)", (_now(), p, "claimed", flow_run_id)
+                )
+
+    def finish(self, paths: list[str], outcome: str) -> None:
+        with self._conn() as c:
+            for p in paths:
+                c.execute(
+                    "UPDATE files SET status='done', outcome=?, error=NULL, updated=? WHERE path=?",
+                    (outcome, _now(), p),
+                )
+                c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), p, "done", outcome))
+
+    def fail(self, paths: list[str], error: str, max_attempts: int, quarantine: Path) -> list[str]:
+        """Record a failure; quarantine files that used up their attempts. Returns those moved."""
+        moved = []
+        for p in paths:
+            rec = self.get(p)
+            if rec is None:
+                continue
+            if rec.attempts >= max_attempts and Path(p).exists():
+                quarantine.mkdir(parents=True, exist_ok=True)
+                dest = quarantine / Path(p).name
+                shutil.move(p, dest)
+                (quarantine / (Path(p).name + ".reason.txt")).write_text(
+                    error + "\n", encoding="utf-8"
+                )
+                status, detail = "quarantined", f"{error} (moved to {dest})"
+                moved.append(p)
+            else:
+                status, detail = "failed", error
+            with self._conn() as c:
+                c.execute(
+                    "UPDATE files SET status=?, error=?, updated=? WHERE path=?",
+                    (status, detail, _now(), p),
+                )
+                c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), p, status, detail))
+        return moved
+
+    def _event(self, path: str, event: str, detail: str) -> None:
+        with self._conn() as c:
+            c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, event, detail))

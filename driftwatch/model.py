@@ -1,0 +1,122 @@
+"""Building, training and scoring the monitored model from the config's model spec.
+
+The estimator is configuration: a named built-in pipeline or ``package.module:factory``
+returning any scikit-learn estimator, so users can monitor their own model without forking.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from driftwatch.config import ModelSettings
+from driftwatch.errors import ConfigError
+
+
+def _hist_gradient_boosting(spec: ModelSettings, params: dict[str, Any]) -> BaseEstimator:
+    n_num, n_cat = len(spec.numerical), len(spec.categorical)
+    encode = ColumnTransformer(
+        [
+            ("num", "passthrough", spec.numerical),
+            (
+                "cat",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                ),
+                spec.categorical,
+            ),
+        ]
+    )
+    cat_mask = [False] * n_num + [True] * n_cat
+    kw: dict[str, Any] = {"categorical_features": cat_mask, "random_state": 0, **params}
+    est = (
+        HistGradientBoostingRegressor(**kw)
+        if spec.task == "regression"
+        else HistGradientBoostingClassifier(**kw)
+    )
+    return Pipeline([("encode", encode), ("model", est)])
+
+
+def _linear(spec: ModelSettings, params: dict[str, Any]) -> BaseEstimator:
+    """One-hot + linear model, the classic taxi-duration baseline."""
+    encode = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), spec.numerical),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), spec.categorical),
+        ]
+    )
+    est = (
+        Ridge(**params) if spec.task == "regression" else LogisticRegression(max_iter=500, **params)
+    )
+    return Pipeline([("encode", encode), ("model", est)])
+
+
+BUILTIN_ESTIMATORS: dict[str, Callable[[ModelSettings, dict[str, Any]], BaseEstimator]] = {
+    "hist_gradient_boosting": _hist_gradient_boosting,
+    "linear": _linear,
+}
+
+
+def build_estimator(spec: ModelSettings) -> BaseEstimator:
+    if spec.estimator in BUILTIN_ESTIMATORS:
+        return BUILTIN_ESTIMATORS[spec.estimator](spec, dict(spec.params))
+    if ":" not in spec.estimator:
+        raise ConfigError(
+            f"model.estimator: unknown estimator {spec.estimator!r}; use one of "
+            f"{sorted(BUILTIN_ESTIMATORS)} or 'package.module:factory'"
+        )
+    module_name, _, attr = spec.estimator.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"model.estimator: cannot import {spec.estimator!r}: {exc}") from None
+    est = factory(**spec.params)
+    if not (hasattr(est, "fit") and hasattr(est, "predict")):
+        raise ConfigError(f"model.estimator: {spec.estimator!r} did not return an estimator")
+    return est
+
+
+def features(frame: pd.DataFrame, spec: ModelSettings) -> pd.DataFrame:
+    return frame[spec.features]
+
+
+def target(frame: pd.DataFrame, spec: ModelSettings) -> pd.Series:
+    """The label: the target itself, or ``target > target_threshold`` for classification."""
+    y = frame[spec.target]
+    if spec.task == "classification" and spec.target_threshold is not None:
+        return (y > spec.target_threshold).astype(np.int64).where(y.notna())
+    return y
+
+
+def train(frame: pd.DataFrame, spec: ModelSettings) -> BaseEstimator:
+    """Fit on the labelled rows of ``frame``; unlabelled rows cannot teach anything."""
+    rows = frame[frame[spec.target].notna()]
+    if rows.empty:
+        raise ValueError("no labelled rows to train on")
+    y = target(rows, spec)
+    if spec.task == "classification":
+        y = y.astype(np.int64)
+    est = build_estimator(spec)
+    est.fit(features(rows, spec), y)
+    return est
+
+
+def predict(model: Any, frame: pd.DataFrame, spec: ModelSettings) -> np.ndarray:
+    """Predictions to monitor: the value for regression, P(positive) for classification."""
+    x = features(frame, spec)
+    if spec.task == "classification" and hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(x))[:, -1]
+    return np.asarray(model.predict(x), dtype=np.float64)

@@ -1,0 +1,106 @@
+"""Model quality on labelled rows, and whether it has degraded beyond the configured tolerance."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from driftwatch.config import ModelSettings, QualitySettings
+from driftwatch.model import predict, target
+
+LOWER_IS_BETTER = {"rmse": True, "mae": True, "accuracy": False, "f1": False, "roc_auc": False}
+
+
+def score(model: Any, frame: pd.DataFrame, spec: ModelSettings) -> dict[str, float]:
+    """All metrics of the task on the labelled rows of ``frame`` (empty if there are none)."""
+    rows = frame[frame[spec.target].notna()]
+    if rows.empty:
+        return {}
+    y = target(rows, spec).to_numpy()
+    p = predict(model, rows, spec)
+    if spec.task == "regression":
+        return {
+            "rmse": float(np.sqrt(skm.mean_squared_error(y, p))),
+            "mae": float(skm.mean_absolute_error(y, p)),
+        }
+    y = y.astype(int)
+    labels = (p >= 0.5).astype(int)
+    out = {
+        "accuracy": float(skm.accuracy_score(y, labels)),
+        "f1": float(skm.f1_score(y, labels, zero_division=0)),
+    }
+    # ROC AUC is undefined when the batch holds one class only; report it missing, not 0.5.
+    if len(np.unique(y)) == 2:
+        out["roc_auc"] = float(skm.roc_auc_score(y, p))
+    return out
+
+
+def better(metric: str, challenger: float, champion: float, margin: float) -> bool:
+    """True when the challenger beats the champion by at least ``margin`` (relative)."""
+    if LOWER_IS_BETTER[metric]:
+        return challenger < champion * (1 - margin)
+    return challenger > champion * (1 + margin)
+
+
+@dataclass
+class QualityResult:
+    metric: str
+    value: float | None
+    baseline: float | None
+    labelled_rows: int
+    degraded: bool | None
+    reason: str
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assess(
+    metrics: dict[str, float],
+    baseline: dict[str, float],
+    labelled_rows: int,
+    metric: str,
+    settings: QualitySettings,
+) -> QualityResult:
+    """Compare the champion's metric now with its baseline from training time.
+
+    A batch with too few labels gives no verdict (degraded=None): missing labels are not a
+    quality failure, they are the normal state of a fresh batch.
+    """
+    value, base = metrics.get(metric), baseline.get(metric)
+    if labelled_rows < settings.min_labelled_rows or value is None:
+        return QualityResult(
+            metric,
+            value,
+            base,
+            labelled_rows,
+            None,
+            f"no quality verdict: {labelled_rows} labelled rows (< {settings.min_labelled_rows})"
+            if labelled_rows < settings.min_labelled_rows
+            else f"no quality verdict: {metric} undefined on this batch",
+            metrics,
+        )
+    if base is None:
+        return QualityResult(
+            metric, value, None, labelled_rows, None, "no baseline for the champion", metrics
+        )
+    lower = LOWER_IS_BETTER[metric]
+    worse_by = (value - base) if lower else (base - value)
+    limits = []
+    if settings.relative_tolerance is not None:
+        limits.append(abs(base) * settings.relative_tolerance)
+    if settings.absolute_tolerance is not None:
+        limits.append(settings.absolute_tolerance)
+    limit = min(limits) if limits else 0.0
+    degraded = worse_by > limit
+    rel = worse_by / abs(base) if base else float("inf")
+    word = "degraded" if degraded else "within tolerance"
+    reason = (
+        f"{metric} {value:.4g} vs baseline {base:.4g} ({rel:+.1%} worse; {word}, limit {limit:.4g})"
+    )
+    return QualityResult(metric, value, base, labelled_rows, degraded, reason, metrics)

@@ -1,0 +1,242 @@
+"""MLflow: experiment per monitored model, runs, registration, and the ``champion`` alias.
+
+This is the only driftwatch module that imports MLflow (lazily: ``import mlflow`` costs ~5 s).
+Everything goes through an explicit run id and ``MlflowClient`` rather than the thread-local
+active run, because Prefect may run a task in another thread (FACTS.md). Models are only ever
+loaded from the configured registry by name and version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from driftwatch.config import Settings
+from driftwatch.errors import RegistryError
+
+CHAMPION = "champion"
+TAG_REFERENCE = "driftwatch.reference"
+TAG_PREVIOUS = "driftwatch.previous_champion"
+TAG_RUN_TYPE = "driftwatch.run_type"
+
+# Fail within seconds, not minutes, when the server is gone; Prefect task retries do the rest.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+# Registered model versions are immutable, so a loaded model can be kept for the process.
+_MODELS: dict[tuple[str, str, str], Any] = {}
+
+
+@dataclass(frozen=True)
+class ChampionInfo:
+    version: str
+    run_id: str
+    baseline: dict[str, float]
+    reference: str | None
+    previous: str | None
+
+
+@cache
+def _pip_requirements() -> tuple[str, ...]:
+    """Explicit requirements: MLflow's inference takes 14-20 s per log_model (FACTS.md)."""
+    reqs: list[str] = []
+    for dist in ("scikit-learn", "pandas", "numpy", "scipy"):
+        try:
+            reqs.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return tuple(reqs)
+
+
+class Registry:
+    def __init__(self, settings: Settings) -> None:
+        import mlflow  # noqa: F401  (lazy, heavy)
+        from mlflow.tracking import MlflowClient
+
+        self.settings = settings
+        self.name = settings.model.name
+        self.uri = settings.tracking_uri
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        try:
+            self.experiment_id = self._experiment()
+        except Exception as exc:
+            raise RegistryError(f"MLflow at {self.uri} is not usable: {exc}") from exc
+
+    def _experiment(self) -> str:
+        exp = self.client.get_experiment_by_name(self.name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if self.uri.startswith("sqlite:"):
+            artifacts = (self.settings.paths.state / "mlartifacts").resolve()
+            artifacts.mkdir(parents=True, exist_ok=True)
+            location = artifacts.as_uri()
+        return self.client.create_experiment(self.name, artifact_location=location)
+
+    # -- reading -----------------------------------------------------------------------------
+    def champion(self) -> ChampionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version_by_alias(self.name, CHAMPION)
+        except MlflowException as exc:
+            if "not found" in str(exc).lower() or "RESOURCE_DOES_NOT_EXIST" in str(exc):
+                return None
+            raise RegistryError(f"MLflow at {self.uri}: cannot read the champion: {exc}") from exc
+        run = self.client.get_run(mv.run_id)
+        baseline = {
+            k.removeprefix("holdout_challenger_"): v
+            for k, v in run.data.metrics.items()
+            if k.startswith("holdout_challenger_")
+        }
+        return ChampionInfo(
+            version=str(mv.version),
+            run_id=mv.run_id,
+            baseline=baseline,
+            reference=mv.tags.get(TAG_REFERENCE),
+            previous=mv.tags.get(TAG_PREVIOUS),
+        )
+
+    def load_model(self, version: str) -> Any:
+        key = (self.uri, self.name, version)
+        if key not in _MODELS:
+            import mlflow.sklearn
+
+            mlflow.set_registry_uri(self.uri)
+            _MODELS[key] = mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
+        return _MODELS[key]
+
+    # -- writing -----------------------------------------------------------------------------
+    def log_challenger(
+        self,
+        model: Any,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        train: pd.DataFrame,
+        holdout: pd.DataFrame,
+        reference_path: Path,
+        tags: dict[str, str] | None = None,
+    ) -> tuple[str, str]:
+        """Log the run, the datasets and the model, and register it. Returns (run_id, version).
+
+        The alias is *not* touched here: promotion is a separate step that only happens after
+        this one has fully succeeded.
+        """
+        import mlflow
+        import mlflow.data
+        import mlflow.sklearn
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        target = self.settings.model.target
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={TAG_RUN_TYPE: "retrain", **(tags or {})},
+            run_name=f"retrain-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
+        )
+        run_id = run.info.run_id
+        try:
+            with mlflow.start_run(run_id=run_id):
+                mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+                mlflow.log_metrics(metrics)
+                for frame, context in ((train, "training"), (holdout, "holdout")):
+                    ds = mlflow.data.from_pandas(
+                        _loggable(frame), name=f"{self.name}-{context}", targets=target
+                    )
+                    mlflow.log_input(ds, context=context)
+                mlflow.log_artifact(str(reference_path), artifact_path="reference")
+                # MLflow prints registration chatter to stdout; keep the CLI's output clean.
+                with (
+                    contextlib.redirect_stdout(io.StringIO()),
+                    contextlib.redirect_stderr(io.StringIO()),
+                ):
+                    info = mlflow.sklearn.log_model(
+                        model,
+                        name="model",
+                        pip_requirements=list(_pip_requirements()),
+                        skops_trusted_types=_own_types(model),
+                        registered_model_name=self.name,
+                    )
+            version = str(info.registered_model_version)
+            self.client.set_model_version_tag(
+                self.name, version, TAG_REFERENCE, str(reference_path)
+            )
+            return run_id, version
+        except Exception:
+            self.client.set_terminated(run_id, status="FAILED")
+            raise
+
+    def log_decision(self, run_id: str, decision: Any) -> None:
+        """The promotion decision on the retrain run, next to both holdout scores."""
+        tags = {
+            "driftwatch.promoted": str(decision.promote).lower(),
+            "driftwatch.decision": decision.reason[:5000],
+        }
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, v)
+        self.client.set_terminated(run_id)
+
+    def promote(self, version: str) -> str | None:
+        """Point ``champion`` at ``version``; tag it with the champion it replaced."""
+        previous = self.champion()
+        if previous is not None and previous.version != version:
+            self.client.set_model_version_tag(self.name, version, TAG_PREVIOUS, previous.version)
+            self.client.set_model_version_tag(
+                self.name, previous.version, "driftwatch.retired_by", version
+            )
+        self.client.set_registered_model_alias(self.name, CHAMPION, version)
+        return previous.version if previous else None
+
+    def rollback(self) -> tuple[str, str, str | None]:
+        """Move the alias back to the previous champion. Returns (from, to, its reference)."""
+        current = self.champion()
+        if current is None or not current.previous:
+            raise RegistryError(f"{self.name}: no previous champion to roll back to")
+        mv = self.client.get_model_version(self.name, current.previous)
+        self.client.set_registered_model_alias(self.name, CHAMPION, current.previous)
+        self.client.set_model_version_tag(
+            self.name, current.version, "driftwatch.rolled_back", "true"
+        )
+        return current.version, current.previous, mv.tags.get(TAG_REFERENCE)
+
+    def log_monitor(
+        self, metrics: dict[str, float], params: dict[str, Any], tags: dict[str, str]
+    ) -> str:
+        """One MLflow run per monitor run, so drift and quality trends plot in the MLflow UI."""
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={TAG_RUN_TYPE: "monitor", **tags},
+            run_name=f"monitor-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
+        )
+        from mlflow.entities import Metric, Param
+
+        now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
+        self.client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)[:500]) for k, v in params.items()],
+        )
+        self.client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+
+def _own_types(model: Any) -> list[str]:
+    """The types of a model we trained ourselves, which MLflow's skops format asks us to vouch
+    for; loading still refuses any other type, so a tampered artifact cannot smuggle one in."""
+    import skops.io as sio
+
+    return sorted(sio.get_untrusted_types(data=sio.dumps(model)))
+
+
+def _loggable(frame: pd.DataFrame) -> pd.DataFrame:
+    """mlflow.data hashes the frame; object columns with NaN are fine, tz-aware times too."""
+    return frame.reset_index(drop=True)

@@ -1,0 +1,150 @@
+"""Renderings of drift and monitor results: log lines, a text table, markdown, table rows."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from driftwatch.config import Settings
+from driftwatch.drift import ColumnDrift, DriftResult
+from driftwatch.result import MonitorResult, RetrainOutcome
+
+
+def _num(v: float | None, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.{digits}g}"
+
+
+def column_rows(drift: DriftResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "column": c.column,
+            "type": c.kind,
+            "test": c.test or "-",
+            "score": _num(c.score),
+            "threshold": _num(c.threshold),
+            "drifted": {True: "DRIFT", False: "ok", None: "n/a"}[c.drifted],
+            "rows": c.rows_current,
+            "note": c.note,
+        }
+        for c in drift.columns
+    ]
+
+
+def drift_table(drift: DriftResult) -> str:
+    """A fixed-width table: readable in a terminal and in the Prefect UI's log view."""
+    rows = column_rows(drift)
+    headers = ["column", "type", "test", "score", "threshold", "drifted", "rows", "note"]
+    widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) if rows else len(h) for h in headers}
+    line = "  ".join(h.ljust(widths[h]) for h in headers).rstrip()
+    out = [line, "-" * len(line)]
+    for r in rows:
+        out.append("  ".join(str(r[h]).ljust(widths[h]) for h in headers).rstrip())
+    verdict = "DATASET DRIFT" if drift.dataset_drift else "no dataset drift"
+    out.append(
+        f"{verdict}: {drift.summary()}; {drift.rows_current} rows vs {drift.rows_reference} reference rows"
+    )
+    return "\n".join(out)
+
+
+def prediction_line(p: ColumnDrift | None) -> str:
+    if p is None:
+        return "prediction drift: not computed (no champion)"
+    verdict = {True: "DRIFT", False: "ok", None: "n/a"}[p.drifted]
+    return f"prediction drift: {p.test} score {_num(p.score)} threshold {_num(p.threshold)} -> {verdict}"
+
+
+def report_lines(result: MonitorResult) -> list[str]:
+    """The drift report as log records: a header, the table, the verdicts, the outcome."""
+    lines = [
+        f"batch: {len(result.files)} file(s), {result.rows} rows, {result.labelled_rows} labelled;"
+        f" champion v{result.champion_version or '-'}, reference {result.reference_version or '-'}"
+    ]
+    if result.drift is not None:
+        lines.append("feature drift per column:\n" + drift_table(result.drift))
+    if result.prediction is not None or result.drift is not None:
+        lines.append(prediction_line(result.prediction))
+    if result.quality is not None:
+        lines.append(f"quality: {result.quality.reason}")
+    for w in result.warnings:
+        lines.append(f"warning: {w}")
+    lines.append(f"outcome: {result.outcome}: {result.decision.reason}")
+    if result.retrain is not None:
+        lines.append(retrain_line(result))
+    return lines
+
+
+def retrain_line(result: MonitorResult) -> str:
+    r = result.retrain
+    assert r is not None
+    return (
+        f"retrain: challenger v{r.challenger_version} {r.metric} {_num(r.challenger_score)} vs "
+        f"champion {_num(r.champion_score)} on the same {r.holdout_rows}-row holdout -> "
+        f"{'PROMOTED' if r.promoted else 'kept champion'} ({r.reason})"
+    )
+
+
+def markdown(result: MonitorResult) -> str:
+    lines = [
+        f"# driftwatch monitor: {result.outcome}",
+        "",
+        f"**{result.decision.reason}**",
+        "",
+        f"- batch: {len(result.files)} file(s), {result.rows} rows ({result.labelled_rows} labelled)",
+        f"- champion: v{result.champion_version or '-'}; reference: {result.reference_version or '-'}",
+    ]
+    if result.quality is not None:
+        lines.append(f"- quality: {result.quality.reason}")
+    lines.append(f"- {prediction_line(result.prediction)}")
+    if result.retrain is not None:
+        lines.append(f"- {retrain_line(result)}")
+    if result.drift is not None:
+        lines += [
+            "",
+            "| column | type | test | score | threshold | drifted |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in column_rows(result.drift):
+            lines.append(
+                f"| {r['column']} | {r['type']} | {r['test']} | {r['score']} | {r['threshold']} | {r['drifted']} |"
+            )
+    return "\n".join(lines)
+
+
+def batch_row(result: MonitorResult) -> dict[str, Any]:
+    """One row of the demo's per-batch table."""
+    q = result.quality
+    return {
+        "files": ",".join(f.rsplit("/", 1)[-1] for f in result.files) or "-",
+        "rows": result.rows,
+        "drifted": f"{result.drift.share:.0%}" if result.drift else "-",
+        "rmse": _num(q.value) if q else "-",
+        "baseline": _num(q.baseline) if q else "-",
+        "outcome": result.outcome,
+        "champion": f"v{result.champion_version}" if result.champion_version else "-",
+    }
+
+
+def artifact_key(settings: Settings) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", settings.model.name.lower()).strip("-") or "driftwatch"
+
+
+def retrain_markdown(
+    o: RetrainOutcome, challenger: dict[str, float], champion: dict[str, float] | None
+) -> str:
+    lines = [
+        f"# retrain: {'challenger PROMOTED' if o.promoted else 'champion kept'}",
+        "",
+        f"**{o.reason}**",
+        "",
+        f"holdout: {o.holdout_rows} most recent labelled rows; trained on {o.train_rows} rows",
+        "",
+        f"| metric | challenger v{o.challenger_version} | champion {('v' + o.previous_version) if o.previous_version else '-'} |",
+        "|---|---|---|",
+    ]
+    for k, v in challenger.items():
+        c = (champion or {}).get(k)
+        lines.append(f"| {k} | {v:.4g} | {'-' if c is None else f'{c:.4g}'} |")
+    return "\n".join(lines)
