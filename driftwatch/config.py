@@ -9,6 +9,7 @@ refuses to start.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -273,12 +274,26 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, str(path), Settings)) from None
     settings = settings.resolved(path.resolve().parent)
+    _check_estimator_importable(settings.model.estimator)
     if not settings.paths.reference.exists():
         raise ConfigError(
             f"{path}: paths.reference: file not found: {settings.paths.reference}"
             " (build it with `driftwatch build-reference`)"
         )
     return settings
+
+
+def _check_estimator_importable(spec: str) -> None:
+    """A factory that cannot be imported should stop the run before anything else happens."""
+    if ":" not in spec:
+        return  # a built-in name, checked by driftwatch.model
+    module, _, attr = spec.partition(":")
+    try:
+        found = hasattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise ConfigError(f"model.estimator: cannot import {spec!r}: {exc}") from None
+    if not found:
+        raise ConfigError(f"model.estimator: module {module!r} has no attribute {attr!r}")
 
 
 def settings_from_dict(raw: dict[str, Any], base: Path | None = None) -> Settings:

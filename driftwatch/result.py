@@ -49,7 +49,7 @@ def decide(
     if quality is not None and quality.degraded:
         reasons.append(quality.reason)
     if reasons:
-        return Decision("retrain", "retrain: " + "; ".join(reasons))
+        return Decision("retrain", "; ".join(reasons))
     parts = ["no drift"]
     if drift is not None:
         parts.append(drift.summary())

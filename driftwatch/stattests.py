@@ -252,9 +252,9 @@ TESTS: dict[str, StatTest] = {
         StatTest("kl_div", "Kullback-Leibler divergence", BOTH, 0.1, "distance", _kl_div),
         StatTest("hellinger", "Hellinger distance", BOTH, 0.1, "distance", _hellinger),
         StatTest(
-            "cramer_von_mises", "Cramer-von Mises p_value", NUM, 0.1, "p_value", _cramer_von_mises
+            "cramer_von_mises", "Cramer-von Mises", NUM, 0.1, "p_value", _cramer_von_mises
         ),
-        StatTest("anderson", "Anderson-Darling p_value", NUM, 0.1, "p_value", _anderson),
+        StatTest("anderson", "Anderson-Darling", NUM, 0.1, "p_value", _anderson),
     )
 }
 

@@ -1,0 +1,32 @@
+# The two commands of the README. Both create ./.venv and install everything driftwatch needs
+# from pyproject.toml, so they work on a fresh machine with only python3 (>= 3.11).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install install-dev lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+
+demo: install
+	$(BIN)/driftwatch demo
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: install-dev
+	$(BIN)/python benchmarks/drift_speed.py
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .ruff_cache

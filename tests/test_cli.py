@@ -1,0 +1,79 @@
+"""The driftwatch command: instant --help, and `check` as a CI gate (exit codes, JSON)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftwatch.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_imports_no_heavy_library() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from driftwatch.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: main(['--help'])\n"
+        "    except SystemExit: pass\n"
+        "heavy = [m for m in ('prefect', 'mlflow', 'evidently', 'sklearn', 'pandas') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.choice(list("xyz"), 3000)})
+    quiet = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.choice(list("xyz"), 2000)})
+    moved = pd.DataFrame({"a": rng.normal(1, size=2000), "b": rng.choice(list("xxxz"), 2000)})
+    out = {}
+    for name, frame in (("ref", ref), ("quiet", quiet), ("moved", moved)):
+        out[name] = tmp_path / f"{name}.parquet"
+        frame.to_parquet(out[name])
+    out["bad"] = tmp_path / "bad.csv"
+    quiet.assign(a="oops").to_csv(out["bad"], index=False)
+    return out
+
+
+def test_check_prints_a_table_and_exits_0(files, capsys) -> None:
+    assert main(["check", "--reference", str(files["ref"]), "--current", str(files["quiet"])]) == 0
+    out = capsys.readouterr().out
+    assert "wasserstein" in out and "no dataset drift: 0/2 columns drifted" in out
+
+
+def test_check_json_and_fail_on_drift(files, capsys) -> None:
+    code = main(
+        ["check", "--reference", str(files["ref"]), "--current", str(files["moved"]), "--json", "--fail-on-drift"]
+    )
+    assert code == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["dataset_drift"] is True and data["drifted_columns"] == ["a", "b"]
+    assert {c["column"]: c["test"] for c in data["columns"]} == {"a": "wasserstein", "b": "jensenshannon"}
+
+
+def test_check_bad_input_exits_2_naming_file_and_column(files, capsys) -> None:
+    code = main(["check", "--reference", str(files["ref"]), "--current", str(files["bad"])])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "column 'a'" in err and "bad.csv" in err and "'oops'" in err
+
+
+def test_check_missing_file_exits_2(files, capsys, tmp_path) -> None:
+    assert main(["check", "--reference", str(files["ref"]), "--current", str(tmp_path / "x.parquet")]) == 2
+    assert "x.parquet: file not found" in capsys.readouterr().err
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "driftwatch"
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    assert "check" in out.stdout and "demo" in out.stdout and "rollback" in out.stdout

@@ -1,0 +1,116 @@
+"""config.yaml: defaults that work, errors that name the setting, environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from driftwatch.config import load_settings
+from driftwatch.errors import ConfigError
+from driftwatch.model import build_estimator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, raw: dict) -> Path:
+    p = tmp_path / "config.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+def shipped() -> dict:
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    raw["paths"]["reference"] = str(ROOT / raw["paths"]["reference"])
+    return raw
+
+
+def test_shipped_config_loads_and_resolves_paths_against_the_file() -> None:
+    s = load_settings(ROOT / "config.yaml", environ={})
+    assert s.paths.state == (ROOT / "state").resolve()
+    assert s.model.task == "regression" and s.quality_metric == "rmse"
+    assert s.tracking_uri == f"sqlite:///{(ROOT / 'state' / 'mlflow.db').resolve()}"
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["drift"]["drift_shar"] = 0.3
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, raw), environ={})
+    msg = str(err.value)
+    assert "drift.drift_shar" in msg and "did you mean 'drift_share'" in msg
+
+
+def test_out_of_range_and_wrong_type_name_the_setting(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["drift"]["drift_share"] = 1.5
+    raw["retrain"]["window_days"] = "a month"
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, raw), environ={})
+    msg = str(err.value)
+    assert "drift.drift_share: Input should be less than or equal to 1 (got 1.5)" in msg
+    assert "retrain.window_days" in msg and "'a month'" in msg
+
+
+def test_unknown_test_name_lists_the_allowed_ones(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["drift"]["columns"] = {"temp": {"test": "kolmogorov"}}
+    with pytest.raises(ConfigError, match=r"drift.columns.temp.test: .*'ks'.*'anderson'"):
+        load_settings(write(tmp_path, raw), environ={})
+
+
+def test_override_for_an_unknown_column_is_refused(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["drift"]["columns"] = {"tmp": {"threshold": 0.2}}
+    with pytest.raises(ConfigError, match="'tmp' is not a model feature.*did you mean 'temp'"):
+        load_settings(write(tmp_path, raw), environ={})
+
+
+def test_metric_must_fit_the_task(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["quality"]["metric"] = "roc_auc"
+    with pytest.raises(ConfigError, match="not a regression metric"):
+        load_settings(write(tmp_path, raw), environ={})
+
+
+def test_missing_reference_file_is_named(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["paths"]["reference"] = "nowhere/ref.parquet"
+    with pytest.raises(ConfigError, match=r"paths.reference: file not found: .*nowhere/ref.parquet"):
+        load_settings(write(tmp_path, raw), environ={})
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.yaml", environ={})
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    env = {"DRIFTWATCH_DRIFT__DRIFT_SHARE": "0.25", "DRIFTWATCH_MLFLOW__TRACKING_URI": "http://127.0.0.1:5000"}
+    s = load_settings(write(tmp_path, shipped()), environ=env)
+    assert s.drift.drift_share == 0.25
+    assert s.tracking_uri == "http://127.0.0.1:5000"
+    with pytest.raises(ConfigError, match="drift.drift_share"):
+        load_settings(write(tmp_path, shipped()), environ={"DRIFTWATCH_DRIFT__DRIFT_SHARE": "2"})
+
+
+def test_unsafe_yaml_is_not_executed(tmp_path: Path) -> None:
+    p = tmp_path / "config.yaml"
+    p.write_text("paths: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(p, environ={})
+
+
+def test_estimator_factory_that_cannot_be_imported(tmp_path: Path) -> None:
+    raw = shipped()
+    raw["model"]["estimator"] = "no_such_pkg.models:make"
+    with pytest.raises(ConfigError, match="model.estimator: cannot import 'no_such_pkg.models:make'"):
+        load_settings(write(tmp_path, raw), environ={})
+    raw["model"]["estimator"] = "sklearn.linear_model:NoSuchModel"
+    with pytest.raises(ConfigError, match="has no attribute 'NoSuchModel'"):
+        load_settings(write(tmp_path, raw), environ={})
+    raw["model"]["estimator"] = "gradient_boosting"
+    s = load_settings(write(tmp_path, raw), environ={})
+    with pytest.raises(ConfigError, match="unknown estimator 'gradient_boosting'"):
+        build_estimator(s.model)

@@ -1,0 +1,167 @@
+"""The monitor flow and retrain subflow end to end: real Prefect API, real MLflow (sqlite),
+real flights data. One Prefect test API serves the whole module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+import pandas as pd
+import pytest
+
+from driftwatch.config import load_settings
+from driftwatch.data import local_month
+from driftwatch.registry import Registry
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def run(config: Path, batch: Path | None = None, **params):
+    from flows.monitor import monitor_flow
+
+    return monitor_flow(
+        config_path=str(config), batch=str(batch) if batch else None, return_state=True, **params
+    )
+
+
+def child_runs(state) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    parent = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(str(parent))])
+            )
+        )
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def champion_version(config: Path) -> str | None:
+    info = Registry(load_settings(config)).champion()
+    return info.version if info else None
+
+
+def test_empty_batch_completes_with_no_new_data(make_config, tmp_path: Path, january) -> None:
+    config = make_config()
+    empty = write(january.head(0), tmp_path / "empty.parquet")
+    state = run(config, empty)
+    assert state.is_completed()
+    assert state.message == "no new data"
+    assert child_runs(state) == []
+    assert champion_version(config) is None
+
+
+def test_bootstrap_then_quiet_batch_then_shift_retrains_and_promotes(
+    make_config, tmp_path: Path, january, july
+) -> None:
+    config = make_config()
+    # 1. no champion yet: the first batch bootstraps one through the retrain subflow
+    first = write(january.sample(3000, random_state=1), tmp_path / "b1.parquet")
+    state = run(config, first)
+    assert state.is_completed(), state.message
+    assert state.message.startswith("retrained-promoted")
+    assert [r.name for r in child_runs(state)] and champion_version(config) == "1"
+
+    # 2. a batch drawn from the reference period: no drift, no child run, champion unchanged
+    quiet = write(january.sample(3000, random_state=2), tmp_path / "b2.parquet")
+    state = run(config, quiet)
+    assert state.is_completed()
+    assert state.message.startswith("no drift"), state.message
+    assert child_runs(state) == []
+    assert champion_version(config) == "1"
+
+    # 3. July: weather drifts and the January model is worse; the challenger wins
+    shifted = write(july.sample(5000, random_state=3), tmp_path / "b3.parquet")
+    state = run(config, shifted)
+    assert state.is_completed(), state.message
+    children = child_runs(state)
+    assert len(children) == 1 and children[0].state.is_completed()
+    assert state.message.startswith("retrained-promoted"), state.message
+    assert champion_version(config) == "2"
+    reg = Registry(load_settings(config))
+    v2 = reg.client.get_model_version("flights-air-time", "2")
+    assert v2.tags["driftwatch.previous_champion"] == "1"
+    # the drift reference moved to the new champion's training window (July only: 60 days)
+    ref = pd.read_parquet(v2.tags["driftwatch.reference"])
+    assert local_month(ref).unique().tolist() == [7]
+
+
+def test_worse_challenger_keeps_the_champion(make_config, tmp_path: Path, january, july) -> None:
+    config = make_config()
+    assert run(config, write(january.sample(3000, random_state=4), tmp_path / "a.parquet")).is_completed()
+    assert champion_version(config) == "1"
+    # Same data drift, but now the configured estimator can only predict the mean: it is worse.
+    config = make_config(model={"estimator": "sklearn.dummy:DummyRegressor", "params": {}})
+    state = run(config, write(july.sample(4000, random_state=5), tmp_path / "b.parquet"))
+    assert state.is_completed(), state.message
+    assert state.message.startswith("retrained-kept"), state.message
+    assert len(child_runs(state)) == 1
+    assert champion_version(config) == "1"
+    reg = Registry(load_settings(config))
+    runs = reg.client.search_runs([reg.experiment_id], "tags.`driftwatch.run_type` = 'retrain'")
+    kept = [r for r in runs if r.data.tags.get("driftwatch.promoted") == "false"]
+    assert len(kept) == 1
+    m = kept[0].data.metrics
+    assert m["holdout_challenger_rmse"] > m["holdout_champion_rmse"]
+    assert "does not beat champion" in kept[0].data.tags["driftwatch.decision"]
+
+
+def test_invalid_parameter_fails_with_parameter_type_error(make_config) -> None:
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.monitor import monitor_flow
+
+    state = monitor_flow(config_path=str(make_config()), batch=["not", "a", "path"], return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ParameterTypeError):
+        state.result()
+
+
+def test_missing_column_fails_naming_column_and_file(make_config, tmp_path: Path, january) -> None:
+    config = make_config()
+    bad = write(january.sample(500, random_state=6).drop(columns=["temp"]), tmp_path / "no-temp.parquet")
+    state = run(config, bad)
+    assert state.is_failed()
+    assert "temp" in state.message and "no-temp.parquet" in state.message
+    assert champion_version(config) is None
+
+
+def test_landing_dir_each_file_once_bad_file_retried_then_quarantined(
+    make_config, tmp_path: Path, january
+) -> None:
+    config = make_config(landing={"max_attempts": 2})
+    landing = tmp_path / "landing"
+    write(january.sample(2000, random_state=7), landing / "2013-01-a.parquet")
+    write(january.sample(2000, random_state=8), landing / "2013-01-b.parquet")
+    (landing / "2013-01-c.parquet").write_bytes(b"PAR1 this is not parquet")
+
+    state = run(config)  # no batch: take every pending landing file
+    assert state.is_failed()
+    assert "2013-01-c.parquet" in state.message and "not a readable parquet file" in state.message
+    from driftwatch.monitor import ledger_for
+
+    ledger = ledger_for(load_settings(config))
+    status = {Path(r.path).name: (r.status, r.attempts) for r in ledger.records()}
+    assert status == {
+        "2013-01-a.parquet": ("done", 1),
+        "2013-01-b.parquet": ("done", 1),
+        "2013-01-c.parquet": ("failed", 1),
+    }
+    assert champion_version(config) == "1"  # the good files bootstrapped a champion
+
+    state = run(config)  # second attempt: the bad file alone, then quarantined
+    assert state.is_failed()
+    status = {Path(r.path).name: (r.status, r.attempts) for r in ledger.records()}
+    assert status["2013-01-c.parquet"] == ("quarantined", 2)
+    assert status["2013-01-a.parquet"] == ("done", 1)  # never processed twice
+    assert (tmp_path / "state" / "quarantine" / "2013-01-c.parquet.reason.txt").exists()
+
+    state = run(config)  # nothing left
+    assert state.is_completed() and state.message == "no new data"
