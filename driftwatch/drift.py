@@ -119,13 +119,22 @@ def as_numeric(values: pd.Series, column: str, source: str) -> pd.Series:
 
 
 def as_categorical(values: pd.Series) -> pd.Series:
-    """Categories compared as strings, so 1 and "1" from a csv and a parquet are the same value."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.astype(object)
+    """Categories compared as strings, so 1 from a parquet and "1" from a csv are one value.
+
+    Done through pandas' categorical dtype: only the distinct values are turned into strings,
+    which keeps a 1M-row column at a few MB instead of a million Python strings.
+    """
+    cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
+    if all(isinstance(c, str) for c in cat.cat.categories):
+        return cat
+    as_text = [str(c) for c in cat.cat.categories]
+    if len(set(as_text)) == len(as_text):
+        return cat.cat.rename_categories(as_text)
+    # 1 and "1" both present: merge them the slow way.
     out = values.astype(object)
     mask = out.notna()
     out[mask] = out[mask].astype(str)
-    return out
+    return out.astype("category")
 
 
 @dataclass
@@ -241,8 +250,9 @@ class DriftDetector:
         def one(col: str) -> ColumnDrift:
             return self._check_column(col, profile.columns[col], prepared[col])
 
-        workers = self.n_jobs or min(2, os.cpu_count() or 1)
-        # Sorting and merging release the GIL; threads only pay off on large batches.
+        # One thread by default: measured on 2 cores at 1M rows, a second thread gained nothing
+        # (searchsorted holds the GIL, the sorts are memory-bound) and doubled the temporaries.
+        workers = self.n_jobs or 1
         if workers > 1 and len(current) >= 50_000 and len(cols) > 1:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 columns = list(pool.map(one, cols))
