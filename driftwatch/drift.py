@@ -25,7 +25,7 @@ import pandas as pd
 from driftwatch.errors import SchemaError
 from driftwatch.stattests import ColumnSample, Kind, StatTest, default_test, test_by_name
 
-PROFILE_FORMAT = 1
+PROFILE_FORMAT = 2
 Status = Literal["ok", "drift", "insufficient_data"]
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from driftwatch.config import Settings
 from driftwatch.data import read_batch, validate_batch
-from driftwatch.drift import ColumnDrift, DriftDetector, DriftResult
+from driftwatch.drift import ColumnDrift, DriftDetector, DriftResult, ReferenceProfile
 from driftwatch.errors import BatchError, DriftwatchError
 from driftwatch.ledger import Ledger
 from driftwatch.model import predict
@@ -103,13 +103,18 @@ def fail_batch(settings: Settings, batch: Batch | None, error: str) -> None:
         )
 
 
-def fit_profile(settings: Settings, ref: ActiveReference) -> DriftDetector:
-    """The expensive part done once per reference: sorted values, counts, std per column."""
+def fit_profile(settings: Settings, ref: ActiveReference) -> ReferenceProfile:
+    """The expensive part done once per reference: sorted values, counts, std per column.
+
+    Only the profile is cached, never the detector: thresholds and tests come from the
+    settings of each run, so tuning config.yaml takes effect at the next run.
+    """
     frame = load_reference(settings, ref)
-    return detector_for(settings).fit(frame, fingerprint=ref.sha256[:16])
+    return detector_for(settings).fit(frame, fingerprint=ref.sha256[:16]).profile_
 
 
-def feature_drift(detector: DriftDetector, batch: Batch) -> DriftResult:
+def feature_drift(settings: Settings, profile: ReferenceProfile, batch: Batch) -> DriftResult:
+    detector = detector_for(settings).with_profile(profile)
     return detector.check(batch.frame, source=",".join(batch.files) or "batch")
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from driftwatch.config import Settings
 from driftwatch.data import file_hash, read_batch, validate_batch
-from driftwatch.drift import DriftDetector
+from driftwatch.drift import PROFILE_FORMAT, DriftDetector
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def detector_for(settings: Settings) -> DriftDetector:
 
 def profile_key(settings: Settings, ref: ActiveReference) -> str:
     """Cache key of the fitted profile: the reference's content and the settings that shape it."""
-    h = hashlib.sha256(ref.sha256.encode())
+    # The profile format is part of the key: an upgraded driftwatch never reuses an old object.
+    h = hashlib.sha256(f"{PROFILE_FORMAT}:{ref.sha256}".encode())
     h.update(settings.model.model_dump_json(include={"numerical", "categorical"}).encode())
     h.update(settings.drift.model_dump_json(include={"ignore"}).encode())
     return f"profile-{h.hexdigest()[:24]}"

@@ -19,7 +19,7 @@ from prefect.states import Completed
 from driftwatch import lock
 from driftwatch import monitor as steps
 from driftwatch.config import Settings
-from driftwatch.drift import ColumnDrift, DriftDetector, DriftResult
+from driftwatch.drift import ColumnDrift, DriftResult, ReferenceProfile
 from driftwatch.errors import BatchError
 from driftwatch.quality import QualityResult
 from driftwatch.reference import ActiveReference, active_reference, load_reference, profile_key
@@ -41,7 +41,7 @@ def reference_task(settings: Settings, champion: ChampionInfo | None) -> ActiveR
     cache_key_fn=lambda ctx, params: params["key"],
     persist_result=True,
 )
-def profile_task(settings: Settings, ref: ActiveReference, key: str) -> DriftDetector:
+def profile_task(settings: Settings, ref: ActiveReference, key: str) -> ReferenceProfile:
     return steps.fit_profile(settings, ref)
 
 
@@ -51,8 +51,8 @@ def load_batch_task(settings: Settings, batch: str | None, run_id: str | None) -
 
 
 @task(name="feature drift", cache_policy=NO_CACHE)
-def drift_task(detector: DriftDetector, batch: steps.Batch) -> DriftResult:
-    return detector.check(batch.frame, source=",".join(batch.files) or "batch")
+def drift_task(settings: Settings, profile: ReferenceProfile, batch: steps.Batch) -> DriftResult:
+    return steps.feature_drift(settings, profile, batch)
 
 
 @task(name="champion quality", cache_policy=NO_CACHE)
@@ -120,8 +120,8 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
                 model = with_retries(load_model_task, settings)(settings, champion.version)
                 quality, prediction = quality_task(settings, model, champion, ref, batch_data)
             if batch_data.rows:
-                detector = profile_task(settings, ref, profile_key(settings, ref))
-                drift = drift_task(detector, batch_data)
+                profile = profile_task(settings, ref, profile_key(settings, ref))
+                drift = drift_task(settings, profile, batch_data)
             decision: Decision = decide(
                 drift, quality, prediction, champion is not None, batch_data.rows
             )

@@ -53,12 +53,23 @@ def test_check_prints_a_table_and_exits_0(files, capsys) -> None:
 
 def test_check_json_and_fail_on_drift(files, capsys) -> None:
     code = main(
-        ["check", "--reference", str(files["ref"]), "--current", str(files["moved"]), "--json", "--fail-on-drift"]
+        [
+            "check",
+            "--reference",
+            str(files["ref"]),
+            "--current",
+            str(files["moved"]),
+            "--json",
+            "--fail-on-drift",
+        ]
     )
     assert code == 1
     data = json.loads(capsys.readouterr().out)
     assert data["dataset_drift"] is True and data["drifted_columns"] == ["a", "b"]
-    assert {c["column"]: c["test"] for c in data["columns"]} == {"a": "wasserstein", "b": "jensenshannon"}
+    assert {c["column"]: c["test"] for c in data["columns"]} == {
+        "a": "wasserstein",
+        "b": "jensenshannon",
+    }
 
 
 def test_check_bad_input_exits_2_naming_file_and_column(files, capsys) -> None:
@@ -69,7 +80,10 @@ def test_check_bad_input_exits_2_naming_file_and_column(files, capsys) -> None:
 
 
 def test_check_missing_file_exits_2(files, capsys, tmp_path) -> None:
-    assert main(["check", "--reference", str(files["ref"]), "--current", str(tmp_path / "x.parquet")]) == 2
+    assert (
+        main(["check", "--reference", str(files["ref"]), "--current", str(tmp_path / "x.parquet")])
+        == 2
+    )
     assert "x.parquet: file not found" in capsys.readouterr().err
 
 

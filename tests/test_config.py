@@ -63,7 +63,7 @@ def test_unknown_test_name_lists_the_allowed_ones(tmp_path: Path) -> None:
 def test_override_for_an_unknown_column_is_refused(tmp_path: Path) -> None:
     raw = shipped()
     raw["drift"]["columns"] = {"tmp": {"threshold": 0.2}}
-    with pytest.raises(ConfigError, match="'tmp' is not a model feature.*did you mean 'temp'"):
+    with pytest.raises(ConfigError, match=r"'tmp' is not a model feature.*did you mean 'temp'"):
         load_settings(write(tmp_path, raw), environ={})
 
 
@@ -77,7 +77,9 @@ def test_metric_must_fit_the_task(tmp_path: Path) -> None:
 def test_missing_reference_file_is_named(tmp_path: Path) -> None:
     raw = shipped()
     raw["paths"]["reference"] = "nowhere/ref.parquet"
-    with pytest.raises(ConfigError, match=r"paths.reference: file not found: .*nowhere/ref.parquet"):
+    with pytest.raises(
+        ConfigError, match=r"paths.reference: file not found: .*nowhere/ref.parquet"
+    ):
         load_settings(write(tmp_path, raw), environ={})
 
 
@@ -87,11 +89,14 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 
 def test_environment_overrides(tmp_path: Path) -> None:
-    env = {"DRIFTWATCH_DRIFT__DRIFT_SHARE": "0.25", "DRIFTWATCH_MLFLOW__TRACKING_URI": "http://127.0.0.1:5000"}
+    env = {
+        "DRIFTWATCH_DRIFT__DRIFT_SHARE": "0.25",
+        "DRIFTWATCH_MLFLOW__TRACKING_URI": "http://127.0.0.1:5000",
+    }
     s = load_settings(write(tmp_path, shipped()), environ=env)
     assert s.drift.drift_share == 0.25
     assert s.tracking_uri == "http://127.0.0.1:5000"
-    with pytest.raises(ConfigError, match="drift.drift_share"):
+    with pytest.raises(ConfigError, match=r"drift\.drift_share"):
         load_settings(write(tmp_path, shipped()), environ={"DRIFTWATCH_DRIFT__DRIFT_SHARE": "2"})
 
 
@@ -105,7 +110,9 @@ def test_unsafe_yaml_is_not_executed(tmp_path: Path) -> None:
 def test_estimator_factory_that_cannot_be_imported(tmp_path: Path) -> None:
     raw = shipped()
     raw["model"]["estimator"] = "no_such_pkg.models:make"
-    with pytest.raises(ConfigError, match="model.estimator: cannot import 'no_such_pkg.models:make'"):
+    with pytest.raises(
+        ConfigError, match=r"model\.estimator: cannot import 'no_such_pkg\.models:make'"
+    ):
         load_settings(write(tmp_path, raw), environ={})
     raw["model"]["estimator"] = "sklearn.linear_model:NoSuchModel"
     with pytest.raises(ConfigError, match="has no attribute 'NoSuchModel'"):

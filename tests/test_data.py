@@ -82,7 +82,9 @@ def test_extra_columns_are_kept_and_unused() -> None:
 def test_strings_in_numeric_feature() -> None:
     bad = frame().astype({"temp": object})
     bad.loc[2, "temp"] = "warm"
-    with pytest.raises(SchemaError, match=r"column 'temp' in x.csv: expected a numerical column.*'warm'"):
+    with pytest.raises(
+        SchemaError, match=r"column 'temp' in x.csv: expected a numerical column.*'warm'"
+    ):
         validate_batch(bad, SPEC, "x.csv")
 
 

@@ -64,7 +64,9 @@ def test_constant_current_column_is_tested_and_flagged(ref: pd.DataFrame) -> Non
     cur["y"] = 5.0
     col = detector().fit(ref).check(cur).column("y")
     assert col.test == "wasserstein"
-    assert col.drifted is True  # a point mass against N(5, 2) is far: W1 = E|Y-5| ~ 1.6 sd-normed 0.8
+    assert (
+        col.drifted is True
+    )  # a point mass against N(5, 2) is far: W1 = E|Y-5| ~ 1.6 sd-normed 0.8
     assert col.score == pytest.approx(0.8, abs=0.05)
     assert "constant in current batch" in col.note
 

@@ -51,11 +51,17 @@ def gen(seed: int, n_ref: int, n_cur: int, shift: float = 0.0, nan_share: float 
             {
                 "cont": rng.normal(10 + s, 2, n),
                 "skewed": rng.lognormal(0 + s / 4, 1, n),
-                "low3": rng.choice([1.0, 2.0, 3.0], n, p=[0.5, 0.3, 0.2] if not s else [0.3, 0.3, 0.4]),
+                "low3": rng.choice(
+                    [1.0, 2.0, 3.0], n, p=[0.5, 0.3, 0.2] if not s else [0.3, 0.3, 0.4]
+                ),
                 "binary": rng.choice([0.0, 1.0], n, p=[0.7, 0.3] if not s else [0.55, 0.45]),
                 "few5": rng.integers(0, 5, n).astype(float) + (1 if s > 1 else 0),
                 "ties": np.round(rng.normal(50 + 3 * s, 10, n), 0),
-                "cat": rng.choice(list("abcde"), n, p=[0.4, 0.3, 0.1, 0.1, 0.1] if not s else [0.2, 0.3, 0.2, 0.2, 0.1]),
+                "cat": rng.choice(
+                    list("abcde"),
+                    n,
+                    p=[0.4, 0.3, 0.1, 0.1, 0.1] if not s else [0.2, 0.3, 0.2, 0.2, 0.1],
+                ),
                 "cat2": rng.choice(["yes", "no"], n, p=[0.6, 0.4] if not s else [0.45, 0.55]),
             }
         )
@@ -115,7 +121,10 @@ def test_the_datasets_cover_every_default_test() -> None:
     seen = set()
     for seed, n_ref, n_cur, shift, nan_share in DATASETS.values():
         ref, cur = gen(seed, n_ref, n_cur, shift, nan_share)
-        seen |= {c.test for c in DriftDetector(numerical=NUM, categorical=CAT).fit(ref).check(cur).columns}
+        seen |= {
+            c.test
+            for c in DriftDetector(numerical=NUM, categorical=CAT).fit(ref).check(cur).columns
+        }
     assert seen == {"ks", "chisquare", "z", "wasserstein", "jensenshannon"}
 
 
@@ -131,7 +140,9 @@ OVERRIDES = {
 }
 
 
-@pytest.mark.parametrize("name", ["small-shifted", "large-shifted", "large-quiet", "nan-laden-large"])
+@pytest.mark.parametrize(
+    "name", ["small-shifted", "large-shifted", "large-quiet", "nan-laden-large"]
+)
 def test_overridden_tests_match_evidently(name: str) -> None:
     seed, n_ref, n_cur, shift, nan_share = DATASETS[name]
     ref, cur = gen(seed, n_ref, n_cur, shift, nan_share)
@@ -148,7 +159,9 @@ def test_ks_and_wasserstein_overrides_on_large_data_match_evidently() -> None:
     ref, cur = gen(11, 30000, 10000, 0.05)
     per = {"cont": "ks", "skewed": "wasserstein", "ties": "ks"}
     theirs = evidently_columns(ref, cur, NUM, CAT, per_column=per)
-    ours = DriftDetector(numerical=NUM, categorical=CAT, tests={c: (t, None) for c, t in per.items()})
+    ours = DriftDetector(
+        numerical=NUM, categorical=CAT, tests={c: (t, None) for c, t in per.items()}
+    )
     result = ours.fit(ref).check(cur)
     for col in per:
         assert_same(result.column(col), theirs[col], col)

@@ -37,6 +37,19 @@ def child_runs(state) -> list:
         )
 
 
+def task_state(state, name_prefix: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    run_id = UUID(str(state.state_details.flow_run_id))
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+    (match,) = [t for t in tasks if t.name.startswith(name_prefix)]
+    return match.state.name
+
+
 def write(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
@@ -88,6 +101,8 @@ def test_bootstrap_then_quiet_batch_then_shift_retrains_and_promotes(
     reg = Registry(load_settings(config))
     v2 = reg.client.get_model_version("flights-air-time", "2")
     assert v2.tags["driftwatch.previous_champion"] == "1"
+    # the reference did not change between runs 2 and 3: its profile came from Prefect's cache
+    assert task_state(state, "load reference profile") == "Cached"
     # the drift reference moved to the new champion's training window (July only: 60 days)
     ref = pd.read_parquet(v2.tags["driftwatch.reference"])
     assert local_month(ref).unique().tolist() == [7]
@@ -95,7 +110,9 @@ def test_bootstrap_then_quiet_batch_then_shift_retrains_and_promotes(
 
 def test_worse_challenger_keeps_the_champion(make_config, tmp_path: Path, january, july) -> None:
     config = make_config()
-    assert run(config, write(january.sample(3000, random_state=4), tmp_path / "a.parquet")).is_completed()
+    assert run(
+        config, write(january.sample(3000, random_state=4), tmp_path / "a.parquet")
+    ).is_completed()
     assert champion_version(config) == "1"
     # Same data drift, but now the configured estimator can only predict the mean: it is worse.
     config = make_config(model={"estimator": "sklearn.dummy:DummyRegressor", "params": {}})
@@ -118,7 +135,9 @@ def test_invalid_parameter_fails_with_parameter_type_error(make_config) -> None:
 
     from flows.monitor import monitor_flow
 
-    state = monitor_flow(config_path=str(make_config()), batch=["not", "a", "path"], return_state=True)
+    state = monitor_flow(
+        config_path=str(make_config()), batch=["not", "a", "path"], return_state=True
+    )
     assert state.is_failed()
     with pytest.raises(ParameterTypeError):
         state.result()
@@ -126,7 +145,9 @@ def test_invalid_parameter_fails_with_parameter_type_error(make_config) -> None:
 
 def test_missing_column_fails_naming_column_and_file(make_config, tmp_path: Path, january) -> None:
     config = make_config()
-    bad = write(january.sample(500, random_state=6).drop(columns=["temp"]), tmp_path / "no-temp.parquet")
+    bad = write(
+        january.sample(500, random_state=6).drop(columns=["temp"]), tmp_path / "no-temp.parquet"
+    )
     state = run(config, bad)
     assert state.is_failed()
     assert "temp" in state.message and "no-temp.parquet" in state.message
