@@ -178,24 +178,31 @@ def wasserstein_sorted(u: np.ndarray, v: np.ndarray, chunk: int = 1 << 18) -> fl
     """W1 between two samples given sorted; the same sum as scipy's _cdf_distance(1, u, v).
 
     Hand-written because scipy re-sorts both samples on every call (the reference is already
-    sorted in the profile) and materialises several arrays of len(u) + len(v). Here each u
-    value's place in the merged order is i + #(v < u[i]) (u before equal v values, so at the
-    last value of a run of ties both counts are complete; within the run the deltas are 0),
-    and the CDF gap is summed chunk by chunk: a 1M + 1M check needs ~30 MB of temporaries.
+    sorted in the profile) and materialises several arrays of len(u) + len(v). Here one stable
+    argsort merges the two sorted runs (timsort: linear time) and tells which side each merged
+    value came from; within a run of tied values the deltas are 0, so counts taken at each
+    position equal scipy's searchsorted(side="right") CDFs wherever they are weighted. The CDF
+    gap is summed chunk by chunk and temporaries are freed early (1M + 1M: ~50 MB at peak).
     """
     n_u, n_v = u.size, v.size
     merged = np.concatenate([u, v])
-    merged.sort(kind="stable")  # timsort merges the two sorted runs in linear time
-    is_u = np.zeros(merged.size, dtype=bool)
-    is_u[np.arange(n_u) + np.searchsorted(v, u, side="left")] = True
-    total, seen_u = 0.0, 0
+    order = np.argsort(merged, kind="stable")
+    merged = merged[order]
+    from_u = order < n_u
+    del order
+    total, seen_u = 0.0, 0.0
     for start in range(0, merged.size - 1, chunk):
         stop = min(start + chunk, merged.size - 1)
-        c_u = np.cumsum(is_u[start:stop], dtype=np.float64) + seen_u
-        seen_u = int(c_u[-1])
-        c_v = np.arange(start + 1, stop + 1, dtype=np.float64) - c_u
-        gap = np.abs(c_u / n_u - c_v / n_v)
-        total += float(np.dot(gap, merged[start + 1 : stop + 1] - merged[start:stop]))
+        c_u = np.cumsum(from_u[start:stop], dtype=np.float64)
+        c_u += seen_u
+        seen_u = c_u[-1]
+        c_v = np.arange(start + 1, stop + 1, dtype=np.float64)
+        c_v -= c_u
+        c_u /= n_u
+        c_v /= n_v
+        c_u -= c_v
+        np.abs(c_u, out=c_u)
+        total += float(np.dot(c_u, np.diff(merged[start : stop + 1])))
     return total
 
 
