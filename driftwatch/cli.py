@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="move the champion alias back to the previous champion")
     _config_arg(p)
 
+    p = sub.add_parser("daemon", help="run the monitor on the configured schedule (no server)")
+    _config_arg(p)
+    p.add_argument("--interval", type=float, help="every N seconds instead of the cron (testing)")
+    p.add_argument("--max-ticks", type=int, help="stop after N ticks")
+
+    p = sub.add_parser("serve", help="serve an hourly Prefect deployment (needs PREFECT_API_URL)")
+    _config_arg(p)
+    p.add_argument("--interval", type=float, help="every N seconds instead of the cron (testing)")
+
     p = sub.add_parser("status", help="ledger, last runs and the champion")
     _config_arg(p)
 
@@ -146,6 +155,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from driftwatch.daemon import run_daemon
+
+    return run_daemon(args.config, args.interval, args.max_ticks)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from driftwatch.serve import serve
+
+    return serve(args.config, args.interval)
+
+
 def cmd_build_reference(args: argparse.Namespace) -> int:
     from driftwatch.data import build_reference
 
@@ -227,6 +248,8 @@ COMMANDS: dict[str, Any] = {
     "check": cmd_check,
     "build-reference": cmd_build_reference,
     "rollback": cmd_rollback,
+    "daemon": cmd_daemon,
+    "serve": cmd_serve,
     "status": cmd_status,
     "report": cmd_report,
     "config": cmd_config,

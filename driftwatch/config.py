@@ -136,6 +136,17 @@ class OrchestrationSettings(_Strict):
     retries: int = Field(2, ge=0)
     retry_delay_seconds: float = Field(5, ge=0)
     schedule: str = "0 * * * *"
+    # Daemon: a tick that starts later than this after its time is skipped (coalesced).
+    misfire_grace_seconds: float = Field(600, gt=0)
+    # Daemon: on SIGTERM wait this long for the current run, then abandon it (safely).
+    shutdown_grace_seconds: float = Field(30, ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError(f"expected a 5-field cron expression like '0 * * * *', got {v!r}")
+        return v
 
 
 class MlflowSettings(_Strict):

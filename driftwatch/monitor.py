@@ -19,6 +19,7 @@ from driftwatch.config import Settings
 from driftwatch.data import read_batch, validate_batch
 from driftwatch.drift import ColumnDrift, DriftDetector, DriftResult, ReferenceProfile
 from driftwatch.errors import BatchError, DriftwatchError
+from driftwatch.faults import checkpoint
 from driftwatch.ledger import Ledger
 from driftwatch.model import predict
 from driftwatch.quality import QualityResult, assess, score
@@ -65,6 +66,7 @@ def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str |
     warnings = ledger.scan(settings.paths.landing, settings.landing.settle_seconds)
     files = [r.path for r in ledger.pending()][: settings.landing.max_files_per_run]
     ledger.claim(files, flow_run_id)
+    checkpoint("after-claim")
     frames, rejected = [], {}
     for path in files:
         try:
@@ -92,6 +94,7 @@ def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str |
 
 
 def finish_batch(settings: Settings, batch: Batch, outcome: str) -> None:
+    checkpoint("before-finish")
     if batch.from_landing and batch.files:
         ledger_for(settings).finish(batch.files, outcome)
 

@@ -1,0 +1,188 @@
+"""``driftwatch daemon``: the embedded scheduler, no Prefect server needed.
+
+An APScheduler 3.11 ``BlockingScheduler`` runs one monitor flow per tick (``max_instances=1``,
+``coalesce=True``, a misfire grace time). Every tick re-reads config.yaml; a bad edit is logged
+and the last good settings are used, so a typo never stops monitoring. Only one daemon works on a
+state dir at a time: a second one waits as a hot standby on a kernel lock (released even on
+``kill -9``). On SIGTERM/SIGINT the daemon lets the current run finish within
+``orchestration.shutdown_grace_seconds``, else abandons it (its files stay claimed in the ledger
+and are taken again at the next start) and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from driftwatch import lock
+from driftwatch.config import Settings, load_settings
+from driftwatch.errors import ConfigError
+
+log = logging.getLogger("driftwatch.daemon")
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: str | Path,
+        interval_seconds: float | None = None,
+        max_ticks: int | None = None,
+    ) -> None:
+        self.config_path = Path(config_path).resolve()
+        self.interval_seconds = interval_seconds
+        self.max_ticks = max_ticks
+        self.settings: Settings = load_settings(self.config_path)  # a bad config: refuse to start
+        self.ticks = 0
+        self.running = threading.Event()
+        self.stopping = threading.Event()
+        self.scheduler: Any = None
+
+    # -- configuration ---------------------------------------------------------------------
+    def _last_good_path(self) -> Path:
+        return self.settings.paths.state / "daemon" / "config.last-good.yaml"
+
+    def reload(self) -> Path:
+        """The config to run this tick with: the file if valid, else the last good settings."""
+        try:
+            settings = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("config reload failed, keeping the last good settings: %s", exc)
+            return self._last_good_path()
+        self.settings = settings
+        path = self._last_good_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+        if self.scheduler is not None and self.interval_seconds is None:
+            self._maybe_reschedule(settings.orchestration.schedule)
+        return self.config_path
+
+    def _trigger(self, cron: str | None = None) -> Any:
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        if self.interval_seconds:
+            return IntervalTrigger(seconds=self.interval_seconds, timezone=UTC)
+        return CronTrigger.from_crontab(cron or self.settings.orchestration.schedule, timezone=UTC)
+
+    def _maybe_reschedule(self, cron: str) -> None:
+        job = self.scheduler.get_job("monitor")
+        if job is not None and str(job.trigger) != str(self._trigger(cron)):
+            log.info("schedule changed to %r", cron)
+            job.reschedule(self._trigger(cron))
+
+    # -- one tick --------------------------------------------------------------------------
+    def tick(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.running.set()
+        started = time.time()
+        self.ticks += 1
+        try:
+            config = self.reload()
+            from driftwatch.runner import run_once
+
+            state, result = run_once(str(config))
+            took = time.time() - started
+            if result is not None:
+                log.info(
+                    "tick %d: %s (%d rows, champion v%s) in %.1f s",
+                    self.ticks,
+                    state.message,
+                    result["rows"],
+                    result["champion_version"] or "-",
+                    took,
+                )
+            else:
+                log.error(
+                    "tick %d: run %s: %s (files will be retried)",
+                    self.ticks,
+                    state.name,
+                    state.message,
+                )
+        except Exception as exc:  # the daemon outlives any one run: log and wait for the next tick
+            log.error(
+                "tick %d failed: %s: %s (files will be retried)",
+                self.ticks,
+                type(exc).__name__,
+                exc,
+            )
+        finally:
+            self.running.clear()
+            if self.max_ticks and self.ticks >= self.max_ticks:
+                self.stop("max ticks reached")
+
+    # -- life cycle ------------------------------------------------------------------------
+    def stop(self, why: str) -> None:
+        if not self.stopping.is_set():
+            log.info("stopping: %s", why)
+        self.stopping.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def run(self) -> int:
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            self.stop(signal.Signals(signum).name)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        daemon_lock = self.settings.paths.state / "locks" / "daemon.lock"
+        with lock.waiting(daemon_lock, self.stopping, on_wait=self._standby):
+            if self.stopping.is_set():
+                return 0
+            log.info(
+                "driftwatch daemon (pid %d) on %s: %s",
+                os.getpid(),
+                self.settings.paths.landing,
+                f"every {self.interval_seconds} s"
+                if self.interval_seconds
+                else self.settings.orchestration.schedule,
+            )
+            self.scheduler = BlockingScheduler(timezone=UTC)
+            self.scheduler.add_job(
+                self.tick,
+                self._trigger(),
+                id="monitor",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(self.settings.orchestration.misfire_grace_seconds),
+                next_run_time=datetime.now(UTC),  # catch up on pending files at start
+            )
+            self.scheduler.start()  # blocks until stop()
+            return self._drain()
+
+    def _standby(self, holder: str) -> None:
+        log.info("another daemon holds the state dir (pid %s); waiting as standby", holder or "?")
+
+    def _drain(self) -> int:
+        grace = self.settings.orchestration.shutdown_grace_seconds
+        deadline = time.time() + grace
+        while self.running.is_set() and time.time() < deadline:
+            time.sleep(0.1)
+        if self.running.is_set():
+            log.warning(
+                "abandoning the current run after %.0f s; its files stay claimed in the ledger"
+                " and are taken again at the next start",
+                grace,
+            )
+            logging.shutdown()
+            os._exit(0)  # the run's thread cannot be interrupted; the ledger makes this safe
+        log.info("stopped after %d tick(s)", self.ticks)
+        return 0
+
+
+def run_daemon(config: str | None, interval: float | None, max_ticks: int | None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    path = config or os.environ.get("DRIFTWATCH_CONFIG", "config.yaml")
+    return Daemon(path, interval, max_ticks).run()

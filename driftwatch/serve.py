@@ -1,0 +1,39 @@
+"""``driftwatch serve``: the monitor as a Prefect deployment on the configured schedule.
+
+Scheduling needs a real Prefect server (the ephemeral API cannot schedule), so this refuses
+without ``PREFECT_API_URL``. ``global_limit=1`` keeps runs of the deployment from overlapping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from driftwatch import prefect_env
+from driftwatch.config import load_settings
+from driftwatch.errors import DriftwatchError
+
+
+def serve(config: str | None, interval: float | None = None) -> int:
+    path = Path(config or os.environ.get("DRIFTWATCH_CONFIG", "config.yaml")).resolve()
+    settings = load_settings(path)
+    if not prefect_env.api_url():
+        raise DriftwatchError(
+            "driftwatch serve needs a Prefect server to schedule runs, and PREFECT_API_URL is not"
+            " set. Start one (`prefect server start --host 127.0.0.1 --port 4200`) and"
+            " `export PREFECT_API_URL=http://127.0.0.1:4200/api`, or use `driftwatch daemon`,"
+            " which schedules by itself with no server."
+        )
+    prefect_env.configure()
+    from flows.monitor import monitor_flow
+
+    schedule = {"interval": interval} if interval else {"cron": settings.orchestration.schedule}
+    monitor_flow.serve(
+        name=f"{settings.model.name}-monitor",
+        parameters={"config_path": str(path)},
+        global_limit=1,
+        description=f"driftwatch monitor of {settings.model.name} on {settings.paths.landing}",
+        tags=["driftwatch", settings.model.name],
+        **schedule,
+    )
+    return 0
