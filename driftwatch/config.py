@@ -253,7 +253,8 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
 def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
     """``DRIFTWATCH_DRIFT__DRIFT_SHARE=0.3`` sets ``drift.drift_share``; values are YAML."""
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == "DRIFTWATCH_CONFIG":
+        # Only SECTION__KEY names are settings; DRIFTWATCH_CONFIG and the like are not.
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
         path = key[len(ENV_PREFIX) :].lower().split("__")
         node = raw
