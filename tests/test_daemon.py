@@ -41,7 +41,9 @@ class Runner:
         full_env = {**os.environ, "PREFECT_API_URL": self.server, **env}
         proc = subprocess.Popen(
             [DRIFTWATCH, "daemon", "--config", str(self.config), "--interval", str(interval)],
-            env=full_env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            env=full_env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
         )
         return proc, log
 
@@ -55,7 +57,9 @@ class Runner:
 
 @pytest.fixture
 def runner(make_config, prefect_server: str, tmp_path: Path) -> Runner:
-    config = make_config(orchestration={"retries": 0, "retry_delay_seconds": 0, "shutdown_grace_seconds": 1})
+    config = make_config(
+        orchestration={"retries": 0, "retry_delay_seconds": 0, "shutdown_grace_seconds": 1}
+    )
     (tmp_path / "landing").mkdir()
     return Runner(config, prefect_server, tmp_path)
 
@@ -75,15 +79,22 @@ def test_ticks_process_each_file_exactly_once(runner: Runner, january) -> None:
     drop(runner, january.sample(1500, random_state=1), "2013-01-a.parquet")
     proc, log = runner.start()
     try:
-        wait_for(lambda: runner.status().get("2013-01-a.parquet", ("",))[0] == "done", what="file a")
+        wait_for(
+            lambda: runner.status().get("2013-01-a.parquet", ("",))[0] == "done", what="file a"
+        )
         drop(runner, january.sample(1500, random_state=2), "2013-01-b.parquet")
-        wait_for(lambda: runner.status().get("2013-01-b.parquet", ("",))[0] == "done", what="file b")
+        wait_for(
+            lambda: runner.status().get("2013-01-b.parquet", ("",))[0] == "done", what="file b"
+        )
         wait_for(lambda: log.read_text().count("driftwatch.daemon: tick") >= 4, what="4 ticks")
     finally:
         assert stop(proc) == 0
     text = log.read_text()
     assert runner.status() == {"2013-01-a.parquet": ("done", 1), "2013-01-b.parquet": ("done", 1)}
-    assert runner.done_events("2013-01-a.parquet") == 1 and runner.done_events("2013-01-b.parquet") == 1
+    assert (
+        runner.done_events("2013-01-a.parquet") == 1
+        and runner.done_events("2013-01-b.parquet") == 1
+    )
     assert "no new data" in text and "stopping: SIGTERM" in text
 
 
@@ -91,7 +102,9 @@ def test_ticks_process_each_file_exactly_once(runner: Runner, january) -> None:
 def test_interrupted_run_is_taken_again_after_restart(runner: Runner, january, sig: int) -> None:
     drop(runner, january.sample(1500, random_state=3), "2013-01-c.parquet")
     proc, log = runner.start(DRIFTWATCH_PAUSE_AT="after-claim:60")
-    wait_for(lambda: runner.status().get("2013-01-c.parquet", ("",))[0] == "processing", what="claim")
+    wait_for(
+        lambda: runner.status().get("2013-01-c.parquet", ("",))[0] == "processing", what="claim"
+    )
     code = stop(proc, sig)
     assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
     if sig == signal.SIGTERM:
@@ -115,7 +128,9 @@ def test_second_daemon_waits_as_standby_then_takes_over(runner: Runner, january)
         wait_for(lambda: "waiting as standby" in log2.read_text(), what="standby")
         assert stop(first) == 0
         drop(runner, january.sample(1500, random_state=4), "2013-01-d.parquet")
-        wait_for(lambda: runner.status().get("2013-01-d.parquet", ("",))[0] == "done", what="takeover")
+        wait_for(
+            lambda: runner.status().get("2013-01-d.parquet", ("",))[0] == "done", what="takeover"
+        )
     finally:
         assert stop(second) == 0
     assert "tick" not in log2.read_text().split("waiting as standby")[0]
@@ -132,7 +147,10 @@ def test_bad_file_quarantined_rewritten_file_reported_bad_config_survived(
     (runner.settings.paths.landing / "2013-01-f.parquet").write_bytes(b"PAR1 garbage")
     proc, log = runner.start()
     try:
-        wait_for(lambda: runner.status().get("2013-01-f.parquet", ("",))[0] == "quarantined", what="quarantine")
+        wait_for(
+            lambda: runner.status().get("2013-01-f.parquet", ("",))[0] == "quarantined",
+            what="quarantine",
+        )
         assert runner.status()["2013-01-e.parquet"] == ("done", 1)
         # a processed file rewritten by the producer is reported, not re-used
         drop(runner, january.sample(100, random_state=6), "2013-01-e.parquet")
@@ -142,10 +160,15 @@ def test_bad_file_quarantined_rewritten_file_reported_bad_config_survived(
         config.write_text(good.replace("drift_share: 0.5", "drift_share: 5"))
         wait_for(lambda: "config reload failed" in log.read_text(), what="bad reload")
         n = log.read_text().count("driftwatch.daemon: tick")
-        wait_for(lambda: log.read_text().count("driftwatch.daemon: tick") >= n + 1, what="tick after bad config")
+        wait_for(
+            lambda: log.read_text().count("driftwatch.daemon: tick") >= n + 1,
+            what="tick after bad config",
+        )
         config.write_text(good)
     finally:
         assert stop(proc) == 0
     quarantine = runner.settings.paths.state / "quarantine"
-    assert "not a readable parquet file" in (quarantine / "2013-01-f.parquet.reason.txt").read_text()
+    assert (
+        "not a readable parquet file" in (quarantine / "2013-01-f.parquet.reason.txt").read_text()
+    )
     assert runner.done_events("2013-01-e.parquet") == 1
