@@ -78,7 +78,8 @@ def test_monitor_run_logs_artifacts_and_child_run_on_a_real_server(
         arts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
         )
-        by_key = {a.key: a for a in arts}
+        # other runs on this server share the keys (that is the point of stable keys)
+        by_key = {a.key: a for a in arts if a.flow_run_id in (run.id, children[0].id)}
         assert set(by_key) == set(keys)
         assert by_key["flights-air-time-drift-summary"].flow_run_id == run.id
         assert by_key["flights-air-time-retrain"].flow_run_id == children[0].id
