@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="print a past run's report from stored results")
     _config_arg(p)
     p.add_argument("run", nargs="?", default="latest", help="run id (prefix) or 'latest'")
+    p.add_argument("--plot", metavar="PNG", help="write a PNG of the recent history instead")
+    p.add_argument("--last", type=int, default=100, help="runs in the plot (default 100)")
 
     p = sub.add_parser("config", help="validate config.yaml and print the effective settings")
     _config_arg(p)
@@ -206,8 +208,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"  {res.started} {res.outcome:<20} rows {res.rows:<6} champion v{res.champion_version or '-'}"
         )
-    if results:
-        print(f"champion: v{results[-1].champion_version or '-'}")
+    from driftwatch.registry import Registry
+
+    champion = Registry(settings).champion()
+    print(f"champion: v{champion.version}" if champion else "champion: none yet")
     return EXIT_OK
 
 
@@ -220,6 +224,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     results = load_results(settings.paths.state / "runs")
     if not results:
         print("no stored runs yet")
+        return EXIT_OK
+    if args.plot:
+        from driftwatch.plot import plot_history
+
+        out = plot_history(
+            results[-args.last :], Path(args.plot), title=f"driftwatch: {settings.model.name}"
+        )
+        print(f"wrote {out}")
         return EXIT_OK
     if args.run == "latest":
         chosen = results[-1]

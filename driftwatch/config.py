@@ -155,8 +155,11 @@ class MlflowSettings(_Strict):
 
 
 class ReportSettings(_Strict):
-    log_table: bool = True
     artifacts: bool = True
+    # Evidently's HTML report per run (state/reports/, MLflow, a Prefect link artifact).
+    html: bool = True
+    # Evidently is slow on big frames: both sides are sampled to this many rows for the HTML.
+    html_sample_rows: int = Field(10_000, ge=100)
 
 
 class Settings(_Strict):

@@ -209,7 +209,11 @@ class Registry:
         return current.version, current.previous, mv.tags.get(TAG_REFERENCE)
 
     def log_monitor(
-        self, metrics: dict[str, float], params: dict[str, Any], tags: dict[str, str]
+        self,
+        metrics: dict[str, float],
+        params: dict[str, Any],
+        tags: dict[str, str],
+        artifacts: list[str] | None = None,
     ) -> str:
         """One MLflow run per monitor run, so drift and quality trends plot in the MLflow UI."""
         run = self.client.create_run(
@@ -225,6 +229,10 @@ class Registry:
             metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
             params=[Param(k, str(v)[:500]) for k, v in params.items()],
         )
+        for path in artifacts or []:
+            self.client.log_artifact(run.info.run_id, path, artifact_path="reports")
+        for path in artifacts or []:
+            self.client.log_artifact(run.info.run_id, path, artifact_path="reports")
         self.client.set_terminated(run.info.run_id)
         return run.info.run_id
 

@@ -69,6 +69,8 @@ def report_lines(result: MonitorResult) -> list[str]:
         lines.append(f"quality: {result.quality.reason}")
     for w in result.warnings:
         lines.append(f"warning: {w}")
+    if result.html_report:
+        lines.append(f"Evidently report: {result.html_report}")
     lines.append(f"outcome: {result.outcome}: {result.decision.reason}")
     if result.retrain is not None:
         lines.append(retrain_line(result))

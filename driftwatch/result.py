@@ -92,6 +92,7 @@ class MonitorResult:
     reference_version: str | None = None
     retrain: RetrainOutcome | None = None
     warnings: list[str] = field(default_factory=list)
+    html_report: str | None = None
     seconds: float = 0.0
 
     @property
@@ -122,8 +123,13 @@ class MonitorResult:
             d["retrain"] = RetrainOutcome(**d["retrain"])
         return cls(**d)
 
+    @property
+    def stem(self) -> str:
+        """A stable, sortable name for this run's files (result JSON, HTML report)."""
+        return f"{self.started[:19].replace(':', '').replace('-', '')}Z-{self.run_id[:8]}"
+
     def save(self, runs_dir: Path) -> Path:
-        name = f"{self.started.replace(':', '').replace('-', '')}-{self.run_id[:8]}.json"
+        name = f"{self.stem}.json"
         data = json.dumps(self.to_dict(), indent=2, default=str).encode()
         return atomic_write_bytes(runs_dir / name, data)
 

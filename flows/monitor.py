@@ -8,10 +8,11 @@ report; then either stop (Completed "no new data" / "no drift") or run the retra
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed
@@ -21,6 +22,7 @@ from driftwatch import monitor as steps
 from driftwatch.config import Settings
 from driftwatch.drift import ColumnDrift, DriftResult, ReferenceProfile
 from driftwatch.errors import BatchError
+from driftwatch.html_report import write_html
 from driftwatch.quality import QualityResult
 from driftwatch.reference import ActiveReference, active_reference, load_reference, profile_key
 from driftwatch.registry import ChampionInfo, Registry
@@ -66,6 +68,14 @@ def quality_task(
     return q, pred
 
 
+@task(name="evidently html report", cache_policy=NO_CACHE)
+def html_task(
+    settings: Settings, model: Any, ref: ActiveReference, batch: steps.Batch, stem: str
+) -> str:
+    path = settings.paths.state / "reports" / f"{stem}.html"
+    return str(write_html(settings, load_reference(settings, ref), batch.frame, model, path))
+
+
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(settings: Settings, result: MonitorResult) -> None:
     log = get_run_logger()
@@ -78,6 +88,13 @@ def report_task(settings: Settings, result: MonitorResult) -> None:
             markdown=markdown(result),
             description=result.decision.reason,
         )
+        if result.html_report:
+            create_link_artifact(
+                key=f"{key}-evidently-report",
+                link=Path(result.html_report).as_uri(),
+                link_text=f"Evidently report {Path(result.html_report).name}",
+                description="Evidently data drift (and quality) report of this run",
+            )
         if result.drift is not None:
             create_table_artifact(
                 key=f"{key}-drift-columns",
@@ -94,6 +111,7 @@ def record_task(settings: Settings, result: MonitorResult) -> str:
         steps.monitor_metrics(result),
         params={"files": ",".join(result.files)[:500], "outcome": result.outcome},
         tags={"driftwatch.outcome": result.outcome, "driftwatch.prefect_run": result.run_id},
+        artifacts=[result.html_report] if result.html_report else [],
     )
     return str(path)
 
@@ -115,7 +133,7 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
             champion = with_retries(champion_task, settings)(settings)
             ref = with_retries(reference_task, settings)(settings, champion)
             batch_data = with_retries(load_batch_task, settings)(settings, batch, run_id)
-            drift = quality = prediction = None
+            drift = quality = prediction = model = None
             if batch_data.rows and champion is not None:
                 model = with_retries(load_model_task, settings)(settings, champion.version)
                 quality, prediction = quality_task(settings, model, champion, ref, batch_data)
@@ -137,6 +155,8 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
                 started,
                 run_id,
             )
+            if settings.report.html and batch_data.rows:
+                result.html_report = html_task(settings, model, ref, batch_data, result.stem)
             report_task(settings, result)
             retrain: RetrainOutcome | None = None
             if decision.retrain:

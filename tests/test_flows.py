@@ -186,3 +186,71 @@ def test_landing_dir_each_file_once_bad_file_retried_then_quarantined(
 
     state = run(config)  # nothing left
     assert state.is_completed() and state.message == "no new data"
+
+
+def test_unlabelled_batch_rollback_status_report_and_plot(
+    make_config, tmp_path: Path, january, july, capsys
+) -> None:
+    from driftwatch.cli import main
+    from driftwatch.reference import active_reference
+
+    config = make_config()
+    assert run(
+        config, write(january.sample(3000, random_state=21), tmp_path / "a.parquet")
+    ).is_completed()
+    state = run(config, write(july.sample(4000, random_state=22), tmp_path / "b.parquet"))
+    assert state.message.startswith("retrained-promoted") and champion_version(config) == "2"
+    settings = load_settings(config)
+    v1 = Registry(settings).client.get_model_version("flights-air-time", "1")
+
+    # labels arrive later: a batch without the target gets a drift verdict, no quality verdict
+    unlabelled = july.sample(2000, random_state=23).drop(columns=["air_time"])
+    state = run(config, write(unlabelled, tmp_path / "c.parquet"))
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["labelled_rows"] == 0
+    assert result["quality"]["degraded"] is None
+    assert result["quality"]["reason"].startswith("no quality verdict: 0 labelled rows")
+    assert result["drift"]["n_tested"] == 14
+
+    # rollback: the alias and, with it, the drift reference go back to v1
+    assert main(["rollback", "--config", str(config)]) == 0
+    assert champion_version(config) == "1"
+    champion = Registry(settings).champion()
+    assert champion.reference == v1.tags["driftwatch.reference"]
+    assert active_reference(settings, champion.reference).path == Path(
+        v1.tags["driftwatch.reference"]
+    )
+    assert "moved back from v2 to v1" in capsys.readouterr().out
+    with pytest.raises(Exception, match="no previous champion"):
+        Registry(settings).rollback()
+
+    assert main(["status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "retrained-promoted" in out and "champion: v1" in out
+    assert main(["report", "latest", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "feature drift per column:" in out and "no quality verdict" in out
+    png = tmp_path / "history.png"
+    assert main(["report", "--plot", str(png), "--config", str(config)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_classification_end_to_end(make_config, tmp_path: Path, january, july) -> None:
+    config = make_config(
+        model={"task": "classification", "target": "arr_delay", "target_threshold": 15},
+        quality={"metric": "roc_auc"},
+    )
+    state = run(config, write(january.sample(4000, random_state=31), tmp_path / "a.parquet"))
+    assert state.is_completed(), state.message
+    assert champion_version(config) == "1"
+    state = run(config, write(july.sample(4000, random_state=32), tmp_path / "b.parquet"))
+    assert state.is_completed(), state.message
+    result = state.result()
+    q = result["quality"]
+    assert q["metric"] == "roc_auc" and set(q["metrics"]) == {"accuracy", "f1", "roc_auc"}
+    assert 0.5 < q["value"] < 1.0 and q["baseline"] is not None
+    assert result["prediction"]["kind"] == "numerical"  # P(delayed) through the drift engine
+    reg = Registry(load_settings(config))
+    runs = reg.client.search_runs([reg.experiment_id], "tags.`driftwatch.run_type` = 'retrain'")
+    assert all("holdout_challenger_roc_auc" in r.data.metrics for r in runs)

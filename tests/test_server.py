@@ -43,7 +43,7 @@ def test_monitor_run_logs_artifacts_and_child_run_on_a_real_server(
         LogFilterFlowRunId,
     )
 
-    config = make_config()
+    config = make_config(report={"html": True, "html_sample_rows": 1000})
     batch = tmp_path / "jan.parquet"
     january.sample(2000, random_state=11).to_parquet(batch)
     out = run_cli(["run", "--config", str(config), "--batch", str(batch), "--json"], prefect_server)
@@ -74,6 +74,7 @@ def test_monitor_run_logs_artifacts_and_child_run_on_a_real_server(
             "flights-air-time-drift-summary",
             "flights-air-time-drift-columns",
             "flights-air-time-retrain",
+            "flights-air-time-evidently-report",
         ]
         arts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
@@ -85,6 +86,12 @@ def test_monitor_run_logs_artifacts_and_child_run_on_a_real_server(
         assert by_key["flights-air-time-retrain"].flow_run_id == children[0].id
         assert by_key["flights-air-time-drift-columns"].type == "table"
         assert "challenger" in by_key["flights-air-time-retrain"].data
+        html = Path(result["html_report"])
+        assert f"({html.as_uri()})" in by_key["flights-air-time-evidently-report"].data
+    page = html.read_text()
+    assert "Drifted Columns" in page  # the data drift preset
+    assert "MAE" in page  # the regression preset: labels and a champion were there
+    assert f"Evidently report: {html}" in text
 
 
 def test_serve_refuses_without_a_server(make_config) -> None:
