@@ -66,6 +66,9 @@ def main() -> None:
         "landing": str(work / "landing"),
     }
     raw["model"]["params"] = {"max_iter": 50}
+    # The soak is about the scheduler, the ledger and memory; Evidently's HTML (~1.5 s a tick,
+    # measured separately) would only stretch it.
+    raw["report"]["html"] = False
     config = work / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
     landing = work / "landing"

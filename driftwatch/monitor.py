@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,18 @@ class Batch:
     from_landing: bool
     rejected: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Rolling window: files processed earlier whose rows are judged again with the new ones.
+    context_files: list[str] = field(default_factory=list)
+    new_rows: int = 0
+    window: str = ""
 
     @property
     def rows(self) -> int:
         return len(self.frame)
+
+    @property
+    def all_files(self) -> list[str]:
+        return [*self.context_files, *self.files]
 
 
 def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str | None) -> Batch:
@@ -61,7 +69,7 @@ def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str |
         frame = (
             validate_batch(frame, settings.model, str(batch_path)) if len(frame.columns) else frame
         )
-        return Batch(frame, [str(batch_path)], from_landing=False)
+        return Batch(frame, [str(batch_path)], False, new_rows=len(frame), window="1 given file")
     ledger = ledger_for(settings)
     warnings = ledger.scan(settings.paths.landing, settings.landing.settle_seconds)
     files = [r.path for r in ledger.pending()][: settings.landing.max_files_per_run]
@@ -86,11 +94,36 @@ def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str |
         for path, err in rejected.items():
             warnings.append(f"{'quarantined' if path in moved else 'failed (will retry)'}: {err}")
     good = [f for f in files if f not in rejected]
+    new_rows = sum(len(f) for f in frames)
+    window = f"{len(good)} new file(s)"
+    context: list[str] = []
+    hours = settings.landing.window_hours
+    if hours and new_rows:
+        # An hourly batch can be ~40 rows: judge it together with what arrived in the last hours.
+        cutoff = (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="seconds")
+        for rec in ledger.records("done"):
+            if rec.first_seen < cutoff or rec.path in files or not Path(rec.path).is_file():
+                continue
+            try:
+                frames.append(validate_batch(read_batch(rec.path), settings.model, rec.path))
+                context.append(rec.path)
+            except BatchError as exc:
+                warnings.append(f"window: earlier file left out: {exc}")
+        window = f"last {hours:g} h of arrivals: {len(good)} new + {len(context)} earlier file(s)"
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     ts = settings.model.timestamp
     if ts and ts in frame.columns:
         frame = frame.sort_values(ts, kind="stable").reset_index(drop=True)
-    return Batch(frame, good, from_landing=True, rejected=rejected, warnings=warnings)
+    return Batch(
+        frame,
+        good,
+        True,
+        rejected,
+        warnings,
+        context_files=context,
+        new_rows=new_rows,
+        window=window,
+    )
 
 
 def finish_batch(settings: Settings, batch: Batch, outcome: str) -> None:
@@ -166,6 +199,7 @@ def new_result(
         started=datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
         files=batch.files,
         rows=batch.rows,
+        window=batch.window,
         labelled_rows=labelled,
         decision=decision,
         drift=drift,

@@ -58,7 +58,8 @@ def prediction_line(p: ColumnDrift | None) -> str:
 def report_lines(result: MonitorResult) -> list[str]:
     """The drift report as log records: a header, the table, the verdicts, the outcome."""
     lines = [
-        f"batch: {len(result.files)} file(s), {result.rows} rows, {result.labelled_rows} labelled;"
+        f"batch: {result.window or f'{len(result.files)} file(s)'}, {result.rows} rows,"
+        f" {result.labelled_rows} labelled;"
         f" champion v{result.champion_version or '-'}, reference {result.reference_version or '-'}"
     ]
     if result.drift is not None:
@@ -93,7 +94,8 @@ def markdown(result: MonitorResult) -> str:
         "",
         f"**{result.decision.reason}**",
         "",
-        f"- batch: {len(result.files)} file(s), {result.rows} rows ({result.labelled_rows} labelled)",
+        f"- batch: {result.window or f'{len(result.files)} file(s)'}, {result.rows} rows"
+        f" ({result.labelled_rows} labelled)",
         f"- champion: v{result.champion_version or '-'}; reference: {result.reference_version or '-'}",
     ]
     if result.quality is not None:

@@ -85,6 +85,7 @@ class MonitorResult:
     rows: int
     labelled_rows: int
     decision: Decision
+    window: str = ""
     drift: DriftResult | None = None
     quality: QualityResult | None = None
     prediction: ColumnDrift | None = None

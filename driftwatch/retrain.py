@@ -22,7 +22,8 @@ def training_window(
 ) -> pd.DataFrame:
     """Reference (optionally) plus the new batch, cut to the last ``window_days`` of time."""
     parts = [reference, batch] if settings.retrain.include_reference else [batch]
-    pool = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    # drop_duplicates: with a rolling drift window, earlier files may already be in the reference.
+    pool = pd.concat([p for p in parts if not p.empty], ignore_index=True).drop_duplicates()
     ts = settings.model.timestamp
     if ts and ts in pool.columns and pool[ts].notna().any():
         pool = pool.sort_values(ts, kind="stable").reset_index(drop=True)

@@ -141,7 +141,7 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
                 profile = profile_task(settings, ref, profile_key(settings, ref))
                 drift = drift_task(settings, profile, batch_data)
             decision: Decision = decide(
-                drift, quality, prediction, champion is not None, batch_data.rows
+                drift, quality, prediction, champion is not None, batch_data.new_rows
             )
             result = steps.new_result(
                 settings,
@@ -160,7 +160,7 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
             report_task(settings, result)
             retrain: RetrainOutcome | None = None
             if decision.retrain:
-                outcome = retrain_flow(config_path, batch_data.files, decision.reason)
+                outcome = retrain_flow(config_path, batch_data.all_files, decision.reason)
                 retrain = RetrainOutcome(**outcome)
             result = steps.complete(result, retrain, started)
             with_retries(record_task, settings)(settings, result)

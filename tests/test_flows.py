@@ -254,3 +254,22 @@ def test_classification_end_to_end(make_config, tmp_path: Path, january, july) -
     reg = Registry(load_settings(config))
     runs = reg.client.search_runs([reg.experiment_id], "tags.`driftwatch.run_type` = 'retrain'")
     assert all("holdout_challenger_roc_auc" in r.data.metrics for r in runs)
+
+
+def test_rolling_window_judges_new_files_with_recent_ones(
+    make_config, tmp_path: Path, january
+) -> None:
+    config = make_config(landing={"window_hours": 24})
+    landing = tmp_path / "landing"
+    a, b = january.sample(400, random_state=41), january.sample(300, random_state=42)
+    write(a, landing / "h01.parquet")
+    first = run(config)
+    assert first.is_completed(), first.message
+    assert first.result()["window"] == "last 24 h of arrivals: 1 new + 0 earlier file(s)"
+    write(b, landing / "h02.parquet")
+    state = run(config)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["window"] == "last 24 h of arrivals: 1 new + 1 earlier file(s)"
+    assert result["rows"] == 700 and result["files"] == [str(landing / "h02.parquet")]
+    assert run(config).message == "no new data"  # earlier files alone are not new data
