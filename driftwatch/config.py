@@ -20,18 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from driftwatch.errors import ConfigError
 
 ENV_PREFIX = "DRIFTWATCH_"
-TEST_NAMES = (
-    "ks",
-    "chisquare",
-    "z",
-    "wasserstein",
-    "jensenshannon",
-    "psi",
-    "kl_div",
-    "hellinger",
-    "cramer_von_mises",
-    "anderson",
-)
 TestName = Literal[
     "ks",
     "chisquare",

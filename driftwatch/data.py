@@ -108,14 +108,7 @@ def labelled(frame: pd.DataFrame, spec: ModelSettings) -> pd.DataFrame:
 
 # -- the NYC flights 2013 demo data ---------------------------------------------------------------
 
-FLIGHT_COLUMNS = [
-    "time_hour",
-    "origin",
-    "dest",
-    "carrier",
-    "distance",
-    "hour",
-    "weekday",
+WEATHER_COLUMNS = [
     "temp",
     "dewp",
     "humid",
@@ -124,6 +117,16 @@ FLIGHT_COLUMNS = [
     "precip",
     "pressure",
     "visib",
+]
+FLIGHT_COLUMNS = [
+    "time_hour",
+    "origin",
+    "dest",
+    "carrier",
+    "distance",
+    "hour",
+    "weekday",
+    *WEATHER_COLUMNS,
     "air_time",
     "arr_delay",
 ]
@@ -161,18 +164,7 @@ def load_flights(data_dir: Path | None = None) -> pd.DataFrame:
     )
     weather = pd.read_csv(
         data_dir / "weather.csv",
-        usecols=[
-            "origin",
-            "time_hour",
-            "temp",
-            "dewp",
-            "humid",
-            "wind_dir",
-            "wind_speed",
-            "precip",
-            "pressure",
-            "visib",
-        ],
+        usecols=["origin", "time_hour", *WEATHER_COLUMNS],
     ).drop_duplicates(["origin", "time_hour"])
     df = flights.merge(weather, on=["origin", "time_hour"], how="left", validate="many_to_one")
     df["time_hour"] = pd.to_datetime(df["time_hour"], utc=True)

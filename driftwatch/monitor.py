@@ -6,6 +6,7 @@ reads as the list of steps a person would describe.
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -132,11 +133,18 @@ def finish_batch(settings: Settings, batch: Batch, outcome: str) -> None:
         ledger_for(settings).finish(batch.files, outcome)
 
 
-def fail_batch(settings: Settings, batch: Batch | None, error: str) -> None:
-    if batch is not None and batch.from_landing and batch.files:
-        ledger_for(settings).fail(
-            batch.files, error, settings.landing.max_attempts, settings.paths.state / "quarantine"
-        )
+def fail_batch(settings: Settings, batch: Batch | None, exc: BaseException) -> None:
+    """Record a failed run against its files.
+
+    Only a fault of the data (a BatchError) counts towards quarantine: when MLflow or the
+    disk fails, the files are not to blame and stay to be retried at every tick.
+    """
+    if batch is None or not batch.from_landing or not batch.files:
+        return
+    attempts = settings.landing.max_attempts if isinstance(exc, BatchError) else sys.maxsize
+    ledger_for(settings).fail(
+        batch.files, describe_failure(exc), attempts, settings.paths.state / "quarantine"
+    )
 
 
 def fit_profile(settings: Settings, ref: ActiveReference) -> ReferenceProfile:

@@ -166,7 +166,7 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
             with_retries(record_task, settings)(settings, result)
             steps.finish_batch(settings, batch_data, result.outcome)
         except BaseException as exc:
-            steps.fail_batch(settings, batch_data, steps.describe_failure(exc))
+            steps.fail_batch(settings, batch_data, exc)
             raise
     if batch_data.rejected:
         raise BatchError(", ".join(batch_data.rejected), "; ".join(batch_data.rejected.values()))

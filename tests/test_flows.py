@@ -273,3 +273,20 @@ def test_rolling_window_judges_new_files_with_recent_ones(
     assert result["window"] == "last 24 h of arrivals: 1 new + 1 earlier file(s)"
     assert result["rows"] == 700 and result["files"] == [str(landing / "h02.parquet")]
     assert run(config).message == "no new data"  # earlier files alone are not new data
+
+
+def test_mlflow_unreachable_fails_clearly_and_leaves_files_alone(
+    make_config, tmp_path: Path, january
+) -> None:
+    config = make_config(mlflow={"tracking_uri": "http://127.0.0.1:9"}, landing={"max_attempts": 2})
+    write(january.sample(500, random_state=51), tmp_path / "landing" / "a.parquet")
+    from driftwatch.monitor import ledger_for
+
+    for _ in range(3):
+        state = run(config)
+        assert state.is_failed()
+        assert "MLflow at http://127.0.0.1:9 is not usable" in state.message
+        # MLflow is checked before any file is claimed: the file is untouched, not counted
+        # against, and taken at the first tick after MLflow is back
+        assert ledger_for(load_settings(config)).records() == []
+    assert (tmp_path / "landing" / "a.parquet").exists()
