@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-CHECKPOINTS = ("after-claim", "before-retrain", "after-register", "before-finish")
+CHECKPOINTS = ("after-claim", "after-train", "before-finish")
 
 
 def checkpoint(name: str) -> None:

@@ -31,6 +31,7 @@ TAG_RUN_TYPE = "driftwatch.run_type"
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in logs
 
 # Registered model versions are immutable, so a loaded model can be kept for the process.
 _MODELS: dict[tuple[str, str, str], Any] = {}
@@ -111,6 +112,8 @@ class Registry:
         if key not in _MODELS:
             import mlflow.sklearn
 
+            # Both: with a server, the model's artifacts are fetched through the tracking URI.
+            mlflow.set_tracking_uri(self.uri)
             mlflow.set_registry_uri(self.uri)
             _MODELS[key] = mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
         return _MODELS[key]
@@ -145,7 +148,8 @@ class Registry:
         )
         run_id = run.info.run_id
         try:
-            with mlflow.start_run(run_id=run_id):
+            # MLflow prints run links and registration chatter to stdout; keep the CLI's clean.
+            with contextlib.redirect_stdout(io.StringIO()), mlflow.start_run(run_id=run_id):
                 mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
                 mlflow.log_metrics(metrics)
                 for frame, context in ((train, "training"), (holdout, "holdout")):
@@ -154,11 +158,7 @@ class Registry:
                     )
                     mlflow.log_input(ds, context=context)
                 mlflow.log_artifact(str(reference_path), artifact_path="reference")
-                # MLflow prints registration chatter to stdout; keep the CLI's output clean.
-                with (
-                    contextlib.redirect_stdout(io.StringIO()),
-                    contextlib.redirect_stderr(io.StringIO()),
-                ):
+                with contextlib.redirect_stderr(io.StringIO()):
                     info = mlflow.sklearn.log_model(
                         model,
                         name="model",

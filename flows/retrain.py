@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from driftwatch import quality
 from driftwatch.config import Settings
+from driftwatch.faults import checkpoint
 from driftwatch.model import train
 from driftwatch.reference import store_reference
 from driftwatch.registry import ChampionInfo, Registry
@@ -99,6 +100,7 @@ def retrain_flow(config_path: str, batch_files: list[str], reason: str = "") -> 
         holdout[settings.model.timestamp].max() if settings.model.timestamp in holdout else "-",
     )
     challenger = train_task(settings, train_rows)
+    checkpoint("after-train")
     challenger_scores = score_task(settings, challenger, holdout)
     champion_scores = None
     if champion is not None:

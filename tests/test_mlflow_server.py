@@ -1,0 +1,138 @@
+"""Against a real `mlflow server` on 127.0.0.1 (sqlite backend, temp dir), started and stopped
+here: the monitor bootstraps a champion through it, and when the server goes away in the middle
+of a retrain, the run fails with a clear message and the champion alias does not move."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+BIN = Path(sys.executable).parent
+
+
+class MlflowServer:
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = root, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = (self.root / "mlflow-server.log").open("a")
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.root / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError((self.root / "mlflow-server.log").read_text()[-2000:])
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+    def champion(self, name: str = "flights-air-time") -> str | None:
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        try:
+            return (
+                MlflowClient(self.url, self.url)
+                .get_model_version_by_alias(name, "champion")
+                .version
+            )
+        except MlflowException:
+            return None
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    server = MlflowServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_champion_through_a_real_server_and_no_move_when_it_dies_mid_retrain(
+    make_config, mlflow_server: MlflowServer, tmp_path: Path, january, july
+) -> None:
+    config = make_config(mlflow={"tracking_uri": mlflow_server.url})
+    jan, jul = tmp_path / "jan.parquet", tmp_path / "jul.parquet"
+    january.sample(3000, random_state=61).to_parquet(jan)
+    july.sample(4000, random_state=62).to_parquet(jul)
+    # the subprocess shows Prefect's INFO logs: the test watches them for the retrain
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PREFECT_API_URL", "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL")
+    }
+
+    first = subprocess.run(
+        [str(BIN / "driftwatch"), "run", "--config", str(config), "--batch", str(jan)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert mlflow_server.champion() == "1"
+
+    # The July batch drifts: a retrain starts; the server dies after the challenger is trained.
+    log = tmp_path / "second.log"
+    proc = subprocess.Popen(
+        [str(BIN / "driftwatch"), "run", "--config", str(config), "--batch", str(jul)],
+        env={**env, "DRIFTWATCH_PAUSE_AT": "after-train:6"},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 200
+    while (
+        "training window:" not in log.read_text() and time.time() < deadline and proc.poll() is None
+    ):
+        time.sleep(0.3)
+    assert "training window:" in log.read_text(), log.read_text()[-3000:]
+    mlflow_server.stop()
+    code = proc.wait(timeout=300)
+    out = log.read_text()
+    assert code == 3, out[-3000:]
+    assert "driftwatch-retrain" in out  # the retrain subflow had started
+    assert (
+        f"Failed: Flow run encountered an exception: RegistryError: MLflow at {mlflow_server.url} is not usable"
+        in out
+    )
+
+    mlflow_server.start()  # same database: what did the failed retrain leave behind?
+    assert mlflow_server.champion() == "1"  # the alias never moved
