@@ -52,6 +52,8 @@ class LandingSettings(_Strict):
     # After this many failed runs a file is moved to <state>/quarantine with its reason.
     max_attempts: int = Field(3, ge=1)
     max_files_per_run: int = Field(1000, ge=1)
+    # Files larger than this are refused unread (memory stays bounded), then quarantined.
+    max_file_mb: float = Field(512, gt=0)
     # Judge drift over the new files plus the files that arrived in the last N hours (a rolling
     # window: an hourly batch of ~40 rows says little alone). None: the new files alone.
     window_hours: float | None = Field(None, gt=0)

@@ -28,11 +28,21 @@ def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def read_batch(path: str | Path) -> pd.DataFrame:
-    """Read one parquet or csv batch. An empty file is an empty batch, not an error."""
+def read_batch(path: str | Path, max_mb: float | None = None) -> pd.DataFrame:
+    """Read one parquet or csv batch. An empty file is an empty batch, not an error.
+
+    ``max_mb`` bounds memory: a file far larger than usual is refused before it is read.
+    """
     path = Path(path)
     if not path.is_file():
         raise BatchError(str(path), "file not found")
+    size_mb = path.stat().st_size / 2**20
+    if max_mb is not None and size_mb > max_mb:
+        raise BatchError(
+            str(path),
+            f"file is {size_mb:.1f} MB, above landing.max_file_mb = {max_mb:g}: refused unread"
+            " (split it, or raise the limit if this size is expected)",
+        )
     suffix = path.suffix.lower()
     if suffix not in BATCH_SUFFIXES:
         raise BatchError(

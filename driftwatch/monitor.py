@@ -65,8 +65,9 @@ def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str |
     A landing file that cannot be read or fails the schema is recorded as failed in the ledger
     (quarantined after ``landing.max_attempts``) and left out; the others go on.
     """
+    max_mb = settings.landing.max_file_mb
     if batch_path is not None:
-        frame = read_batch(batch_path)
+        frame = read_batch(batch_path, max_mb)
         frame = (
             validate_batch(frame, settings.model, str(batch_path)) if len(frame.columns) else frame
         )
@@ -79,7 +80,7 @@ def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str |
     frames, rejected = [], {}
     for path in files:
         try:
-            raw = read_batch(path)
+            raw = read_batch(path, max_mb)
             if raw.empty:
                 continue
             frames.append(validate_batch(raw, settings.model, path))
@@ -106,7 +107,9 @@ def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str |
             if rec.first_seen < cutoff or rec.path in files or not Path(rec.path).is_file():
                 continue
             try:
-                frames.append(validate_batch(read_batch(rec.path), settings.model, rec.path))
+                frames.append(
+                    validate_batch(read_batch(rec.path, max_mb), settings.model, rec.path)
+                )
                 context.append(rec.path)
             except BatchError as exc:
                 warnings.append(f"window: earlier file left out: {exc}")

@@ -40,3 +40,18 @@ def test_a_file_missing_model_columns_is_rejected_by_name(make_config) -> None:
     assert "missing required column(s)" in batch.rejected[str(path)]
     assert "failed (will retry)" in batch.warnings[0]
     assert ledger_for(settings).get(path).status == "failed"
+
+
+def test_a_file_far_larger_than_usual_is_refused_unread_then_quarantined(make_config) -> None:
+    import numpy as np
+
+    settings = load_settings(make_config(landing={"max_attempts": 1, "max_file_mb": 1}))
+    settings.paths.landing.mkdir(parents=True)
+    big = settings.paths.landing / "huge.csv"
+    pd.DataFrame({"x": np.arange(300_000)}).to_csv(big, index=False)  # ~2 MB
+    batch = collect_batch(settings, None, "run-1")
+    assert batch.rows == 0
+    msg = batch.rejected[str(big)]
+    assert "above landing.max_file_mb = 1: refused unread" in msg and "huge.csv" in msg
+    assert ledger_for(settings).get(big).status == "quarantined"
+    assert (settings.paths.state / "quarantine" / "huge.csv").exists()
