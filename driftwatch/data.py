@@ -57,7 +57,7 @@ def read_batch(path: str | Path, max_mb: float | None = None) -> pd.DataFrame:
             return pd.DataFrame()
         except UnicodeDecodeError as exc:
             raise BatchError(
-                str(path), f"not UTF-8 text (byte {exc.start}: {exc.reason}); re-export as UTF-8"
+                str(path), f"not UTF-8 text ({exc.encoding}: {exc.reason}); re-export as UTF-8"
             ) from None
         except pd.errors.ParserError as exc:
             raise BatchError(str(path), f"malformed csv: {exc}") from None
