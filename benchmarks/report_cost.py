@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 
@@ -33,16 +31,13 @@ def main() -> None:
     for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "WARNING")
 
+    from driftwatch.config import load_settings
     from driftwatch.data import load_flights, local_month
+    from driftwatch.demo import write_demo_config
     from driftwatch.runner import run_once
 
     work = Path(tempfile.mkdtemp(prefix="driftwatch-report-cost-"))
-    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
-    raw["paths"] = {
-        "reference": str(ROOT / raw["paths"]["reference"]),
-        "state": str(work / "state"),
-        "landing": str(work / "landing"),
-    }
+    sections: dict[str, dict] = {}
     flights = load_flights()
     jan = flights[local_month(flights) == 1].sample(3000, random_state=0)
     later = flights[local_month(flights).between(2, 7)].sample(args.rows, random_state=1)
@@ -50,15 +45,15 @@ def main() -> None:
     later.to_parquet(work / "batch.parquet")
 
     def config(html: bool) -> Path:
-        raw["report"]["html"] = html
-        path = work / f"config-{'html' if html else 'plain'}.yaml"
-        path.write_text(yaml.safe_dump(raw))
-        return path
+        return write_demo_config(
+            ROOT / "config.yaml", work / "state", report={"html": html}, **sections
+        )
 
     run_once(str(config(False)), str(work / "bootstrap.parquet"))  # champion + warm-up
-    raw["retrain"]["promotion_margin"] = 0.99  # keep the champion: measure monitor runs alike
-    raw["quality"]["relative_tolerance"] = 10.0
-    raw["drift"]["drift_share"] = 1.0
+    # keep the champion: measure monitor runs alike
+    sections["retrain"] = {"promotion_margin": 0.99}
+    sections["quality"] = {"relative_tolerance": 10.0}
+    sections["drift"] = {"drift_share": 1.0}
     times: dict[str, list[float]] = {"without HTML": [], "with HTML": []}
     for _ in range(args.repeat):
         for html in (False, True):
@@ -69,7 +64,7 @@ def main() -> None:
     out = {k: round(statistics.median(v), 2) for k, v in times.items()}
     out["html_cost_s"] = round(out["with HTML"] - out["without HTML"], 2)
     out["rows"] = args.rows
-    out["html_sample_rows"] = raw["report"]["html_sample_rows"]
+    out["html_sample_rows"] = load_settings(config(True)).report.html_sample_rows
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "report_cost.json").write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))

@@ -24,8 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 
@@ -56,24 +54,23 @@ def main() -> None:
 
     import pandas as pd
 
+    from driftwatch.config import load_settings
+    from driftwatch.demo import write_demo_config
     from driftwatch.ledger import Ledger
 
     work = Path(tempfile.mkdtemp(prefix="driftwatch-soak-"))
-    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
-    raw["paths"] = {
-        "reference": str(ROOT / raw["paths"]["reference"]),
-        "state": str(work / "state"),
-        "landing": str(work / "landing"),
-    }
-    raw["model"]["params"] = {"max_iter": 50}
     # The soak is about the scheduler, the ledger and memory; Evidently's HTML (~1.5 s a tick,
     # measured separately) would only stretch it.
-    raw["report"]["html"] = False
-    config = work / "config.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    landing = work / "landing"
-    landing.mkdir()
-    pool = pd.read_parquet(raw["paths"]["reference"])
+    config = write_demo_config(
+        ROOT / "config.yaml",
+        work / "state",
+        model={"params": {"max_iter": 50}},
+        report={"html": False},
+    )
+    settings = load_settings(config)
+    landing = settings.paths.landing
+    landing.mkdir(parents=True)
+    pool = pd.read_parquet(settings.paths.reference)
 
     log = (work / "daemon.log").open("w")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
@@ -122,7 +119,7 @@ def main() -> None:
     code = proc.wait()
     seconds = time.time() - t0
 
-    ledger = Ledger(work / "state" / "ledger.sqlite")
+    ledger = Ledger(settings.paths.state / "ledger.sqlite")
     records = {Path(r.path).name: r for r in ledger.records()}
     lost = [f for f in dropped if f not in records or records[f].status != "done"]
     duplicated = [

@@ -302,12 +302,3 @@ def _check_estimator_importable(spec: str) -> None:
         raise ConfigError(f"model.estimator: cannot import {spec!r}: {exc}") from None
     if not found:
         raise ConfigError(f"model.estimator: module {module!r} has no attribute {attr!r}")
-
-
-def settings_from_dict(raw: dict[str, Any], base: Path | None = None) -> Settings:
-    """Validate settings given as a mapping (tests, tools); same errors as the file."""
-    try:
-        settings = Settings.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, "<settings>", Settings)) from None
-    return settings.resolved(base or Path.cwd())

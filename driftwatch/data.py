@@ -69,6 +69,14 @@ def read_batch(path: str | Path, max_mb: float | None = None) -> pd.DataFrame:
         ) from None
 
 
+def read_validated(
+    path: str | Path, spec: ModelSettings, max_mb: float | None = None
+) -> pd.DataFrame:
+    """A batch file read and checked against the model spec; an empty file stays empty."""
+    raw = read_batch(path, max_mb)
+    return raw if raw.empty else validate_batch(raw, spec, str(path))
+
+
 def validate_batch(frame: pd.DataFrame, spec: ModelSettings, source: str) -> pd.DataFrame:
     """Coerce a batch to the model spec: features typed, timestamp in UTC, target optional.
 
@@ -113,6 +121,7 @@ def to_utc(values: pd.Series, column: str, source: str) -> pd.Series:
 
 
 def labelled(frame: pd.DataFrame, spec: ModelSettings) -> pd.DataFrame:
+    """The rows whose label has arrived (the others are scored for drift only)."""
     return frame[frame[spec.target].notna()]
 
 

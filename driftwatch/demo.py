@@ -37,9 +37,13 @@ def _print_row(values: dict[str, object]) -> None:
     print("  ".join(str(values[c]).ljust(widths[c]) for c in COLUMNS), flush=True)
 
 
-def write_demo_config(config: str | None, state: Path) -> Path:
+def write_demo_config(config: str | Path | None, state: Path, **sections: dict) -> Path:
+    """The project's config with its state (and landing dir) under ``state``; ``sections``
+    override keys per section, e.g. ``report={"html": False}``. Written to state/config.yaml."""
     source = Path(config or "config.yaml").resolve()
     raw = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
     paths = raw.setdefault("paths", {})
     ref = Path(paths.get("reference", "reference_data/flights_2013_01.parquet"))
     paths["reference"] = str(ref if ref.is_absolute() else (source.parent / ref).resolve())

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.config import Settings
+from driftwatch.data import labelled
 from driftwatch.model import predict, target
 
 
@@ -25,7 +26,7 @@ def _prepared(
     spec = settings.model
     rows = frame
     if model is not None and frame[spec.target].notna().sum() >= settings.quality.min_labelled_rows:
-        rows = frame[frame[spec.target].notna()]
+        rows = labelled(frame, spec)
     if len(rows) > n:
         rows = rows.sample(n, random_state=0)
     out = rows[spec.features].copy()

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from driftwatch.config import ModelSettings
+from driftwatch.data import labelled
 from driftwatch.errors import ConfigError
 
 
@@ -103,7 +104,7 @@ def target(frame: pd.DataFrame, spec: ModelSettings) -> pd.Series:
 
 def train(frame: pd.DataFrame, spec: ModelSettings) -> BaseEstimator:
     """Fit on the labelled rows of ``frame``; unlabelled rows cannot teach anything."""
-    rows = frame[frame[spec.target].notna()]
+    rows = labelled(frame, spec)
     if rows.empty:
         raise ValueError("no labelled rows to train on")
     y = target(rows, spec)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.data import read_batch, validate_batch
+from driftwatch.data import read_batch, read_validated, validate_batch
 from driftwatch.drift import ColumnDrift, DriftDetector, DriftResult, ReferenceProfile
 from driftwatch.errors import BatchError, DriftwatchError
 from driftwatch.faults import checkpoint
@@ -80,10 +80,9 @@ def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str |
     frames, rejected = [], {}
     for path in files:
         try:
-            raw = read_batch(path, max_mb)
-            if raw.empty:
-                continue
-            frames.append(validate_batch(raw, settings.model, path))
+            frame = read_validated(path, settings.model, max_mb)
+            if not frame.empty:
+                frames.append(frame)
         except BatchError as exc:
             rejected[path] = str(exc)
     if rejected:
@@ -107,12 +106,13 @@ def collect_batch(settings: Settings, batch_path: str | None, flow_run_id: str |
             if rec.first_seen < cutoff or rec.path in files or not Path(rec.path).is_file():
                 continue
             try:
-                frames.append(
-                    validate_batch(read_batch(rec.path, max_mb), settings.model, rec.path)
-                )
-                context.append(rec.path)
+                earlier = read_validated(rec.path, settings.model, max_mb)
             except BatchError as exc:
                 warnings.append(f"window: earlier file left out: {exc}")
+                continue
+            if not earlier.empty:
+                frames.append(earlier)
+                context.append(rec.path)
         window = f"last {hours:g} h of arrivals: {len(good)} new + {len(context)} earlier file(s)"
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     ts = settings.model.timestamp

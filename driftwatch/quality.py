@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from driftwatch.config import ModelSettings, QualitySettings
+from driftwatch.data import labelled
 from driftwatch.model import predict, target
 
 LOWER_IS_BETTER = {"rmse": True, "mae": True, "accuracy": False, "f1": False, "roc_auc": False}
@@ -17,7 +18,7 @@ LOWER_IS_BETTER = {"rmse": True, "mae": True, "accuracy": False, "f1": False, "r
 
 def score(model: Any, frame: pd.DataFrame, spec: ModelSettings) -> dict[str, float]:
     """All metrics of the task on the labelled rows of ``frame`` (empty if there are none)."""
-    rows = frame[frame[spec.target].notna()]
+    rows = labelled(frame, spec)
     if rows.empty:
         return {}
     y = target(rows, spec).to_numpy()

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.data import read_batch, validate_batch
+from driftwatch.data import labelled, read_validated
 from driftwatch.quality import better
 from driftwatch.reference import active_reference, load_reference
 
@@ -33,11 +33,8 @@ def training_window(
 
 
 def read_batches(settings: Settings, files: list[str]) -> pd.DataFrame:
-    frames = []
-    for f in files:
-        raw = read_batch(f)
-        if not raw.empty:
-            frames.append(validate_batch(raw, settings.model, f))
+    frames = [read_validated(f, settings.model, settings.landing.max_file_mb) for f in files]
+    frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -53,7 +50,7 @@ def prepare_window(
 
 def split_holdout(window: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The holdout is the most recent labelled slice: the data the next hours will look like."""
-    lab = window[window[settings.model.target].notna()]
+    lab = labelled(window, settings.model)
     n_hold = max(1, round(len(lab) * settings.retrain.holdout_fraction))
     if len(lab) - n_hold < 1:
         raise ValueError(f"only {len(lab)} labelled rows: too few to train and hold out")

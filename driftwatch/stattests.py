@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -322,7 +322,3 @@ def test_by_name(name: str) -> StatTest:
         return TESTS[name]
     except KeyError:
         raise ValueError(f"unknown drift test {name!r}; allowed: {sorted(TESTS)}") from None
-
-
-def describe(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
