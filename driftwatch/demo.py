@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from driftwatch.config import load_settings
-from driftwatch.data import load_flights, local_month, split_batches
+from driftwatch.data import FLIGHTS_TZ, load_flights, local_month, split_batches
 from driftwatch.report import batch_row
 
 COLUMNS = ["tick", "batch", "rows", "drifted", "rmse", "baseline", "outcome", "champion", "s"]
@@ -86,7 +86,9 @@ def run_demo(
     reference_months = set(local_month(_read_reference(settings.paths.reference)).unique())
     batches = [
         (key, b)
-        for key, b in split_batches(flights[local_month(flights).isin(months)], "time_hour", freq)
+        for key, b in split_batches(
+            flights[local_month(flights).isin(months)], "time_hour", freq, FLIGHTS_TZ
+        )
         if not set(local_month(b).unique()) & reference_months
     ]
     print(

@@ -23,10 +23,25 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.errors import SchemaError
-from driftwatch.stattests import ColumnSample, Kind, StatTest, default_test, test_by_name
+from driftwatch.stattests import (
+    ColumnSample,
+    Kind,
+    StatTest,
+    calibrated_test,
+    default_test,
+    p_value_test,
+    test_by_name,
+)
 
 PROFILE_FORMAT = 2
 Status = Literal["ok", "drift", "insufficient_data"]
+Method = Literal["evidently", "bonferroni", "bh", "calibrated"]
+METHOD_NAMES = {
+    "evidently": "Evidently's rule",
+    "bonferroni": "Bonferroni",
+    "bh": "Benjamini-Hochberg",
+    "calibrated": "calibrated thresholds",
+}
 
 
 @dataclass
@@ -58,6 +73,11 @@ class DriftResult:
     rows_current: int
     rows_reference: int
     reference_fingerprint: str = ""
+    method: str = "evidently"
+    # The dataset-level error rate the method controls (not used by "evidently").
+    alpha: float | None = None
+    # Columns tested and shown but not counted in the dataset-level alarm.
+    report_only: list[str] = field(default_factory=list)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -70,11 +90,19 @@ class DriftResult:
         raise KeyError(name)
 
     def summary(self) -> str:
-        pct = f"{self.share:.0%}"
-        cmp = ">=" if self.dataset_drift else "<"
-        return (
-            f"{self.n_drifted}/{self.n_tested} columns drifted ({pct} {cmp} {self.drift_share:.0%})"
-        )
+        head = f"{self.n_drifted}/{self.n_tested} columns drifted"
+        if self.method == "evidently":
+            cmp = ">=" if self.dataset_drift else "<"
+            return (
+                f"{head} ({self.share:.0%} {cmp} {self.drift_share:.0%})" + self._report_only_note()
+            )
+        rate = {"bonferroni": "family-wise", "bh": "FDR", "calibrated": "false alarms"}
+        text = f"{head} ({METHOD_NAMES[self.method]}, {rate[self.method]} {self.alpha:.2g})"
+        return text + self._report_only_note()
+
+    def _report_only_note(self) -> str:
+        seen = [c for c in self.drifted_columns if c in self.report_only]
+        return f"; report-only columns drifted: {', '.join(seen)}" if seen else ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -182,8 +210,10 @@ class DriftDetector:
     """Fit once on the reference, check every batch.
 
     Parameters mirror config.yaml's ``drift`` section: ``tests`` maps a column to a test name
-    and/or threshold overriding Evidently's default choice; ``ignore`` drops columns;
-    ``min_rows`` is the fewest usable rows (either side) for a verdict.
+    and/or threshold overriding the method's choice (a threshold given here is *pinned*: the
+    multiple-testing correction and the calibration leave it alone); ``ignore`` drops columns;
+    ``min_rows`` is the fewest usable rows (either side) for a verdict; ``alpha`` is the
+    dataset-level rate the bonferroni, bh and calibrated methods hold.
     """
 
     numerical: list[str] | None = None
@@ -193,11 +223,22 @@ class DriftDetector:
     drift_share: float = 0.5
     min_rows: int = 1
     n_jobs: int | None = None
+    method: Method = "evidently"
+    alpha: float = 0.01
+    # Tested and reported, but left out of the dataset-level alarm (e.g. seasonal columns).
+    report_only: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.method not in METHOD_NAMES:
+            raise ValueError(f"unknown drift method {self.method!r}; allowed: {list(METHOD_NAMES)}")
         for col, (test, _) in self.tests.items():
             if test is not None:
-                test_by_name(test)  # raises with the allowed names
+                stat = test_by_name(test)  # raises with the allowed names
+                if self.method in ("bonferroni", "bh") and stat.score != "p_value":
+                    raise ValueError(
+                        f"drift method {self.method!r} corrects p-values, but column {col!r}"
+                        f" uses {test!r}, a distance; pick a p-value test or another method"
+                    )
             if (
                 col in (self.categorical or [])
                 and test
@@ -259,19 +300,52 @@ class DriftDetector:
         else:
             columns = [one(c) for c in cols]
         tested = [c for c in columns if c.status != "insufficient_data"]
+        if self.method in ("bonferroni", "bh"):
+            free = [c for c in tested if self.tests.get(c.column, (None, None))[1] is None]
+            judged = [c for c in free if c.column not in self.report_only]
+            correct_p_values(judged, self.method, self.alpha)
+            # Report-only columns are judged at the cut-off of the others, outside the family.
+            cutoff = judged[0].threshold if judged else self.alpha
+            for c in free:
+                if c.column in self.report_only:
+                    c.threshold = cutoff
+                    c.drifted = c.p_value is not None and c.p_value <= cutoff
+                    c.status = "drift" if c.drifted else "ok"
+        for c in columns:
+            if c.column in self.report_only:
+                c.note = "; ".join(filter(None, ["report only", c.note]))
+        tested = [c for c in tested if c.column not in self.report_only]
         n_drifted = sum(1 for c in tested if c.drifted)
         share = n_drifted / len(tested) if tested else 0.0
+        if self.method == "evidently":
+            dataset_drift = bool(tested) and share >= self.drift_share
+        else:
+            dataset_drift = n_drifted > 0
         return DriftResult(
             columns=columns,
             drift_share=self.drift_share,
             n_tested=len(tested),
             n_drifted=n_drifted,
             share=share,
-            dataset_drift=bool(tested) and share >= self.drift_share,
+            dataset_drift=dataset_drift,
             rows_current=len(current),
             rows_reference=profile.n_rows,
             reference_fingerprint=profile.fingerprint,
+            method=self.method,
+            alpha=None if self.method == "evidently" else self.alpha,
+            report_only=[c for c in self.report_only if c in profile.columns],
         )
+
+    def choose_test(self, col: str, ref: ColumnSample, cur: ColumnSample) -> StatTest:
+        """The configured test of a column, else the method's own choice."""
+        name = self.tests.get(col, (None, None))[0]
+        if name:
+            return test_by_name(name)
+        if self.method in ("bonferroni", "bh"):
+            return p_value_test(ref)
+        if self.method == "calibrated":
+            return calibrated_test(ref)
+        return default_test(ref, cur)
 
     def _check_column(self, col: str, ref: ColumnSample, values: pd.Series) -> ColumnDrift:
         cur, dropped = ColumnSample.from_series(values, ref.kind)
@@ -295,8 +369,13 @@ class DriftDetector:
                 note=f"{cur.n} usable rows < min_rows {self.min_rows}"
                 + (f" ({dropped} NaN/inf dropped)" if dropped else ""),
             )
-        name, threshold = self.tests.get(col, (None, None))
-        test: StatTest = test_by_name(name) if name else default_test(ref, cur)
+        threshold = self.tests.get(col, (None, None))[1]
+        test = self.choose_test(col, ref, cur)
+        if threshold is None and self.method == "calibrated":
+            raise ValueError(
+                f"drift method 'calibrated' has no threshold for column {col!r}: calibrate first"
+                " (driftwatch calibrate) or pin one in drift.columns"
+            )
         threshold = threshold if threshold is not None else test.default_threshold
         outcome = test(ref, cur, threshold)
         notes = []
@@ -321,6 +400,29 @@ class DriftDetector:
             status="drift" if outcome.drifted else "ok",
             note="; ".join(notes),
         )
+
+
+def correct_p_values(columns: list[ColumnDrift], method: str, alpha: float) -> None:
+    """Re-judge p-value verdicts so the dataset-level error rate is ``alpha``.
+
+    Bonferroni: each of m columns at alpha/m (family-wise error <= alpha under any dependence).
+    Benjamini-Hochberg: reject the k smallest p-values, k the largest with p_(k) <= k*alpha/m
+    (false discovery rate <= alpha; when no column has drifted, that is also the chance of a
+    dataset alarm). The threshold shown per column is the cut-off actually applied.
+    """
+    if not columns:
+        return
+    m = len(columns)
+    if method == "bonferroni":
+        cutoff = alpha / m
+    else:
+        ps = sorted(c.p_value if c.p_value is not None else 1.0 for c in columns)
+        passing = [k for k, p in enumerate(ps, start=1) if p <= k * alpha / m]
+        cutoff = max(passing) * alpha / m if passing else alpha / m
+    for c in columns:
+        c.threshold = cutoff
+        c.drifted = c.p_value is not None and c.p_value <= cutoff
+        c.status = "drift" if c.drifted else "ok"
 
 
 def _require_columns(frame: pd.DataFrame, cols: dict[str, Any], source: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from driftwatch.calibration import Calibration, calibration_for
 from driftwatch.config import Settings
 from driftwatch.data import read_batch, read_validated, validate_batch
 from driftwatch.drift import ColumnDrift, DriftDetector, DriftResult, ReferenceProfile
@@ -160,8 +161,23 @@ def fit_profile(settings: Settings, ref: ActiveReference) -> ReferenceProfile:
     return detector_for(settings).fit(frame, fingerprint=ref.sha256[:16]).profile_
 
 
-def feature_drift(settings: Settings, profile: ReferenceProfile, batch: Batch) -> DriftResult:
-    detector = detector_for(settings).with_profile(profile)
+def drift_calibration(
+    settings: Settings, ref: ActiveReference, batch: Batch, log: Any = None
+) -> Calibration | None:
+    """Calibrated thresholds for this reference and batch size (only for method: calibrated)."""
+    if settings.drift.method != "calibrated" or not batch.rows:
+        return None
+    return calibration_for(settings, ref, batch.rows, log)
+
+
+def feature_drift(
+    settings: Settings,
+    profile: ReferenceProfile,
+    batch: Batch,
+    calibration: Calibration | None = None,
+) -> DriftResult:
+    thresholds = calibration.tests() if calibration else None
+    detector = detector_for(settings, thresholds).with_profile(profile)
     return detector.check(batch.frame, source=",".join(batch.files) or "batch")
 
 

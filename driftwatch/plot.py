@@ -4,8 +4,12 @@ retrains and promotions marked. Drawn from the stored run results (no server nee
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from driftwatch.result import MonitorResult
+
+if TYPE_CHECKING:
+    from driftwatch.backtest import BacktestResult
 
 
 def plot_history(results: list[MonitorResult], path: Path, title: str = "") -> Path:
@@ -87,5 +91,104 @@ def plot_history(results: list[MonitorResult], path: Path, title: str = "") -> P
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_backtest(results: list[BacktestResult], path: Path, title: str = "") -> Path:
+    """Per config: a column x batch heatmap of drift severity (1 = at the threshold) with the
+    dataset alarms and retrains marked; below, the champion's metric per batch for each config."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
+
+    results = [r for r in results if r.batches]
+    if not results:
+        raise ValueError("no batches to plot")
+    columns = list(results[0].batches[0].severity)
+    n = max(len(r.batches) for r in results)
+    heights = [max(2.0, 0.22 * len(columns) + 0.8) for _ in results] + [2.6]
+    fig, axes = plt.subplots(
+        len(results) + 1,
+        1,
+        sharex=True,
+        figsize=(max(12, 0.22 * n + 3), sum(heights) + 1.2),
+        height_ratios=heights,
+        squeeze=False,
+    )
+    axes = axes[:, 0]
+    norm = TwoSlopeNorm(vmin=0, vcenter=1, vmax=3)
+    image = None
+    for ax, res in zip(axes, results, strict=False):
+        grid = np.array(
+            [[b.severity.get(c, np.nan) for b in res.batches] for c in columns], dtype=float
+        )
+        image = ax.imshow(
+            np.clip(grid, 0, 3),
+            aspect="auto",
+            cmap="RdYlBu_r",
+            norm=norm,
+            interpolation="nearest",
+            extent=(-0.5, len(res.batches) - 0.5, len(columns) - 0.5, -0.5),
+        )
+        names = [f"{c} (report only)" if c in res.report_only else c for c in columns]
+        ax.set_yticks(range(len(columns)), names, fontsize=8)
+        s = res.summary()
+        ax.set_title(
+            f"{res.name}: method {res.method}, retrain policy {res.policy} - {s['alarms']} drift"
+            f" alarms, {s['retrains']} retrains, {s['promotions']} promotions in"
+            f" {s['batches']} batches",
+            fontsize=10,
+            loc="left",
+        )
+        for i, b in enumerate(res.batches):
+            if b.dataset_drift:
+                ax.plot(i, -1.1, marker="v", color="#d62728", markersize=6, clip_on=False)
+            if b.retrained:
+                ax.plot(
+                    i,
+                    len(columns) - 0.1,
+                    marker="^",
+                    markersize=7,
+                    clip_on=False,
+                    color="#2ca02c" if b.promoted else "#7f7f7f",
+                    markerfacecolor="#2ca02c" if b.promoted else "none",
+                )
+        ax.set_ylim(len(columns) + 0.3, -1.6)
+    bottom = axes[-1]
+    metric = results[0].batches[0].metric
+    for res in results:
+        x = list(range(len(res.batches)))
+        y = [b.value if b.value is not None else np.nan for b in res.batches]
+        (line,) = bottom.plot(x, y, marker="o", markersize=3, linewidth=1.4, label=res.name)
+        promoted = [i for i, b in enumerate(res.batches) if b.promoted]
+        bottom.plot(
+            promoted,
+            [y[i] for i in promoted],
+            linestyle="none",
+            marker="^",
+            markersize=7,
+            color=line.get_color(),
+        )
+    bottom.set_ylabel(f"champion {metric}\non the batch")
+    bottom.grid(alpha=0.3)
+    bottom.legend(loc="upper left", fontsize=8)
+    labels = [b.label for b in results[0].batches]
+    step = max(1, len(labels) // 16)
+    bottom.set_xticks(
+        range(0, len(labels), step), labels[::step], rotation=35, ha="right", fontsize=8
+    )
+    if image is not None:
+        bar = fig.colorbar(image, ax=list(axes[:-1]), fraction=0.025, pad=0.01)
+        bar.set_label("drift severity (1 = threshold)", fontsize=8)
+    fig.suptitle(
+        title or "driftwatch backtest: red v = dataset drift alarm, ^ = retrain (filled: promoted)",
+        fontsize=11,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -66,15 +66,28 @@ def store_reference(settings: Settings, frame: pd.DataFrame, version: str) -> Pa
     return target
 
 
-def detector_for(settings: Settings) -> DriftDetector:
+def detector_for(
+    settings: Settings, thresholds: dict[str, tuple[str | None, float | None]] | None = None
+) -> DriftDetector:
+    """The configured detector; ``thresholds`` (from a calibration) fill what config.yaml leaves
+    open, never override a test or threshold set there."""
     d = settings.drift
+    tests = dict(thresholds or {})
+    for c, o in d.columns.items():
+        base_test, base_thr = tests.get(c, (None, None))
+        if o.test and o.test != base_test:
+            base_thr = None  # a calibrated threshold belongs to the calibrated test only
+        tests[c] = (o.test or base_test, o.threshold if o.threshold is not None else base_thr)
     return DriftDetector(
         numerical=list(settings.model.numerical),
         categorical=list(settings.model.categorical),
-        tests={c: (o.test, o.threshold) for c, o in d.columns.items()},
+        tests=tests,
         ignore=list(d.ignore),
         drift_share=d.drift_share,
         min_rows=d.min_rows,
+        method=d.method,
+        alpha=d.false_alarm_rate,
+        report_only=list(d.report_only),
     )
 
 

@@ -157,6 +157,32 @@ def _chisquare(ref: ColumnSample, cur: ColumnSample, threshold: float) -> TestOu
     return TestOutcome(float(res.statistic), p, p < threshold)
 
 
+def _chi2_contingency(ref: ColumnSample, cur: ColumnSample, threshold: float) -> TestOutcome:
+    """Chi-square test of homogeneity: reference and batch are *both* samples.
+
+    Evidently's ``chisquare`` is a goodness-of-fit test that treats the reference proportions as
+    exact, which makes it anti-conservative once the batch is not tiny next to the reference.
+    Categories whose expected count is under 5 on either side are pooled into one cell, the
+    textbook condition for the chi-square approximation (unseen categories land there too).
+    """
+    from scipy import stats
+
+    r, c = _aligned_counts(ref, cur)
+    total = r + c
+    share_ref = ref.n / (ref.n + cur.n)
+    rare = (total * share_ref < 5) | (total * (1 - share_ref) < 5)
+    if rare.any():
+        r = np.append(r[~rare], r[rare].sum())
+        c = np.append(c[~rare], c[rare].sum())
+    keep = (r + c) > 0
+    r, c = r[keep], c[keep]
+    if r.size < 2:
+        return TestOutcome(0.0, 1.0, False)
+    res = stats.chi2_contingency(np.vstack([r, c]), correction=False)
+    p = float(res.pvalue)
+    return TestOutcome(float(res.statistic), p, p <= threshold)
+
+
 def _z(ref: ColumnSample, cur: ColumnSample, threshold: float) -> TestOutcome:
     from scipy import stats
 
@@ -274,6 +300,14 @@ TESTS: dict[str, StatTest] = {
     for t in (
         StatTest("ks", "K-S p_value", NUM, 0.05, "p_value", _ks),
         StatTest("chisquare", "chi-square p_value", BOTH, 0.05, "p_value", _chisquare),
+        StatTest(
+            "chi2_contingency",
+            "chi-square homogeneity p_value",
+            BOTH,
+            0.05,
+            "p_value",
+            _chi2_contingency,
+        ),
         StatTest("z", "Z-test p_value", BOTH, 0.05, "p_value", _z),
         StatTest(
             "wasserstein", "Wasserstein distance (normed)", NUM, 0.1, "distance", _wasserstein
@@ -302,6 +336,29 @@ def default_test(ref: ColumnSample, cur: ColumnSample) -> StatTest:
             return TESTS["ks"]
         return TESTS["chisquare"] if n_values > 2 else TESTS["z"]
     if ref.kind == "numerical" and n_values > 5:
+        return TESTS["wasserstein"]
+    return TESTS["jensenshannon"]
+
+
+def p_value_test(ref: ColumnSample) -> StatTest:
+    """The test of the Bonferroni and Benjamini-Hochberg modes: a valid two-sample p-value.
+
+    Two-sample K-S for numbers with more than 5 distinct reference values (ties make it
+    conservative, never anti-conservative), the chi-square homogeneity test otherwise.
+    """
+    if ref.kind == "numerical" and ref.nunique > 5:
+        return TESTS["ks"]
+    return TESTS["chi2_contingency"]
+
+
+def calibrated_test(ref: ColumnSample) -> StatTest:
+    """The statistic of the calibrated mode; its threshold comes from resampling, not a table.
+
+    A distance (not a p-value), so its meaning does not change with the batch size: the
+    normed Wasserstein distance for numbers (it moves with any shift of location or spread),
+    Jensen-Shannon over value counts for categories and numbers with few distinct values.
+    """
+    if ref.kind == "numerical" and ref.nunique > 5:
         return TESTS["wasserstein"]
     return TESTS["jensenshannon"]
 

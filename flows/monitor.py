@@ -19,6 +19,7 @@ from prefect.states import Completed
 
 from driftwatch import lock
 from driftwatch import monitor as steps
+from driftwatch.calibration import Calibration
 from driftwatch.config import Settings
 from driftwatch.drift import ColumnDrift, DriftResult, ReferenceProfile
 from driftwatch.errors import BatchError
@@ -52,9 +53,21 @@ def load_batch_task(settings: Settings, batch: str | None, run_id: str | None) -
     return steps.collect_batch(settings, batch, run_id)
 
 
+@task(name="calibrate thresholds", cache_policy=NO_CACHE)
+def calibration_task(
+    settings: Settings, ref: ActiveReference, batch: steps.Batch
+) -> Calibration | None:
+    return steps.drift_calibration(settings, ref, batch, get_run_logger())
+
+
 @task(name="feature drift", cache_policy=NO_CACHE)
-def drift_task(settings: Settings, profile: ReferenceProfile, batch: steps.Batch) -> DriftResult:
-    return steps.feature_drift(settings, profile, batch)
+def drift_task(
+    settings: Settings,
+    profile: ReferenceProfile,
+    batch: steps.Batch,
+    calibration: Calibration | None,
+) -> DriftResult:
+    return steps.feature_drift(settings, profile, batch, calibration)
 
 
 @task(name="champion quality", cache_policy=NO_CACHE)
@@ -139,7 +152,8 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
                 quality, prediction = quality_task(settings, model, champion, ref, batch_data)
             if batch_data.rows:
                 profile = profile_task(settings, ref, profile_key(settings, ref))
-                drift = drift_task(settings, profile, batch_data)
+                calibration = calibration_task(settings, ref, batch_data)
+                drift = drift_task(settings, profile, batch_data, calibration)
             decision: Decision = decide(
                 drift, quality, prediction, champion is not None, batch_data.new_rows
             )

@@ -290,3 +290,59 @@ def test_mlflow_unreachable_fails_clearly_and_leaves_files_alone(
         # against, and taken at the first tick after MLflow is back
         assert ledger_for(load_settings(config)).records() == []
     assert (tmp_path / "landing" / "a.parquet").exists()
+
+
+def snapshot(directory: Path) -> dict[str, tuple[str, int]]:
+    import hashlib
+
+    return {
+        str(p.relative_to(directory)): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_backtest_and_compare_leave_the_real_state_untouched(
+    make_config, tmp_path: Path, january, july, flights
+) -> None:
+    import json
+
+    import yaml
+
+    from driftwatch.cli import main
+    from driftwatch.data import FLIGHTS_TZ
+
+    config = make_config()
+    write(january.sample(3000, random_state=61), tmp_path / "landing" / "a.parquet")
+    assert run(config).is_completed()
+    state_dir = tmp_path / "state"
+    before = snapshot(state_dir)
+    assert "ledger.sqlite" in before and "mlflow.db" in before
+    assert any(k.startswith("reference/") for k in before)
+    # Two summer months with labels: the January champion the config starts from gets worse.
+    history = flights[flights["time_hour"].dt.tz_convert(FLIGHTS_TZ).dt.month.isin([6, 7])]
+    data = write(history.sample(frac=0.25, random_state=62), tmp_path / "history.parquet")
+    other = tmp_path / "evidently.yaml"
+    raw = yaml.safe_load(config.read_text())
+    raw["drift"]["method"] = "evidently"
+    other.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "bt"
+    args = ["backtest", "--config", str(config), "--compare", str(other), "--data", str(data)]
+    assert main([*args, "--from", "2013-06-01", "--to", "2013-07-14", "--out", str(out)]) == 0
+
+    assert snapshot(state_dir) == before  # no ledger row, no MLflow write, no reference
+    assert champion_version(config) == "1"
+    frame = pd.read_csv(out / "backtest.csv")
+    assert set(frame["config"]) == {"config", "evidently"}
+    weeks = frame[frame["config"] == "config"]
+    assert len(weeks) == 7  # 2013-06-01 (a Saturday) .. 2013-07-14, cut into weeks ending Sunday
+    assert weeks["dataset_drift"].any() and weeks["retrained"].any()
+    assert weeks["champion"].iloc[-1] >= 1  # a promotion happened in the replay only
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["method"] for s in summary] == ["calibrated", "evidently"]
+    assert summary[0]["retrains"] == int(weeks["retrained"].sum())
+    png = (out / "timeline.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 30_000

@@ -1,0 +1,242 @@
+"""Calibrated thresholds, Bonferroni and Benjamini-Hochberg: the dataset-level alarm rate is what
+the config promises, on sources where the truth is known."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from driftwatch.calibration import (
+    Calibration,
+    ThresholdCalibrator,
+    _null_scores,
+    allowed_alarms,
+    calibration_for,
+    size_bucket,
+    write_calibration,
+)
+from driftwatch.config import load_settings
+from driftwatch.drift import ColumnDrift, DriftDetector, correct_p_values
+from driftwatch.reference import active_reference
+from driftwatch.stattests import ColumnSample
+
+CATS = np.array(["a", "b", "c", "d", "e", "f"])
+SHARES = [0.35, 0.25, 0.15, 0.12, 0.08, 0.05]
+
+
+def source(n: int, rng: np.random.Generator, shift: float = 0.0) -> pd.DataFrame:
+    """A stationary source with the awkward parts of real data: ties, few distinct values, NaN."""
+    x = rng.normal(shift, 1.0, n)
+    y = rng.gamma(2.0, 1.0, n).round(1)
+    y[rng.random(n) < 0.02] = np.nan
+    return pd.DataFrame(
+        {
+            "x": x,
+            "y": y,
+            "z": rng.integers(0, 4, n).astype(float),
+            "c": rng.choice(CATS, n, p=SHARES),
+        }
+    )
+
+
+def detector(**kw) -> DriftDetector:
+    return DriftDetector(
+        numerical=["x", "y", "z"], categorical=["c"], method="calibrated", min_rows=30, **kw
+    )
+
+
+def alarm_rate(det: DriftDetector, batches: list[pd.DataFrame]) -> float:
+    return float(np.mean([det.check(b).dataset_drift for b in batches]))
+
+
+def test_calibrated_false_alarm_rate_holds_on_fresh_data_from_the_source() -> None:
+    rng = np.random.default_rng(7)
+    reference = source(20_000, rng)
+    cal = ThresholdCalibrator(detector(), batch_rows=500, false_alarm_rate=0.05).fit(reference)
+    tests = {c: (t.test, t.threshold) for c, t in cal.thresholds_.items()}
+    fitted = detector(tests=tests, alpha=0.05).fit(reference)
+    quiet = [source(500, rng) for _ in range(600)]
+    rate = alarm_rate(fitted, quiet)
+    # Within the target (3 binomial standard errors of sampling error), and not vacuously so:
+    # each of the 4 columns at the dataset rate would alarm on ~4x as many batches.
+    assert 0.01 <= rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 600), rate
+    per_column = [
+        float(np.mean([fitted.check(b).column(c).drifted for b in quiet[:200]])) for c in "xyzc"
+    ]
+    assert max(per_column) < 0.05  # the budget is shared between the columns
+    shifted = [source(500, rng, shift=0.3) for _ in range(100)]
+    assert alarm_rate(fitted, shifted) >= 0.95  # one shifted column is enough for an alarm
+
+
+def test_vectorised_null_statistics_equal_the_monitors_tests() -> None:
+    rng = np.random.default_rng(3)
+    reference = source(4_000, rng)
+    cal = ThresholdCalibrator(detector(), batch_rows=300)
+    fit_rows = rng.permutation(4_000)[:2_000]
+    picks = rng.integers(0, 4_000, size=(6, 300))
+    for col in cal._columns(reference):
+        assert col.test.name in ("wasserstein", "jensenshannon")
+        fast = _null_scores(col, fit_rows, picks, min_rows=1)
+        values = reference[col.name]
+        ref, _ = ColumnSample.from_series(values.iloc[fit_rows], col.kind)  # type: ignore[arg-type]
+        for i, rows in enumerate(picks):
+            cur, _ = ColumnSample.from_series(values.iloc[rows], col.kind)  # type: ignore[arg-type]
+            exact = col.test(ref, cur, 0.1).statistic
+            assert fast[i] == pytest.approx(exact, rel=1e-9, abs=1e-12), col.name
+
+
+def test_any_configured_test_is_calibrated_through_its_own_function() -> None:
+    """A p-value test (K-S) pinned by name only: its threshold is calibrated, on the p scale."""
+    rng = np.random.default_rng(5)
+    reference = source(6_000, rng)
+    det = detector(tests={"x": ("ks", None)})
+    cal = ThresholdCalibrator(det, batch_rows=400, false_alarm_rate=0.05, batches=300).fit(
+        reference
+    )
+    x = cal.thresholds_["x"]
+    assert x.test == "ks" and 0 < x.threshold < 0.05  # a p-value cut-off, below the nominal 5%
+
+
+def test_allowed_alarms_is_a_binomial_tolerance_bound() -> None:
+    assert allowed_alarms(1000, 0.01, 0.95) == 4
+    assert allowed_alarms(1000, 0.05, 0.95) == 38
+    assert allowed_alarms(100, 0.01, 0.95) == -1  # too few batches to show 1%
+
+
+def test_size_bucket_rounds_down_in_steps_of_sqrt2() -> None:
+    assert size_bucket(1000) == 724 and size_bucket(1024) == 1024 and size_bucket(6000) == 5792
+    assert all(size_bucket(n) <= n < size_bucket(n) * 1.42 for n in range(2, 5000, 37))
+
+
+def test_report_only_columns_are_tested_but_never_raise_the_alarm() -> None:
+    rng = np.random.default_rng(11)
+    reference = source(10_000, rng)
+    det = detector(report_only=["x"])
+    cal = ThresholdCalibrator(det, batch_rows=500, batches=300, false_alarm_rate=0.05).fit(
+        reference
+    )
+    tests = {c: (t.test, t.threshold) for c, t in cal.thresholds_.items()}
+    fitted = detector(report_only=["x"], tests=tests).fit(reference)
+    result = fitted.check(source(500, rng, shift=1.0))
+    assert result.column("x").drifted and "report only" in result.column("x").note
+    assert not result.dataset_drift and result.n_tested == 3
+    assert "report-only columns drifted: x" in result.summary()
+    # All columns report-only: still calibrated (as if they counted), never an alarm.
+    everything = detector(report_only=["x", "y", "z", "c"])
+    ThresholdCalibrator(everything, batch_rows=200, batches=200).fit(reference)
+
+
+def column(name: str, p: float) -> ColumnDrift:
+    return ColumnDrift(name, "numerical", "ks", 0.0, p, p, 0.05, p <= 0.05, "ok", 100, 100, 0)
+
+
+# The textbook example: 10 p-values, alpha 5%.
+P_VALUES = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216]
+
+
+def test_bonferroni_on_constructed_p_values() -> None:
+    cols = [column(f"c{i}", p) for i, p in enumerate(P_VALUES)]
+    correct_p_values(cols, "bonferroni", 0.05)
+    assert [c.column for c in cols if c.drifted] == ["c0"]  # only p <= 0.005
+    assert all(c.threshold == pytest.approx(0.005) for c in cols)
+
+
+def test_benjamini_hochberg_on_constructed_p_values() -> None:
+    cols = [column(f"c{i}", p) for i, p in enumerate(reversed(P_VALUES))]  # order must not matter
+    correct_p_values(cols, "bh", 0.05)
+    # p_(2) = 0.008 <= 2 * 0.05 / 10; p_(3) = 0.039 > 0.015, and no later p_(k) <= k * 0.005.
+    assert sorted(c.p_value for c in cols if c.drifted) == [0.001, 0.008]
+    assert all(c.threshold == pytest.approx(0.01) for c in cols)
+    # A step-up: p_(4) = 0.019 <= 0.02 rejects the three before it too, though 0.018 > 0.015.
+    cols = [column(f"d{i}", p) for i, p in enumerate([0.001, 0.009, 0.018, 0.019, 0.5, 0.9])]
+    correct_p_values(cols, "bh", 0.03)
+    assert [c.drifted for c in cols] == [True, True, True, True, False, False]
+    nothing = [column(f"e{i}", p) for i, p in enumerate([0.02, 0.3, 0.7])]
+    correct_p_values(nothing, "bh", 0.05)
+    assert not any(c.drifted for c in nothing)
+
+
+def test_bonferroni_and_bh_detectors_pick_p_value_tests_and_hold_the_rate() -> None:
+    rng = np.random.default_rng(2)
+    reference = source(20_000, rng)
+    quiet = [source(500, rng) for _ in range(300)]
+    for method in ("bonferroni", "bh"):
+        det = DriftDetector(
+            numerical=["x", "y", "z"], categorical=["c"], method=method, alpha=0.05
+        ).fit(reference)
+        result = det.check(quiet[0])
+        assert {c.column: c.test for c in result.columns} == {
+            "x": "ks",
+            "y": "ks",
+            "z": "chi2_contingency",
+            "c": "chi2_contingency",
+        }
+        assert alarm_rate(det, quiet) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 300)
+        assert det.check(source(500, rng, shift=0.4)).dataset_drift
+
+
+# -- the files the monitor and `driftwatch calibrate` read and write -----------------------------
+
+
+def test_pinned_thresholds_survive_recalibration(make_config: Callable[..., Path]) -> None:
+    config = make_config(
+        drift={
+            "columns": {"temp": {"threshold": 0.5}},
+            "calibration": {"batches": 300, "batch_rows": 1000},
+        }
+    )
+    settings = load_settings(config)
+    ref = active_reference(settings)
+    first, path = write_calibration(settings, ref, 1000)
+    assert path == settings.drift.calibration.file and path.is_file()
+    assert first.columns["temp"].threshold == 0.5 and first.columns["temp"].pinned
+    assert first.reference_sha256 == ref.sha256 and first.batch_rows == 1000
+    # The user pins a calibrated value by hand in the file; recalibration keeps it.
+    raw = yaml.safe_load(path.read_text())
+    raw["columns"]["carrier"]["threshold"] = 0.3
+    raw["columns"]["carrier"]["pinned"] = True
+    path.write_text(yaml.safe_dump(raw))
+    second, _ = write_calibration(settings, ref, 1000)
+    assert second.columns["carrier"].threshold == 0.3 and second.columns["carrier"].pinned
+    assert second.columns["temp"].threshold == 0.5
+    free = [c for c, t in second.columns.items() if not t.pinned]
+    assert free and all(second.columns[c].threshold > 0 for c in free)
+
+
+def test_monitor_uses_a_matching_file_and_recalibrates_when_the_reference_moves(
+    make_config: Callable[..., Path], january: pd.DataFrame, tmp_path: Path
+) -> None:
+    config = make_config(drift={"calibration": {"batches": 200}})
+    settings = load_settings(config)
+    ref = active_reference(settings)
+    written, _ = write_calibration(settings, ref, size_bucket(3000))
+    found = calibration_for(settings, ref, 3000)
+    assert found.key == written.key and not list((settings.paths.state).glob("calibration/*"))
+    # Another batch size: computed once, cached under the state dir, then reused.
+    other = calibration_for(settings, ref, 20_000)
+    assert other.batch_rows == size_bucket(20_000) and other.key != written.key
+    (cached,) = (settings.paths.state / "calibration").glob("*.yaml")
+    assert Calibration.load(cached).key == other.key
+    assert calibration_for(settings, ref, 20_000).created == other.created
+    # The reference moves (a promotion): the file no longer applies.
+    moved = tmp_path / "reference-v2.parquet"
+    january.iloc[::2].to_parquet(moved)
+    new = calibration_for(settings, active_reference(settings, str(moved)), 3000)
+    assert new.key != written.key and new.reference_sha256 != written.reference_sha256
+
+
+def test_unreadable_calibration_file_is_named_and_recalibrated(
+    make_config: Callable[..., Path],
+) -> None:
+    config = make_config(drift={"calibration": {"batches": 200}})
+    settings = load_settings(config)
+    settings.drift.calibration.file.write_text("columns: [not, a, mapping\n")
+    with pytest.raises(ValueError, match=r"calibration\.yaml: unreadable calibration file"):
+        Calibration.load(settings.drift.calibration.file)
+    cal = calibration_for(settings, active_reference(settings), 2000)
+    assert cal.columns and cal.batch_rows == size_bucket(2000)
