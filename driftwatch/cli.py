@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         "backtest", help="replay history through a config (no side effects) and plot it"
     )
     _config_arg(p)
-    p.add_argument("--compare", metavar="OTHER_YAML", help="a second config, side by side")
+    p.add_argument(
+        "--compare",
+        metavar="OTHER",
+        help="a second config side by side: a YAML file, or changes to --config such as"
+        " 'drift.method=evidently,quality.relative_tolerance=0.05'",
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", help="one file to cut into batches by model.timestamp")
     src.add_argument("--batches", help="a directory of batch files, replayed in name order")
@@ -264,14 +270,18 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings, resolve_config_path
     from driftwatch.plot import plot_backtest
 
-    configs = [resolve_config_path(args.config)]
-    if args.compare:
-        configs.append(Path(args.compare))
+    base = resolve_config_path(args.config)
+    configs: list[tuple[str, Path, dict[str, str]]] = [(base.stem, base, {})]
+    if args.compare and "=" in args.compare and not Path(args.compare).is_file():
+        configs.append((args.compare, base, _overrides(args.compare)))
+    elif args.compare:
+        other = Path(args.compare)
+        configs.append((other.stem if other.stem != base.stem else str(other), other, {}))
     out = Path(args.out)
     console = Console()
     results = []
-    for path in configs:
-        settings = load_settings(path)
+    for name, path, overrides in configs:
+        settings = load_settings(path, environ={**os.environ, **overrides})
         batches = history_batches(
             settings,
             data=Path(args.data) if args.data else None,
@@ -282,8 +292,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         )
         if not batches:
             raise SystemExit(f"driftwatch: no batches to replay for {path}")
-        unique = len({p.stem for p in configs}) == len(configs)
-        name = path.stem if unique else str(path)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"{name}: replaying", total=len(batches))
 
@@ -315,6 +323,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     console.print(table)
     print(f"wrote {out / 'backtest.csv'}, {out / 'summary.json'}, {png}")
     return EXIT_OK
+
+
+def _overrides(text: str) -> dict[str, str]:
+    """'drift.method=evidently,quality.relative_tolerance=0.05' as DRIFTWATCH_ variables."""
+    env = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or "." not in key:
+            raise SystemExit(f"driftwatch: --compare {part!r}: expected section.key=value")
+        env["DRIFTWATCH_" + "__".join(k.strip().upper() for k in key.split("."))] = value
+    return env
 
 
 def cmd_build_reference(args: argparse.Namespace) -> int:

@@ -23,7 +23,9 @@ def plot_history(results: list[MonitorResult], path: Path, title: str = "") -> P
     x = list(range(len(results)))
     share = [r.drift.share if r.drift else float("nan") for r in results]
     alarm = [bool(r.drift and r.drift.dataset_drift) for r in results]
-    threshold = next((r.drift.drift_share for r in reversed(results) if r.drift), None)
+    last = next((r.drift for r in reversed(results) if r.drift), None)
+    # Only Evidently's rule compares the share with a threshold; the others alarm on any column.
+    threshold = last.drift_share if last is not None and last.method == "evidently" else None
     metric = next((r.quality.metric for r in results if r.quality), "metric")
     value = [
         r.quality.value if r.quality and r.quality.value is not None else float("nan")
@@ -46,7 +48,7 @@ def plot_history(results: list[MonitorResult], path: Path, title: str = "") -> P
         )
         top.legend(loc="upper left", fontsize=8)
     top.set_ylim(0, 1)
-    top.set_ylabel("drifted share\nof columns")
+    top.set_ylabel("drifted share\nof columns\n(red: alarm)")
     top.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
 
     bottom.plot(
@@ -95,9 +97,15 @@ def plot_history(results: list[MonitorResult], path: Path, title: str = "") -> P
     return path
 
 
-def plot_backtest(results: list[BacktestResult], path: Path, title: str = "") -> Path:
+def plot_backtest(
+    results: list[BacktestResult],
+    path: Path,
+    title: str = "",
+    quality_only: list[BacktestResult] | None = None,
+) -> Path:
     """Per config: a column x batch heatmap of drift severity (1 = at the threshold) with the
-    dataset alarms and retrains marked; below, the champion's metric per batch for each config."""
+    dataset alarms and retrains marked; below, the champion's metric per batch for each config
+    (and for the ``quality_only`` results, which get no heatmap)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,7 +168,7 @@ def plot_backtest(results: list[BacktestResult], path: Path, title: str = "") ->
         ax.set_ylim(len(columns) + 0.3, -1.6)
     bottom = axes[-1]
     metric = results[0].batches[0].metric
-    for res in results:
+    for res in [*results, *(quality_only or [])]:
         x = list(range(len(res.batches)))
         y = [b.value if b.value is not None else np.nan for b in res.batches]
         (line,) = bottom.plot(x, y, marker="o", markersize=3, linewidth=1.4, label=res.name)

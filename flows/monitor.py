@@ -23,6 +23,7 @@ from driftwatch.calibration import Calibration
 from driftwatch.config import Settings
 from driftwatch.drift import ColumnDrift, DriftResult, ReferenceProfile
 from driftwatch.errors import BatchError
+from driftwatch.faults import checkpoint
 from driftwatch.html_report import write_html
 from driftwatch.quality import QualityResult
 from driftwatch.reference import ActiveReference, active_reference, load_reference, profile_key
@@ -177,6 +178,7 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
                 outcome = retrain_flow(config_path, batch_data.all_files, decision.reason)
                 retrain = RetrainOutcome(**outcome)
             result = steps.complete(result, retrain, started)
+            checkpoint("before-record")
             with_retries(record_task, settings)(settings, result)
             steps.finish_batch(settings, batch_data, result.outcome)
         except BaseException as exc:

@@ -115,10 +115,13 @@ def retrain_flow(config_path: str, batch_files: list[str], reason: str = "") -> 
     run_id, version, ref_path = with_retries(log_challenger_task, settings)(
         settings, challenger, metrics, window, train_rows, holdout, reason
     )
+    checkpoint("after-log")
     with_retries(record_decision_task, settings)(settings, run_id, decision)
+    checkpoint("after-decision")
     previous = champion.version if champion else None
     if decision.promote:
         with_retries(promote_task, settings)(settings, version)
+        checkpoint("after-promote")
     log.info(
         "challenger v%s %s=%.4g, champion %s %s -> %s: %s",
         version,

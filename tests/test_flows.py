@@ -346,3 +346,42 @@ def test_backtest_and_compare_leave_the_real_state_untouched(
     assert summary[0]["retrains"] == int(weeks["retrained"].sum())
     png = (out / "timeline.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 30_000
+
+
+def test_disk_full_while_writing_the_report_fails_clearly_and_keeps_the_ledger(
+    make_config, tmp_path: Path, january
+) -> None:
+    """A real full filesystem (a 64 KiB tmpfs under the reports dir, filled up), not a mock."""
+    import os
+    import subprocess
+
+    from driftwatch.monitor import ledger_for
+
+    config = make_config()
+    runs = tmp_path / "state" / "runs"
+    runs.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(runs)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        fd = os.open(runs / "filler", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError, match="No space left"):
+            while True:
+                os.write(fd, b"\0" * 4096)
+        os.close(fd)
+        write(january.sample(2000, random_state=71), tmp_path / "landing" / "a.parquet")
+        state = run(config)
+        assert state.is_failed()
+        assert "disk full: cannot write" in state.message and str(runs) in state.message
+        (rec,) = ledger_for(load_settings(config)).records()
+        assert (rec.status, rec.attempts) == ("failed", 1)  # to be retried, not quarantined
+        assert "disk full" in rec.error
+        assert not [p for p in runs.iterdir() if p.name != "filler"]  # no half-written result
+    finally:
+        subprocess.run(["umount", str(runs)], check=True)
+    state = run(config)  # space is back: the same file goes through, once
+    assert state.is_completed(), state.message
+    (rec,) = ledger_for(load_settings(config)).records()
+    assert (rec.status, rec.attempts) == ("done", 2)
