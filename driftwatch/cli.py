@@ -179,9 +179,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from driftwatch.runner import run_once
+    from driftwatch.runner import PrefectUnreachable, run_once
 
-    state, result = run_once(args.config, args.batch)
+    try:
+        state, result = run_once(args.config, args.batch)
+    except PrefectUnreachable as exc:
+        print(f"driftwatch: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:

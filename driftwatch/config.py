@@ -157,6 +157,10 @@ class OrchestrationSettings(_Strict):
     misfire_grace_seconds: float = Field(600, gt=0)
     # Daemon: on SIGTERM wait this long for the current run, then abandon it (safely).
     shutdown_grace_seconds: float = Field(30, ge=0)
+    # PREFECT_API_URL set but the server does not answer: "ephemeral" runs the check anyway on
+    # a temporary local Prefect API (logged; the run is missing from the server's UI), "fail"
+    # fails the run (the daemon logs it and retries at the next tick; files are untouched).
+    prefect_unreachable: Literal["ephemeral", "fail"] = "ephemeral"
 
     @field_validator("schedule")
     @classmethod

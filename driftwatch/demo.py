@@ -19,7 +19,18 @@ from driftwatch.config import load_settings
 from driftwatch.data import FLIGHTS_TZ, load_flights, local_month, split_batches
 from driftwatch.report import batch_row
 
-COLUMNS = ["tick", "batch", "rows", "drifted", "rmse", "baseline", "outcome", "champion", "s"]
+COLUMNS = [
+    "tick",
+    "batch",
+    "rows",
+    "drifted",
+    "trigger",
+    "rmse",
+    "baseline",
+    "outcome",
+    "champion",
+    "s",
+]
 
 
 def _print_row(values: dict[str, object]) -> None:
@@ -28,6 +39,7 @@ def _print_row(values: dict[str, object]) -> None:
         "batch": 24,
         "rows": 6,
         "drifted": 7,
+        "trigger": 13,
         "rmse": 7,
         "baseline": 8,
         "outcome": 19,
@@ -96,7 +108,9 @@ def run_demo(
         f" reference {settings.paths.reference.name}; state {state}"
     )
     print(
-        "  ".join(c.ljust(w) for c, w in zip(COLUMNS, (4, 24, 6, 7, 7, 8, 19, 8, 5), strict=True))
+        "  ".join(
+            c.ljust(w) for c, w in zip(COLUMNS, (4, 24, 6, 7, 13, 7, 8, 19, 8, 5), strict=True)
+        )
     )
     rows = []
     ticks = [("(empty landing dir)", None), *batches]

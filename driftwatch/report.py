@@ -122,12 +122,25 @@ def batch_row(result: MonitorResult) -> dict[str, Any]:
     return {
         "files": ",".join(f.rsplit("/", 1)[-1] for f in result.files) or "-",
         "rows": result.rows,
-        "drifted": f"{result.drift.share:.0%}" if result.drift else "-",
+        # Columns that count towards the alarm (report-only columns are not in n_tested).
+        "drifted": f"{result.drift.n_drifted}/{result.drift.n_tested}" if result.drift else "-",
+        "trigger": _trigger(result),
         "rmse": _num(q.value) if q else "-",
         "baseline": _num(q.baseline) if q else "-",
         "outcome": result.outcome,
         "champion": f"v{result.champion_version}" if result.champion_version else "-",
     }
+
+
+def _trigger(result: MonitorResult) -> str:
+    if result.decision.action == "bootstrap":
+        return "bootstrap"
+    parts = []
+    if result.drift is not None and result.drift.dataset_drift:
+        parts.append("drift")
+    if result.quality is not None and result.quality.degraded:
+        parts.append("quality")
+    return "+".join(parts) or "-"
 
 
 def artifact_key(settings: Settings) -> str:

@@ -3,21 +3,66 @@ imports the flows, so the library stays importable without Prefect."""
 
 from __future__ import annotations
 
+import logging
+import os
+import urllib.request
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from driftwatch import prefect_env
+from driftwatch.errors import DriftwatchError
+
+log = logging.getLogger("driftwatch.runner")
+
+
+class PrefectUnreachable(DriftwatchError):
+    """PREFECT_API_URL names a server that does not answer, and the config says to fail."""
+
+
+def prefect_reachable(url: str, timeout: float = 3.0) -> str | None:
+    """None when the API answers its health check, else why not."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as r:
+            return None if r.status == 200 else f"HTTP {r.status}"
+    except OSError as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def _prefect_context(config_path: str) -> AbstractContextManager[Any]:
+    url = prefect_env.api_url()
+    if not url:
+        return nullcontext()
+    why = prefect_reachable(url)
+    if why is None:
+        return nullcontext()
+    from driftwatch.config import load_settings
+
+    mode = load_settings(config_path).orchestration.prefect_unreachable
+    message = f"Prefect server at {url} is unreachable ({why})"
+    if mode == "fail":
+        raise PrefectUnreachable(
+            f"{message}; orchestration.prefect_unreachable is 'fail': no file was taken,"
+            " the next run retries"
+        )
+    log.warning(
+        "%s; running on a temporary local Prefect API instead"
+        " (orchestration.prefect_unreachable: ephemeral): this run will not show in its UI",
+        message,
+    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    return temporary_settings(restore_defaults={PREFECT_API_URL})
 
 
 def run_once(config: str | None, batch: str | None = None) -> tuple[Any, dict[str, Any] | None]:
     """One monitor flow run; returns its final Prefect state and the result (None if it failed)."""
-    import os
-
     prefect_env.configure()
-    from flows.monitor import monitor_flow
+    config_path = str(config or os.environ.get("DRIFTWATCH_CONFIG", "config.yaml"))
+    with _prefect_context(config_path):
+        from flows.monitor import monitor_flow
 
-    config_path = config or os.environ.get("DRIFTWATCH_CONFIG", "config.yaml")
-    state = monitor_flow(config_path=str(config_path), batch=batch, return_state=True)
-    result = None
-    if state.is_completed():
-        result = state.result(raise_on_failure=False)
+        state = monitor_flow(config_path=config_path, batch=batch, return_state=True)
+        result = None
+        if state.is_completed():
+            result = state.result(raise_on_failure=False)
     return state, result

@@ -91,3 +91,37 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).parent / "driftwatch"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
     assert "check" in out.stdout and "demo" in out.stdout and "rollback" in out.stdout
+
+
+def test_calibrate_writes_thresholds_with_provenance_and_check_uses_them(
+    make_config, tmp_path: Path, january: pd.DataFrame, july: pd.DataFrame, capsys
+) -> None:
+    import yaml
+
+    from driftwatch.data import file_hash
+
+    config = make_config(drift={"calibration": {"batches": 300}})
+    reference = ROOT / "reference_data" / "flights_2013_01.parquet"
+    args = ["calibrate", "--config", str(config), "--reference", str(reference)]
+    assert main([*args, "--batch-rows", "1500"]) == 0
+    out = capsys.readouterr().out
+    assert "calibrating for 1448 rows" in out  # rounded down like the monitor does
+    assert "300 resampled batches of 1448 rows" in out and "wrote" in out
+    written = yaml.safe_load((tmp_path / "calibration.yaml").read_text())
+    assert written["reference_sha256"] == file_hash(reference)
+    assert written["batch_rows"] == 1448 and written["false_alarm_rate"] == 0.01
+    assert set(written["columns"]) == {
+        *yaml.safe_load(config.read_text())["model"]["numerical"],
+        *yaml.safe_load(config.read_text())["model"]["categorical"],
+    }
+    # `check --config`: a quiet January sample passes, July does not (calibrated on the fly).
+    quiet = tmp_path / "quiet.parquet"
+    january.sample(1500, random_state=3).to_parquet(quiet)
+    moved = tmp_path / "moved.parquet"
+    july.sample(1500, random_state=3).to_parquet(moved)
+    check = ["check", "--config", str(config), "--reference", str(reference), "--json"]
+    assert main([*check, "--current", str(quiet), "--fail-on-drift"]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "calibrated"
+    assert main([*check, "--current", str(moved), "--fail-on-drift"]) == 1
+    assert main(["calibrate", "--config", str(config)]) == 2  # no size given anywhere
+    assert "--batch-rows" in capsys.readouterr().err

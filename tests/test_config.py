@@ -121,3 +121,23 @@ def test_estimator_factory_that_cannot_be_imported(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, raw), environ={})
     with pytest.raises(ConfigError, match="unknown estimator 'gradient_boosting'"):
         build_estimator(s.model)
+
+
+def test_p_value_methods_refuse_distance_tests(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    raw["paths"]["reference"] = str(ROOT / raw["paths"]["reference"])
+    raw["drift"]["method"] = "bonferroni"
+    raw["drift"]["columns"] = {"temp": {"test": "wasserstein"}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(
+        ConfigError, match=r"drift\.columns\.temp\.test: 'wasserstein' is a distance"
+    ):
+        load_settings(path)
+    raw["drift"]["columns"] = {"temp": {"test": "ks", "threshold": 0.001}}
+    path.write_text(yaml.safe_dump(raw))
+    assert load_settings(path).drift.method == "bonferroni"
+    raw["drift"]["method"] = "share"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"drift\.method: Input should be 'calibrated'"):
+        load_settings(path)

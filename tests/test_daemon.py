@@ -172,3 +172,30 @@ def test_bad_file_quarantined_rewritten_file_reported_bad_config_survived(
         "not a readable parquet file" in (quarantine / "2013-01-f.parquet.reason.txt").read_text()
     )
     assert runner.done_events("2013-01-e.parquet") == 1
+
+
+def test_prefect_server_unreachable_falls_back_or_fails_as_configured(
+    make_config, tmp_path: Path, january
+) -> None:
+    """PREFECT_API_URL names a server that went away (nothing listens on the port)."""
+    from tests.conftest import free_port
+
+    config = make_config(
+        orchestration={"retries": 0, "retry_delay_seconds": 0, "prefect_unreachable": "fail"}
+    )
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    january.sample(800, random_state=81).to_parquet(landing / "a.parquet")
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    run = [DRIFTWATCH, "run", "--config", str(config)]
+    failed = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 3
+    assert "Prefect server at http://127.0.0.1:" in failed.stderr and "unreachable" in failed.stderr
+    ledger = Ledger(load_settings(config).paths.state / "ledger.sqlite")
+    assert ledger.records() == []  # nothing taken: the file waits for the next tick
+    env["DRIFTWATCH_ORCHESTRATION__PREFECT_UNREACHABLE"] = "ephemeral"
+    fallback = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
+    assert fallback.returncode == 0, fallback.stdout + fallback.stderr
+    assert "running on a temporary local Prefect API instead" in fallback.stderr
+    assert fallback.stdout.startswith("Completed: retrained-promoted")
+    assert [(Path(r.path).name, r.status) for r in ledger.records()] == [("a.parquet", "done")]
