@@ -255,10 +255,13 @@ class ThresholdCalibrator:
             # half-way between the (k+1)-th largest value and the next larger one.
             top = desc[k] if k < b else np.full(free.size, -np.inf)
             above = desc[k - 1] if k > 0 else top + np.maximum(np.abs(top) * 1e-9, 1e-12)
-            return np.where(np.isfinite(above), (top + above) / 2, above)
+            # -inf marks a batch where the column could not be tested (too few rows).
+            return np.where(np.isfinite(top), (top + above) / 2, above)
+
+        tested = np.isfinite(sev[:, free])
 
         def alarms(k: int) -> int:
-            past = (sev[:, free] >= cut(k))[:, free_counts]
+            past = (tested & (sev[:, free] >= cut(k)))[:, free_counts]
             return int((pinned_alarm | past.any(axis=1)).sum())
 
         if int(pinned_alarm.sum()) > allowed:
@@ -286,6 +289,10 @@ class ThresholdCalibrator:
             t = thresholds[j]
             if not np.isfinite(t):  # the column was never testable at this batch size
                 t = 0.0 if flip[j] else float("inf")
+                self.warnings_.append(
+                    f"column {c.name!r} had too few usable values (drift.min_rows) in the"
+                    f" resampled batches of {self.batch_rows} rows: it cannot raise an alarm"
+                )
             self.thresholds_[c.name] = ColumnThreshold(
                 c.test.name, float(-t if flip[j] else t), False, med, p99
             )
@@ -472,6 +479,8 @@ def calibration_for(
         reference_path=str(ref.path),
     )
     cal.save(cached)
+    for warning in cal.warnings if log else []:
+        log.warning("calibration: %s", warning)
     if log:
         log.info(
             "calibrated drift thresholds for reference %s at %d rows per batch in %.1f s (%s)",

@@ -240,3 +240,19 @@ def test_unreadable_calibration_file_is_named_and_recalibrated(
         Calibration.load(settings.drift.calibration.file)
     cal = calibration_for(settings, active_reference(settings), 2000)
     assert cal.columns and cal.batch_rows == size_bucket(2000)
+
+
+def test_batches_where_a_column_cannot_be_tested_are_not_alarms() -> None:
+    """80% of y missing, 45-row batches, min_rows 30: y is (almost) never testable."""
+    rng = np.random.default_rng(13)
+    reference = source(8_000, rng)
+    reference.loc[rng.random(8_000) < 0.8, "y"] = np.nan
+    cal = ThresholdCalibrator(detector(), batch_rows=45, batches=1000).fit(reference)
+    y = list(cal.columns_).index("y")
+    assert np.isnan(cal.null_[:, y]).mean() > 0.99  # resampled batches could not test y
+    assert cal.in_sample_alarms_ <= cal.allowed_alarms_
+    x = list(cal.columns_).index("x")
+    # The shared level is not collapsed to "above everything" by the untestable batches.
+    assert cal.thresholds_["x"].threshold < np.nanmax(cal.null_[:, x])
+    assert cal.thresholds_["y"].threshold == float("inf")  # said so, not guessed
+    assert any("column 'y' had too few usable values" in w for w in cal.warnings_)
