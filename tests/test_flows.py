@@ -211,7 +211,9 @@ def test_unlabelled_batch_rollback_status_report_and_plot(
     assert result["labelled_rows"] == 0
     assert result["quality"]["degraded"] is None
     assert result["quality"]["reason"].startswith("no quality verdict: 0 labelled rows")
-    assert result["drift"]["n_tested"] == 14
+    assert len(result["drift"]["columns"]) == 14  # every feature tested and reported ...
+    assert result["drift"]["n_tested"] == 6  # ... the 8 weather columns are report-only
+    assert len(result["drift"]["report_only"]) == 8
 
     # rollback: the alias and, with it, the drift reference go back to v1
     assert main(["rollback", "--config", str(config)]) == 0
