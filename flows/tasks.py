@@ -1,7 +1,7 @@
 """Tasks shared by the monitor flow and the retrain subflow.
 
 Each task wraps one driftwatch library call. Tasks that read files or talk to MLflow get the
-retries from ``orchestration.retries``/``retry_delay_seconds`` via ``with_retries``.
+retries from ``orchestration.retries``/``retry_delay_seconds`` (doubling) via ``with_retries``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from driftwatch.registry import ChampionInfo, Registry
 
 
 def with_retries(t: Any, settings: Settings) -> Any:
+    """Retries with exponential backoff (d, 2d, 4d, ...): a server that is restarting gets
+    time to come back, a blip costs only the first delay."""
     o = settings.orchestration
-    return t.with_options(retries=o.retries, retry_delay_seconds=o.retry_delay_seconds)
+    delays = [o.retry_delay_seconds * 2**i for i in range(o.retries)]
+    return t.with_options(retries=o.retries, retry_delay_seconds=delays or 0)
 
 
 @task(name="load settings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)

@@ -387,3 +387,13 @@ def test_disk_full_while_writing_the_report_fails_clearly_and_keeps_the_ledger(
     assert state.is_completed(), state.message
     (rec,) = ledger_for(load_settings(config)).records()
     assert (rec.status, rec.attempts) == ("done", 2)
+
+
+def test_tasks_that_talk_to_mlflow_retry_with_exponential_backoff(make_config) -> None:
+    from flows.tasks import champion_task, with_retries
+
+    settings = load_settings(make_config(orchestration={"retries": 3, "retry_delay_seconds": 2}))
+    t = with_retries(champion_task, settings)
+    assert t.retries == 3 and t.retry_delay_seconds == [2, 4, 8]
+    none = with_retries(champion_task, load_settings(make_config()))  # conftest: retries 0
+    assert none.retries == 0
