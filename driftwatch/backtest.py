@@ -22,7 +22,14 @@ import pandas as pd
 
 from driftwatch.calibration import calibrate, calibration_spec, size_bucket
 from driftwatch.config import Settings
-from driftwatch.data import labelled, read_batch, split_batches, to_utc, validate_batch
+from driftwatch.data import (
+    BATCH_SUFFIXES,
+    labelled,
+    read_batch,
+    split_batches,
+    to_utc,
+    validate_batch,
+)
 from driftwatch.drift import ColumnDrift, ReferenceProfile
 from driftwatch.model import train
 from driftwatch.quality import assess, score
@@ -121,9 +128,9 @@ class Backtester:
         self._calibrations: dict[tuple[int, int], dict[str, tuple[str | None, float | None]]] = {}
 
     def _bootstrap(self, reference: pd.DataFrame) -> tuple[Any, dict[str, float]]:
-        train_rows, holdout = split_holdout(
-            training_window(reference, reference[:0], self.settings), self.settings
-        )
+        # The reference passed as the "batch": the window is the reference alone either way.
+        window = training_window(reference[:0], reference, self.settings)
+        train_rows, holdout = split_holdout(window, self.settings)
         model = train(train_rows, self.settings.model)
         return model, score(model, holdout, self.settings.model)
 
@@ -223,7 +230,9 @@ def history_batches(
     ts = settings.model.timestamp
     if batches_dir is not None:
         files = sorted(
-            p for p in batches_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+            p
+            for p in batches_dir.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in BATCH_SUFFIXES
         )
         out = [(p.name, read_batch(p, settings.landing.max_file_mb)) for p in files]
         return [(name, _between(f, ts, start, end, name)) for name, f in out]
