@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from driftwatch.calibration import calibrate, calibration_spec, size_bucket
+from driftwatch.calibration import calibrate_frame, calibration_rows
 from driftwatch.config import Settings
 from driftwatch.data import (
     BATCH_SUFFIXES,
@@ -35,7 +35,7 @@ from driftwatch.model import train
 from driftwatch.quality import assess, score
 from driftwatch.reference import detector_for, load_reference
 from driftwatch.result import decide
-from driftwatch.retrain import promotion_decision, split_holdout, training_window
+from driftwatch.retrain import promotion_decision, split_window
 
 Policy = Literal["config", "always", "never"]
 
@@ -129,8 +129,7 @@ class Backtester:
 
     def _bootstrap(self, reference: pd.DataFrame) -> tuple[Any, dict[str, float]]:
         # The reference passed as the "batch": the window is the reference alone either way.
-        window = training_window(reference[:0], reference, self.settings)
-        train_rows, holdout = split_holdout(window, self.settings)
+        _, train_rows, holdout = split_window(reference[:0], reference, self.settings)
         model = train(train_rows, self.settings.model)
         return model, score(model, holdout, self.settings.model)
 
@@ -140,12 +139,10 @@ class Backtester:
         s = self.settings
         if s.drift.method != "calibrated":
             return None
-        size = s.drift.calibration.batch_rows or size_bucket(rows)
+        size = calibration_rows(s, rows)
         key = (version, size)
         if key not in self._calibrations:
-            cal = calibrate(
-                detector_for(s), reference, f"backtest-{version}", **calibration_spec(s, size)
-            )
+            cal = calibrate_frame(s, reference, f"backtest-{version}", size)
             self._calibrations[key] = cal.tests()
         return self._calibrations[key]
 
@@ -173,8 +170,7 @@ class Backtester:
             retrain = self.policy == "always" or (self.policy == "config" and decision.retrain)
             promoted = False
             if retrain:
-                window = training_window(reference, frame, s)
-                train_rows, holdout = split_holdout(window, s)
+                window, train_rows, holdout = split_window(reference, frame, s)
                 challenger = train(train_rows, spec)
                 ch_scores = score(challenger, holdout, spec)
                 verdict = promotion_decision(

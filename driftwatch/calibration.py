@@ -445,6 +445,30 @@ def calibrate(
     )
 
 
+def calibration_rows(settings: Settings, batch_rows: int) -> int:
+    """The batch size thresholds are calibrated for: the configured one, else the batch's own
+    rounded down to a step of sqrt(2)."""
+    return settings.drift.calibration.batch_rows or size_bucket(batch_rows)
+
+
+def calibrate_frame(
+    settings: Settings,
+    reference: pd.DataFrame,
+    reference_sha256: str,
+    batch_rows: int,
+    pins: dict[str, tuple[str, float]] | None = None,
+    reference_path: str = "",
+) -> Calibration:
+    """Calibrate the configured detector (plus ``pins``) on a reference already in memory."""
+    return calibrate(
+        detector_for(settings, dict(pins or {})),
+        reference,
+        reference_sha256,
+        **calibration_spec(settings, batch_rows),
+        reference_path=reference_path,
+    )
+
+
 def calibration_for(
     settings: Settings, ref: ActiveReference, batch_rows: int, log: Any = None
 ) -> Calibration:
@@ -455,38 +479,30 @@ def calibration_for(
     recalibrating automatically (seconds) keeps the promised false-alarm rate instead of
     silently applying thresholds measured on other data.
     """
-    conf = settings.drift.calibration
-    rows = conf.batch_rows or size_bucket(batch_rows)
-    detector = detector_for(settings, _file_pins(conf.file))
-    key = calibration_key(detector, ref.sha256, calibration_spec(settings, rows))
+    rows = calibration_rows(settings, batch_rows)
+    in_file = _read(settings.drift.calibration.file, log)
+    pins = in_file.pins() if in_file else {}
+    key = calibration_key(
+        detector_for(settings, dict(pins)), ref.sha256, calibration_spec(settings, rows)
+    )
+    if in_file and in_file.key == key:
+        return in_file
     cached = settings.paths.state / "calibration" / f"calibration-{key}.yaml"
-    for path in (conf.file, cached):
-        if path.is_file():
-            try:
-                found = Calibration.load(path)
-            except ValueError as exc:
-                if log:
-                    log.warning("%s; recalibrating", exc)
-                continue
-            if found.key == key:
-                return found
-    started = time.perf_counter()
-    cal = calibrate(
-        detector,
-        load_reference(settings, ref),
-        ref.sha256,
-        **calibration_spec(settings, rows),
-        reference_path=str(ref.path),
+    found = _read(cached, log)
+    if found and found.key == key:
+        return found
+    cal = calibrate_frame(
+        settings, load_reference(settings, ref), ref.sha256, rows, pins, str(ref.path)
     )
     cal.save(cached)
-    for warning in cal.warnings if log else []:
-        log.warning("calibration: %s", warning)
     if log:
+        for warning in cal.warnings:
+            log.warning("calibration: %s", warning)
         log.info(
             "calibrated drift thresholds for reference %s at %d rows per batch in %.1f s (%s)",
             ref.version,
             rows,
-            time.perf_counter() - started,
+            cal.seconds,
             cached,
         )
     return cal
@@ -498,13 +514,14 @@ def write_calibration(
     """``driftwatch calibrate``: thresholds for the active reference, written where the monitor
     looks (drift.calibration.file); pinned entries of the existing file are kept."""
     out = out or settings.drift.calibration.file
-    detector = detector_for(settings, _file_pins(out))
-    cal = calibrate(
-        detector,
+    existing = _read(out)
+    cal = calibrate_frame(
+        settings,
         load_reference(settings, ref),
         ref.sha256,
-        **calibration_spec(settings, batch_rows),
-        reference_path=str(ref.path),
+        batch_rows,
+        existing.pins() if existing else None,
+        str(ref.path),
     )
     return cal, cal.save(out)
 
@@ -520,11 +537,14 @@ def calibration_spec(settings: Settings, batch_rows: int) -> dict[str, Any]:
     }
 
 
-def _file_pins(path: Path) -> dict[str, tuple[str | None, float | None]]:
-    """Thresholds marked ``pinned: true`` in the calibration file survive recalibration."""
+def _read(path: Path, log: Any = None) -> Calibration | None:
+    """A calibration file, or None when there is none or it cannot be read (then recalibrated,
+    and said so in the log)."""
     if not path.is_file():
-        return {}
+        return None
     try:
-        return dict(Calibration.load(path).pins())
-    except ValueError:
-        return {}
+        return Calibration.load(path)
+    except ValueError as exc:
+        if log:
+            log.warning("%s; recalibrating", exc)
+        return None

@@ -161,13 +161,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if reference.empty:
         raise BatchError(args.reference, "no rows: a reference needs data")
     if detector.method == "calibrated":
-        from driftwatch.calibration import calibrate, calibration_spec, size_bucket
+        from driftwatch.calibration import calibrate_frame, calibration_rows
         from driftwatch.drift import frame_fingerprint
 
-        rows = settings.drift.calibration.batch_rows or size_bucket(len(current))
-        cal = calibrate(
-            detector, reference, frame_fingerprint(reference), **calibration_spec(settings, rows)
-        )
+        rows = calibration_rows(settings, len(current))
+        cal = calibrate_frame(settings, reference, frame_fingerprint(reference), rows)
         detector = detector_for(settings, cal.tests())
     detector.fit(reference)
     result = detector.check(current, source=args.current)

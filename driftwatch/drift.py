@@ -318,15 +318,11 @@ class DriftDetector:
         tested = [c for c in columns if c.status != "insufficient_data"]
         if self.method in ("bonferroni", "bh"):
             free = [c for c in tested if self.tests.get(c.column, (None, None))[1] is None]
-            judged = [c for c in free if c.column not in self.report_only]
-            correct_p_values(judged, self.method, self.alpha)
-            # Report-only columns are judged at the cut-off of the others, outside the family.
-            cutoff = judged[0].threshold if judged else self.alpha
+            # The family is the columns that count; report-only ones get the same cut-off.
+            family = [c.p_value for c in free if c.column not in self.report_only]
+            cutoff = p_value_cutoff(family, self.method, self.alpha)
             for c in free:
-                if c.column in self.report_only:
-                    c.threshold = cutoff
-                    c.drifted = c.p_value is not None and c.p_value <= cutoff
-                    c.status = "drift" if c.drifted else "ok"
+                _judge_p_value(c, cutoff)
         for c in columns:
             if c.column in self.report_only:
                 c.note = "; ".join(filter(None, ["report only", c.note]))
@@ -426,19 +422,28 @@ def correct_p_values(columns: list[ColumnDrift], method: str, alpha: float) -> N
     (false discovery rate <= alpha; when no column has drifted, that is also the chance of a
     dataset alarm). The threshold shown per column is the cut-off actually applied.
     """
-    if not columns:
-        return
-    m = len(columns)
-    if method == "bonferroni":
-        cutoff = alpha / m
-    else:
-        ps = sorted(c.p_value if c.p_value is not None else 1.0 for c in columns)
-        passing = [k for k, p in enumerate(ps, start=1) if p <= k * alpha / m]
-        cutoff = max(passing) * alpha / m if passing else alpha / m
+    cutoff = p_value_cutoff([c.p_value for c in columns], method, alpha)
     for c in columns:
-        c.threshold = cutoff
-        c.drifted = c.p_value is not None and c.p_value <= cutoff
-        c.status = "drift" if c.drifted else "ok"
+        _judge_p_value(c, cutoff)
+
+
+def p_value_cutoff(p_values: list[float | None], method: str, alpha: float) -> float:
+    """The per-column cut-off of Bonferroni or Benjamini-Hochberg over ``p_values`` (a missing
+    p-value counts as 1); ``alpha`` itself for an empty family."""
+    m = len(p_values)
+    if m == 0:
+        return alpha
+    if method == "bonferroni":
+        return alpha / m
+    ps = sorted(p if p is not None else 1.0 for p in p_values)
+    passing = [k for k, p in enumerate(ps, start=1) if p <= k * alpha / m]
+    return max(passing) * alpha / m if passing else alpha / m
+
+
+def _judge_p_value(c: ColumnDrift, cutoff: float) -> None:
+    c.threshold = cutoff
+    c.drifted = c.p_value is not None and c.p_value <= cutoff
+    c.status = "drift" if c.drifted else "ok"
 
 
 def _require_columns(frame: pd.DataFrame, cols: dict[str, Any], source: str) -> None:

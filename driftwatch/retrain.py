@@ -43,7 +43,14 @@ def prepare_window(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(window, train, holdout): the champion's reference plus the new files, split by time."""
     reference = load_reference(settings, active_reference(settings, champion_reference))
-    window = training_window(reference, read_batches(settings, batch_files), settings)
+    return split_window(reference, read_batches(settings, batch_files), settings)
+
+
+def split_window(
+    reference: pd.DataFrame, batch: pd.DataFrame, settings: Settings
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(window, train, holdout) from the reference and the new rows already in memory."""
+    window = training_window(reference, batch, settings)
     train, holdout = split_holdout(window, settings)
     return window, train, holdout
 
