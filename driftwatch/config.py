@@ -222,10 +222,10 @@ class Settings(_Strict):
 
             for col, opts in self.drift.columns.items():
                 if opts.test and TESTS[opts.test].score != "p_value":
+                    p_tests = ", ".join(n for n, t in TESTS.items() if t.score == "p_value")
                     raise ValueError(
                         f"drift.columns.{col}.test: {opts.test!r} is a distance, but drift.method"
-                        f" {self.drift.method!r} corrects p-values; use a p-value test (ks,"
-                        " chi2_contingency, chisquare, z, cramer_von_mises, anderson)"
+                        f" {self.drift.method!r} corrects p-values; use a p-value test ({p_tests})"
                     )
         return self
 

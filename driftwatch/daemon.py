@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from driftwatch import lock
-from driftwatch.config import Settings, load_settings
+from driftwatch.config import Settings, load_settings, resolve_config_path
 from driftwatch.errors import ConfigError
 
 log = logging.getLogger("driftwatch.daemon")
@@ -184,5 +184,5 @@ def run_daemon(config: str | None, interval: float | None, max_ticks: int | None
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    path = config or os.environ.get("DRIFTWATCH_CONFIG", "config.yaml")
+    path = resolve_config_path(config)
     return Daemon(path, interval, max_ticks).run()

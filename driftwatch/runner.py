@@ -4,7 +4,6 @@ imports the flows, so the library stays importable without Prefect."""
 from __future__ import annotations
 
 import logging
-import os
 import urllib.request
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -57,7 +56,9 @@ def _prefect_context(config_path: str) -> AbstractContextManager[Any]:
 def run_once(config: str | None, batch: str | None = None) -> tuple[Any, dict[str, Any] | None]:
     """One monitor flow run; returns its final Prefect state and the result (None if it failed)."""
     prefect_env.configure()
-    config_path = str(config or os.environ.get("DRIFTWATCH_CONFIG", "config.yaml"))
+    from driftwatch.config import resolve_config_path
+
+    config_path = str(resolve_config_path(config))
     with _prefect_context(config_path):
         from flows.monitor import monitor_flow
 

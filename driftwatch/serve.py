@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 from driftwatch import prefect_env
-from driftwatch.config import load_settings
+from driftwatch.config import load_settings, resolve_config_path
 from driftwatch.errors import DriftwatchError
 
 
 def serve(config: str | None, interval: float | None = None) -> int:
-    path = Path(config or os.environ.get("DRIFTWATCH_CONFIG", "config.yaml")).resolve()
+    path = resolve_config_path(config).resolve()
     settings = load_settings(path)
     if not prefect_env.api_url():
         raise DriftwatchError(
