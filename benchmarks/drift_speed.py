@@ -60,7 +60,7 @@ def max_rss_mb() -> float:
 
 def fit_profile(n: int, path: Path) -> dict:
     """Fitted in its own process, as the monitor does (its profile comes from the cache)."""
-    from driftwatch.drift import DriftDetector
+    from driftwatch.engine.drift import DriftDetector
 
     num, cat = columns()
     ref = generate(n, 1, False)
@@ -72,7 +72,7 @@ def fit_profile(n: int, path: Path) -> dict:
 
 
 def run_driftwatch(n: int, profile: Path) -> dict:
-    from driftwatch.drift import DriftDetector, ReferenceProfile
+    from driftwatch.engine.drift import DriftDetector, ReferenceProfile
 
     num, cat = columns()
     det = DriftDetector(numerical=num, categorical=cat).with_profile(ReferenceProfile.load(profile))

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from driftwatch.calibration import calibrate
 from driftwatch.config import load_settings
-from driftwatch.data import load_flights, local_month
-from driftwatch.drift import DriftDetector, DriftResult, correct_p_values
+from driftwatch.engine.calibration import calibrate
+from driftwatch.engine.drift import DriftDetector, DriftResult, correct_p_values
+from driftwatch.store.batches import load_flights, local_month
 
 HERE = Path(__file__).resolve().parent
 RATE = 0.01

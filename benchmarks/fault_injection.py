@@ -35,11 +35,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from driftwatch.calibration import Calibration
 from driftwatch.config import load_settings
-from driftwatch.data import load_flights, local_month
-from driftwatch.demo import write_demo_config
+from driftwatch.demo.run import write_demo_config
+from driftwatch.engine.calibration import Calibration
 from driftwatch.faults import CHECKPOINTS
+from driftwatch.store.batches import load_flights, local_month
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIFTWATCH = Path(sys.executable).parent / "driftwatch"
@@ -110,7 +110,7 @@ def inconsistencies(config: Path, batch_name: str) -> list[str]:
         problems.append(f"champion v{mv.version} has no {metric}")
     if run_.data.tags.get("driftwatch.promoted") != "true":
         problems.append(f"champion v{mv.version} has no recorded promotion decision")
-    ref = mv.tags.get("driftwatch.reference")
+    ref = mv.tags.get("driftwatch.store.references")
     try:
         if not ref or pd.read_parquet(ref).empty:
             problems.append(f"champion v{mv.version}: reference {ref} missing or empty")

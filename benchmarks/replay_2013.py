@@ -6,7 +6,7 @@ would (dataset drift on the non-report-only columns, or the champion's RMSE more
 its baseline) and promotes only a challenger that beats the champion on the newest holdout;
 "always" retrains after every batch with the same promotion rule; "never" keeps the January
 model. Monthly RMSE is the champion's error on each month's flights as they arrived (before any
-retrain on them), pooled over the month's rows. Runs through ``driftwatch.backtest`` (no state,
+retrain on them), pooled over the month's rows. Runs through ``driftwatch.monitor.backtest`` (no state,
 no MLflow), so it is the same code path as ``driftwatch backtest --policy``.
 
     .venv/bin/python benchmarks/replay_2013.py        # ~2 min on 2 cores
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from driftwatch.backtest import Backtester, BacktestResult, history_batches
 from driftwatch.config import load_settings
-from driftwatch.data import FLIGHTS_TZ
-from driftwatch.plot import plot_backtest
+from driftwatch.monitor.backtest import Backtester, BacktestResult, history_batches
+from driftwatch.report.plot import plot_backtest
+from driftwatch.store.batches import FLIGHTS_TZ
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {"never retrain": "never", "driftwatch": "config", "always retrain": "always"}

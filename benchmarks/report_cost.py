@@ -32,9 +32,9 @@ def main() -> None:
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "WARNING")
 
     from driftwatch.config import load_settings
-    from driftwatch.data import load_flights, local_month
-    from driftwatch.demo import write_demo_config
-    from driftwatch.runner import run_once
+    from driftwatch.demo.run import write_demo_config
+    from driftwatch.orchestration.runner import run_once
+    from driftwatch.store.batches import load_flights, local_month
 
     work = Path(tempfile.mkdtemp(prefix="driftwatch-report-cost-"))
     sections: dict[str, dict] = {}

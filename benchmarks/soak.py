@@ -55,8 +55,8 @@ def main() -> None:
     import pandas as pd
 
     from driftwatch.config import load_settings
-    from driftwatch.demo import write_demo_config
-    from driftwatch.ledger import Ledger
+    from driftwatch.demo.run import write_demo_config
+    from driftwatch.store.ledger import Ledger
 
     work = Path(tempfile.mkdtemp(prefix="driftwatch-soak-"))
     # The soak is about the scheduler, the ledger and memory; Evidently's HTML (~1.5 s a tick,
@@ -94,7 +94,7 @@ def main() -> None:
     )
 
     def ticks() -> int:
-        return (work / "daemon.log").read_text().count("driftwatch.daemon: tick")
+        return (work / "daemon.log").read_text().count("driftwatch.orchestration.daemon: tick")
 
     dropped: list[str] = []
     start_rss = None

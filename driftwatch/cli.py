@@ -143,14 +143,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from driftwatch.data import read_batch
-    from driftwatch.drift import DriftDetector
+    from driftwatch.engine.drift import DriftDetector
     from driftwatch.errors import BatchError
-    from driftwatch.report import drift_table
+    from driftwatch.report.text import drift_table
+    from driftwatch.store.batches import read_batch
 
     if args.config:
         from driftwatch.config import load_settings
-        from driftwatch.reference import detector_for
+        from driftwatch.store.references import detector_for
 
         settings = load_settings(args.config)
         detector = detector_for(settings)
@@ -161,8 +161,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if reference.empty:
         raise BatchError(args.reference, "no rows: a reference needs data")
     if detector.method == "calibrated":
-        from driftwatch.calibration import calibrate_frame, calibration_rows
-        from driftwatch.drift import frame_fingerprint
+        from driftwatch.engine.calibration import calibrate_frame, calibration_rows
+        from driftwatch.engine.drift import frame_fingerprint
 
         rows = calibration_rows(settings, len(current))
         cal = calibrate_frame(settings, reference, frame_fingerprint(reference), rows)
@@ -177,7 +177,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from driftwatch.runner import PrefectUnreachable, run_once
+    from driftwatch.orchestration.runner import PrefectUnreachable, run_once
 
     try:
         state, result = run_once(args.config, args.batch)
@@ -192,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from driftwatch.demo import run_demo
+    from driftwatch.demo.run import run_demo
 
     return run_demo(
         config=args.config,
@@ -205,23 +205,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from driftwatch.daemon import run_daemon
+    from driftwatch.orchestration.daemon import run_daemon
 
     return run_daemon(args.config, args.interval, args.max_ticks)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from driftwatch.serve import serve
+    from driftwatch.orchestration.serve import serve
 
     return serve(args.config, args.interval)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from driftwatch.calibration import size_bucket, write_calibration
     from driftwatch.config import load_settings
-    from driftwatch.data import file_hash
+    from driftwatch.engine.calibration import size_bucket, write_calibration
     from driftwatch.errors import ConfigError
-    from driftwatch.reference import ActiveReference, active_reference
+    from driftwatch.store.batches import file_hash
+    from driftwatch.store.references import ActiveReference, active_reference
 
     settings = load_settings(args.config)
     conf = settings.drift.calibration
@@ -240,7 +240,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         path = Path(args.reference).resolve()
         ref = ActiveReference(path, file_hash(path), path.name)
     else:
-        from driftwatch.registry import Registry
+        from driftwatch.store.registry import Registry
 
         champion = Registry(settings).champion()
         ref = active_reference(settings, champion.reference if champion else None)
@@ -268,9 +268,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from driftwatch.backtest import Backtester, history_batches
     from driftwatch.config import load_settings, resolve_config_path
-    from driftwatch.plot import plot_backtest
+    from driftwatch.monitor.backtest import Backtester, history_batches
+    from driftwatch.report.plot import plot_backtest
 
     base = resolve_config_path(args.config)
     configs: list[tuple[str, Path, dict[str, str]]] = [(base.stem, base, {})]
@@ -339,7 +339,7 @@ def _overrides(text: str) -> dict[str, str]:
 
 
 def cmd_build_reference(args: argparse.Namespace) -> int:
-    from driftwatch.data import build_reference
+    from driftwatch.store.batches import build_reference
 
     ref = build_reference(Path(args.out), _months(args.months))
     print(f"wrote {args.out}: {len(ref)} rows, {ref['air_time'].notna().sum()} labelled")
@@ -348,7 +348,7 @@ def cmd_build_reference(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
-    from driftwatch.registry import Registry
+    from driftwatch.store.registry import Registry
 
     frm, to, ref = Registry(load_settings(args.config)).rollback()
     print(
@@ -359,8 +359,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
-    from driftwatch.monitor import ledger_for
-    from driftwatch.result import load_results
+    from driftwatch.monitor.result import load_results
+    from driftwatch.monitor.steps import ledger_for
 
     settings = load_settings(args.config)
     records = ledger_for(settings).records()
@@ -377,7 +377,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"  {res.started} {res.outcome:<20} rows {res.rows:<6} champion v{res.champion_version or '-'}"
         )
-    from driftwatch.registry import Registry
+    from driftwatch.store.registry import Registry
 
     champion = Registry(settings).champion()
     print(f"champion: v{champion.version}" if champion else "champion: none yet")
@@ -386,8 +386,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
-    from driftwatch.report import report_lines
-    from driftwatch.result import load_results
+    from driftwatch.monitor.result import load_results
+    from driftwatch.report.text import report_lines
 
     settings = load_settings(args.config)
     results = load_results(settings.paths.state / "runs")
@@ -395,7 +395,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("no stored runs yet")
         return EXIT_OK
     if args.plot:
-        from driftwatch.plot import plot_history
+        from driftwatch.report.plot import plot_history
 
         out = plot_history(
             results[-args.last :], Path(args.plot), title=f"driftwatch: {settings.model.name}"

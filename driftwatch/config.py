@@ -68,7 +68,7 @@ class ModelSettings(_Strict):
     target: str = "air_time"
     numerical: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
-    # A built-in pipeline name (see driftwatch.model.BUILTIN_ESTIMATORS) or "package.module:factory".
+    # A built-in pipeline name (see driftwatch.model.estimators.BUILTIN_ESTIMATORS) or "package.module:factory".
     estimator: str = "hist_gradient_boosting"
     params: dict[str, Any] = Field(default_factory=dict)
     timestamp: str | None = "time_hour"
@@ -218,7 +218,7 @@ class Settings(_Strict):
                     f"drift column {col!r} is not a model feature{_did_you_mean(col, known)}"
                 )
         if self.drift.method in ("bonferroni", "bh"):
-            from driftwatch.stattests import TESTS
+            from driftwatch.engine.stattests import TESTS
 
             for col, opts in self.drift.columns.items():
                 if opts.test and TESTS[opts.test].score != "p_value":
@@ -344,7 +344,7 @@ def load_settings(
 def _check_estimator_importable(spec: str) -> None:
     """A factory that cannot be imported should stop the run before anything else happens."""
     if ":" not in spec:
-        return  # a built-in name, checked by driftwatch.model
+        return  # a built-in name, checked by driftwatch.model.estimators
     module, _, attr = spec.partition(":")
     try:
         found = hasattr(importlib.import_module(module), attr)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from driftwatch import prefect_env
+from driftwatch.orchestration import prefect_env
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference_data" / "flights_2013_01.parquet"
@@ -26,21 +26,21 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 @pytest.fixture(scope="session")
 def flights() -> pd.DataFrame:
-    from driftwatch.data import load_flights
+    from driftwatch.store.batches import load_flights
 
     return load_flights()
 
 
 @pytest.fixture(scope="session")
 def january(flights: pd.DataFrame) -> pd.DataFrame:
-    from driftwatch.data import local_month
+    from driftwatch.store.batches import local_month
 
     return flights[local_month(flights) == 1].reset_index(drop=True)
 
 
 @pytest.fixture(scope="session")
 def july(flights: pd.DataFrame) -> pd.DataFrame:
-    from driftwatch.data import local_month
+    from driftwatch.store.batches import local_month
 
     return flights[local_month(flights) == 7].reset_index(drop=True)
 

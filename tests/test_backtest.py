@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from driftwatch.backtest import Backtester, history_batches, pooled, severity
 from driftwatch.config import load_settings
-from driftwatch.data import local_month
+from driftwatch.monitor.backtest import Backtester, history_batches, pooled, severity
+from driftwatch.store.batches import local_month
 
 
 def test_batches_dir_and_policies(
@@ -43,7 +43,7 @@ def test_batches_dir_and_policies(
 def test_pooled_metric_and_severity_scale() -> None:
     assert pooled("rmse", [(3.0, 1), (4.0, 1)]) == (12.5) ** 0.5
     assert pooled("mae", [(1.0, 3), (2.0, 1)]) == 1.25
-    from driftwatch.drift import ColumnDrift
+    from driftwatch.engine.drift import ColumnDrift
 
     def col(p: float | None, score: float, threshold: float) -> ColumnDrift:
         return ColumnDrift("c", "numerical", "t", score, p, score, threshold, None, "ok", 1, 1, 0)

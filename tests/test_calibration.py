@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from driftwatch.calibration import (
+from driftwatch.config import load_settings
+from driftwatch.engine.calibration import (
     Calibration,
     ThresholdCalibrator,
     _null_scores,
@@ -20,10 +21,9 @@ from driftwatch.calibration import (
     size_bucket,
     write_calibration,
 )
-from driftwatch.config import load_settings
-from driftwatch.drift import ColumnDrift, DriftDetector, correct_p_values
-from driftwatch.reference import active_reference
-from driftwatch.stattests import ColumnSample
+from driftwatch.engine.drift import ColumnDrift, DriftDetector, correct_p_values
+from driftwatch.engine.stattests import ColumnSample
+from driftwatch.store.references import active_reference
 
 CATS = np.array(["a", "b", "c", "d", "e", "f"])
 SHARES = [0.35, 0.25, 0.15, 0.12, 0.08, 0.05]

@@ -98,7 +98,7 @@ def test_calibrate_writes_thresholds_with_provenance_and_check_uses_them(
 ) -> None:
     import yaml
 
-    from driftwatch.data import file_hash
+    from driftwatch.store.batches import file_hash
 
     config = make_config(drift={"calibration": {"batches": 300}})
     reference = ROOT / "reference_data" / "flights_2013_01.parquet"

@@ -9,7 +9,7 @@ import yaml
 
 from driftwatch.config import load_settings
 from driftwatch.errors import ConfigError
-from driftwatch.model import build_estimator
+from driftwatch.model.estimators import build_estimator
 
 ROOT = Path(__file__).resolve().parents[1]
 

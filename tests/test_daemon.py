@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from driftwatch.config import load_settings
-from driftwatch.ledger import Ledger
+from driftwatch.store.ledger import Ledger
 
 DRIFTWATCH = str(Path(sys.executable).parent / "driftwatch")
 
@@ -86,7 +86,10 @@ def test_ticks_process_each_file_exactly_once(runner: Runner, january) -> None:
         wait_for(
             lambda: runner.status().get("2013-01-b.parquet", ("",))[0] == "done", what="file b"
         )
-        wait_for(lambda: log.read_text().count("driftwatch.daemon: tick") >= 4, what="4 ticks")
+        wait_for(
+            lambda: log.read_text().count("driftwatch.orchestration.daemon: tick") >= 4,
+            what="4 ticks",
+        )
     finally:
         assert stop(proc) == 0
     text = log.read_text()
@@ -159,9 +162,9 @@ def test_bad_file_quarantined_rewritten_file_reported_bad_config_survived(
         good = config.read_text()
         config.write_text(good.replace("drift_share: 0.5", "drift_share: 5"))
         wait_for(lambda: "config reload failed" in log.read_text(), what="bad reload")
-        n = log.read_text().count("driftwatch.daemon: tick")
+        n = log.read_text().count("driftwatch.orchestration.daemon: tick")
         wait_for(
-            lambda: log.read_text().count("driftwatch.daemon: tick") >= n + 1,
+            lambda: log.read_text().count("driftwatch.orchestration.daemon: tick") >= n + 1,
             what="tick after bad config",
         )
         config.write_text(good)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from driftwatch.config import ModelSettings
-from driftwatch.data import read_batch, validate_batch
 from driftwatch.errors import BatchError, SchemaError
+from driftwatch.store.batches import read_batch, validate_batch
 
 SPEC = ModelSettings(
     numerical=["distance", "temp"], categorical=["origin"], target="air_time", timestamp="time_hour"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftwatch.drift import DriftDetector, ReferenceProfile, infer_kind
+from driftwatch.engine.drift import DriftDetector, ReferenceProfile, infer_kind
 from driftwatch.errors import SchemaError
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftwatch.drift import DriftDetector
-from driftwatch.stattests import TESTS
+from driftwatch.engine.drift import DriftDetector
+from driftwatch.engine.stattests import TESTS
 
 DISPLAY_TO_NAME = {t.display: t.name for t in TESTS.values()}
 

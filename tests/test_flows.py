@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 
 from driftwatch.config import load_settings
-from driftwatch.data import local_month
-from driftwatch.registry import Registry
+from driftwatch.store.batches import local_month
+from driftwatch.store.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def run(config: Path, batch: Path | None = None, **params):
-    from flows.monitor import monitor_flow
+    from driftwatch.orchestration.monitor_flow import monitor_flow
 
     return monitor_flow(
         config_path=str(config), batch=str(batch) if batch else None, return_state=True, **params
@@ -104,7 +104,7 @@ def test_bootstrap_then_quiet_batch_then_shift_retrains_and_promotes(
     # the reference did not change between runs 2 and 3: its profile came from Prefect's cache
     assert task_state(state, "load reference profile") == "Cached"
     # the drift reference moved to the new champion's training window (July only: 60 days)
-    ref = pd.read_parquet(v2.tags["driftwatch.reference"])
+    ref = pd.read_parquet(v2.tags["driftwatch.store.references"])
     assert local_month(ref).unique().tolist() == [7]
 
 
@@ -133,7 +133,7 @@ def test_worse_challenger_keeps_the_champion(make_config, tmp_path: Path, januar
 def test_invalid_parameter_fails_with_parameter_type_error(make_config) -> None:
     from prefect.exceptions import ParameterTypeError
 
-    from flows.monitor import monitor_flow
+    from driftwatch.orchestration.monitor_flow import monitor_flow
 
     state = monitor_flow(
         config_path=str(make_config()), batch=["not", "a", "path"], return_state=True
@@ -166,7 +166,7 @@ def test_landing_dir_each_file_once_bad_file_retried_then_quarantined(
     state = run(config)  # no batch: take every pending landing file
     assert state.is_failed()
     assert "2013-01-c.parquet" in state.message and "not a readable parquet file" in state.message
-    from driftwatch.monitor import ledger_for
+    from driftwatch.monitor.steps import ledger_for
 
     ledger = ledger_for(load_settings(config))
     status = {Path(r.path).name: (r.status, r.attempts) for r in ledger.records()}
@@ -192,7 +192,7 @@ def test_unlabelled_batch_rollback_status_report_and_plot(
     make_config, tmp_path: Path, january, july, capsys
 ) -> None:
     from driftwatch.cli import main
-    from driftwatch.reference import active_reference
+    from driftwatch.store.references import active_reference
 
     config = make_config()
     assert run(
@@ -219,9 +219,9 @@ def test_unlabelled_batch_rollback_status_report_and_plot(
     assert main(["rollback", "--config", str(config)]) == 0
     assert champion_version(config) == "1"
     champion = Registry(settings).champion()
-    assert champion.reference == v1.tags["driftwatch.reference"]
+    assert champion.reference == v1.tags["driftwatch.store.references"]
     assert active_reference(settings, champion.reference).path == Path(
-        v1.tags["driftwatch.reference"]
+        v1.tags["driftwatch.store.references"]
     )
     assert "moved back from v2 to v1" in capsys.readouterr().out
     with pytest.raises(Exception, match="no previous champion"):
@@ -282,7 +282,7 @@ def test_mlflow_unreachable_fails_clearly_and_leaves_files_alone(
 ) -> None:
     config = make_config(mlflow={"tracking_uri": "http://127.0.0.1:9"}, landing={"max_attempts": 2})
     write(january.sample(500, random_state=51), tmp_path / "landing" / "a.parquet")
-    from driftwatch.monitor import ledger_for
+    from driftwatch.monitor.steps import ledger_for
 
     for _ in range(3):
         state = run(config)
@@ -315,7 +315,7 @@ def test_backtest_and_compare_leave_the_real_state_untouched(
     import yaml
 
     from driftwatch.cli import main
-    from driftwatch.data import FLIGHTS_TZ
+    from driftwatch.store.batches import FLIGHTS_TZ
 
     config = make_config()
     write(january.sample(3000, random_state=61), tmp_path / "landing" / "a.parquet")
@@ -357,7 +357,7 @@ def test_disk_full_while_writing_the_report_fails_clearly_and_keeps_the_ledger(
     import os
     import subprocess
 
-    from driftwatch.monitor import ledger_for
+    from driftwatch.monitor.steps import ledger_for
 
     config = make_config()
     runs = tmp_path / "state" / "runs"
@@ -390,7 +390,7 @@ def test_disk_full_while_writing_the_report_fails_clearly_and_keeps_the_ledger(
 
 
 def test_tasks_that_talk_to_mlflow_retry_with_exponential_backoff(make_config) -> None:
-    from flows.tasks import champion_task, with_retries
+    from driftwatch.orchestration.tasks import champion_task, with_retries
 
     settings = load_settings(make_config(orchestration={"retries": 3, "retry_delay_seconds": 2}))
     t = with_retries(champion_task, settings)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from driftwatch.ledger import Ledger
+from driftwatch.store.ledger import Ledger
 
 
 def drop(landing: Path, name: str, rows: int = 3) -> Path:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from driftwatch.config import load_settings
 from driftwatch.errors import BatchError, RegistryError
-from driftwatch.monitor import Batch, collect_batch, fail_batch, ledger_for
+from driftwatch.monitor.steps import Batch, collect_batch, fail_batch, ledger_for
 
 
 def test_infrastructure_faults_never_quarantine_data_faults_do(make_config, tmp_path: Path) -> None:

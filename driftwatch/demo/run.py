@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 from driftwatch.config import load_settings
-from driftwatch.data import FLIGHTS_TZ, load_flights, local_month, split_batches
-from driftwatch.report import batch_row
+from driftwatch.report.text import batch_row
+from driftwatch.store.batches import FLIGHTS_TZ, load_flights, local_month, split_batches
 
 COLUMNS = [
     "tick",
@@ -85,7 +85,7 @@ def run_demo(
 ) -> int:
     if not verbose:
         quiet_prefect_console()
-    from driftwatch.runner import run_once
+    from driftwatch.orchestration.runner import run_once
 
     if state.exists() and not keep:
         shutil.rmtree(state)
@@ -124,7 +124,7 @@ def run_demo(
             failures += 1
             print(f"{i:<4}  {key}: {final_state.name}: {final_state.message}", flush=True)
             continue
-        from driftwatch.result import MonitorResult
+        from driftwatch.monitor.result import MonitorResult
 
         row = {
             "tick": i,
@@ -145,7 +145,7 @@ def _read_reference(path: Path):
 
 
 def _summary(rows: list[dict[str, object]], settings) -> None:
-    from driftwatch.registry import Registry
+    from driftwatch.store.registry import Registry
 
     outcomes: dict[str, int] = {}
     for r in rows:

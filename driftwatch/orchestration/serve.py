@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import signal
 
-from driftwatch import prefect_env
 from driftwatch.config import load_settings, resolve_config_path
 from driftwatch.errors import DriftwatchError
+from driftwatch.orchestration import prefect_env
 
 
 def serve(config: str | None, interval: float | None = None) -> int:
@@ -25,7 +25,7 @@ def serve(config: str | None, interval: float | None = None) -> int:
             " which schedules by itself with no server."
         )
     prefect_env.configure()
-    from flows.monitor import monitor_flow
+    from driftwatch.orchestration.monitor_flow import monitor_flow
 
     # Prefect's runner stops cleanly on SIGTERM but not on Ctrl-C (measured with 3.8.8: runs
     # go on being submitted); make SIGINT mean the same as SIGTERM.

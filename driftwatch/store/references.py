@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.data import file_hash, read_batch, validate_batch
-from driftwatch.drift import PROFILE_FORMAT, DriftDetector
+from driftwatch.engine.drift import PROFILE_FORMAT, DriftDetector
+from driftwatch.store.batches import file_hash, read_batch, validate_batch
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from driftwatch.errors import SchemaError
-from driftwatch.stattests import (
+from driftwatch.engine.stattests import (
     ColumnSample,
     Kind,
     StatTest,
@@ -33,6 +32,7 @@ from driftwatch.stattests import (
     p_value_test,
     test_by_name,
 )
+from driftwatch.errors import SchemaError
 
 PROFILE_FORMAT = 2
 Status = Literal["ok", "drift", "insufficient_data"]

@@ -21,8 +21,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from driftwatch.config import ModelSettings
-from driftwatch.data import labelled
 from driftwatch.errors import ConfigError
+from driftwatch.store.batches import labelled
 
 
 def _hist_gradient_boosting(spec: ModelSettings, params: dict[str, Any]) -> BaseEstimator:

@@ -10,8 +10,8 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from driftwatch.config import ModelSettings, QualitySettings
-from driftwatch.data import labelled
-from driftwatch.model import predict, target
+from driftwatch.model.estimators import predict, target
+from driftwatch.store.batches import labelled
 
 LOWER_IS_BETTER = {"rmse": True, "mae": True, "accuracy": False, "f1": False, "roc_auc": False}
 

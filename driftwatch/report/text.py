@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from driftwatch.config import Settings
-from driftwatch.drift import ColumnDrift, DriftResult
-from driftwatch.result import MonitorResult, RetrainOutcome
+from driftwatch.engine.drift import ColumnDrift, DriftResult
+from driftwatch.monitor.result import MonitorResult, RetrainOutcome
 
 
 def _num(v: float | None, digits: int = 4) -> str:

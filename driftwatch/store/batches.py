@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.config import ModelSettings
-from driftwatch.drift import as_categorical, as_numeric
+from driftwatch.engine.drift import as_categorical, as_numeric
 from driftwatch.errors import BatchError, SchemaError
 
 BATCH_SUFFIXES = (".parquet", ".pq", ".csv")

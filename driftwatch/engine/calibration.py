@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.drift import DriftDetector, _prepare, atomic_write_bytes
-from driftwatch.reference import ActiveReference, detector_for, load_reference
-from driftwatch.stattests import ColumnSample, StatTest
+from driftwatch.engine.drift import DriftDetector, _prepare, atomic_write_bytes
+from driftwatch.engine.stattests import ColumnSample, StatTest
+from driftwatch.store.references import ActiveReference, detector_for, load_reference
 
 CALIBRATION_FORMAT = 1
 

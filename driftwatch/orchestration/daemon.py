@@ -22,11 +22,11 @@ from typing import Any
 
 import yaml
 
-from driftwatch import lock
 from driftwatch.config import Settings, load_settings, resolve_config_path
 from driftwatch.errors import ConfigError
+from driftwatch.store import lock
 
-log = logging.getLogger("driftwatch.daemon")
+log = logging.getLogger("driftwatch.orchestration.daemon")
 
 
 class Daemon:
@@ -87,7 +87,7 @@ class Daemon:
         self.ticks += 1
         try:
             config = self.reload()
-            from driftwatch.runner import run_once
+            from driftwatch.orchestration.runner import run_once
 
             state, result = run_once(str(config))
             took = time.time() - started

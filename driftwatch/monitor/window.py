@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.data import labelled, read_validated
-from driftwatch.quality import better
-from driftwatch.reference import active_reference, load_reference
+from driftwatch.model.quality import better
+from driftwatch.store.batches import labelled, read_validated
+from driftwatch.store.references import active_reference, load_reference
 
 
 def training_window(

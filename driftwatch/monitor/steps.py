@@ -16,17 +16,17 @@ from typing import Any
 
 import pandas as pd
 
-from driftwatch.calibration import Calibration, calibration_for
 from driftwatch.config import Settings
-from driftwatch.data import read_batch, read_validated, validate_batch
-from driftwatch.drift import ColumnDrift, DriftDetector, DriftResult, ReferenceProfile
+from driftwatch.engine.calibration import Calibration, calibration_for
+from driftwatch.engine.drift import ColumnDrift, DriftDetector, DriftResult, ReferenceProfile
 from driftwatch.errors import BatchError, DriftwatchError
 from driftwatch.faults import checkpoint
-from driftwatch.ledger import Ledger
-from driftwatch.model import predict
-from driftwatch.quality import QualityResult, assess, score
-from driftwatch.reference import ActiveReference, detector_for, load_reference
-from driftwatch.result import Decision, MonitorResult, RetrainOutcome
+from driftwatch.model.estimators import predict
+from driftwatch.model.quality import QualityResult, assess, score
+from driftwatch.monitor.result import Decision, MonitorResult, RetrainOutcome
+from driftwatch.store.batches import read_batch, read_validated, validate_batch
+from driftwatch.store.ledger import Ledger
+from driftwatch.store.references import ActiveReference, detector_for, load_reference
 
 
 def ledger_for(settings: Settings) -> Ledger:

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from driftwatch.drift import ColumnDrift, DriftResult, atomic_write_bytes
-from driftwatch.quality import QualityResult
+from driftwatch.engine.drift import ColumnDrift, DriftResult, atomic_write_bytes
+from driftwatch.model.quality import QualityResult
 
 Action = Literal["no_data", "no_drift", "retrain", "bootstrap"]
 

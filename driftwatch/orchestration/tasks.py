@@ -12,7 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from driftwatch.config import Settings, load_settings
-from driftwatch.registry import ChampionInfo, Registry
+from driftwatch.store.registry import ChampionInfo, Registry
 
 
 def with_retries(t: Any, settings: Settings) -> Any:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.data import labelled
-from driftwatch.model import predict, target
+from driftwatch.model.estimators import predict, target
+from driftwatch.store.batches import labelled
 
 
 def _prepared(

@@ -8,10 +8,10 @@ import urllib.request
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from driftwatch import prefect_env
 from driftwatch.errors import DriftwatchError
+from driftwatch.orchestration import prefect_env
 
-log = logging.getLogger("driftwatch.runner")
+log = logging.getLogger("driftwatch.orchestration.runner")
 
 
 class PrefectUnreachable(DriftwatchError):
@@ -60,7 +60,7 @@ def run_once(config: str | None, batch: str | None = None) -> tuple[Any, dict[st
 
     config_path = str(resolve_config_path(config))
     with _prefect_context(config_path):
-        from flows.monitor import monitor_flow
+        from driftwatch.orchestration.monitor_flow import monitor_flow
 
         state = monitor_flow(config_path=config_path, batch=batch, return_state=True)
         result = None

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driftwatch.result import MonitorResult
+from driftwatch.monitor.result import MonitorResult
 
 if TYPE_CHECKING:
-    from driftwatch.backtest import BacktestResult
+    from driftwatch.monitor.backtest import BacktestResult
 
 
 def plot_history(results: list[MonitorResult], path: Path, title: str = "") -> Path:

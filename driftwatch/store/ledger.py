@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from driftwatch.data import BATCH_SUFFIXES, file_hash
+from driftwatch.store.batches import BATCH_SUFFIXES, file_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
