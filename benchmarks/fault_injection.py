@@ -110,7 +110,7 @@ def inconsistencies(config: Path, batch_name: str) -> list[str]:
         problems.append(f"champion v{mv.version} has no {metric}")
     if run_.data.tags.get("driftwatch.promoted") != "true":
         problems.append(f"champion v{mv.version} has no recorded promotion decision")
-    ref = mv.tags.get("driftwatch.store.references")
+    ref = mv.tags.get("driftwatch.reference")
     try:
         if not ref or pd.read_parquet(ref).empty:
             problems.append(f"champion v{mv.version}: reference {ref} missing or empty")

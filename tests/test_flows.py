@@ -104,7 +104,7 @@ def test_bootstrap_then_quiet_batch_then_shift_retrains_and_promotes(
     # the reference did not change between runs 2 and 3: its profile came from Prefect's cache
     assert task_state(state, "load reference profile") == "Cached"
     # the drift reference moved to the new champion's training window (July only: 60 days)
-    ref = pd.read_parquet(v2.tags["driftwatch.store.references"])
+    ref = pd.read_parquet(v2.tags["driftwatch.reference"])
     assert local_month(ref).unique().tolist() == [7]
 
 
@@ -219,9 +219,9 @@ def test_unlabelled_batch_rollback_status_report_and_plot(
     assert main(["rollback", "--config", str(config)]) == 0
     assert champion_version(config) == "1"
     champion = Registry(settings).champion()
-    assert champion.reference == v1.tags["driftwatch.store.references"]
+    assert champion.reference == v1.tags["driftwatch.reference"]
     assert active_reference(settings, champion.reference).path == Path(
-        v1.tags["driftwatch.store.references"]
+        v1.tags["driftwatch.reference"]
     )
     assert "moved back from v2 to v1" in capsys.readouterr().out
     with pytest.raises(Exception, match="no previous champion"):

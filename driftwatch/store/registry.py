@@ -23,7 +23,7 @@ from driftwatch.config import Settings
 from driftwatch.errors import RegistryError
 
 CHAMPION = "champion"
-TAG_REFERENCE = "driftwatch.store.references"
+TAG_REFERENCE = "driftwatch.reference"
 TAG_PREVIOUS = "driftwatch.previous_champion"
 TAG_RUN_TYPE = "driftwatch.run_type"
 
