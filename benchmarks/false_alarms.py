@@ -39,7 +39,7 @@ import pandas as pd
 from driftwatch.config import load_settings
 from driftwatch.engine.calibration import calibrate
 from driftwatch.engine.drift import DriftDetector, DriftResult, correct_p_values
-from driftwatch.store.batches import load_flights, local_month
+from driftwatch.store.flights import load_flights, local_month
 
 HERE = Path(__file__).resolve().parent
 RATE = 0.01

@@ -39,7 +39,7 @@ from driftwatch.config import load_settings
 from driftwatch.demo.run import write_demo_config
 from driftwatch.engine.calibration import Calibration
 from driftwatch.faults import CHECKPOINTS
-from driftwatch.store.batches import load_flights, local_month
+from driftwatch.store.flights import load_flights, local_month
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIFTWATCH = Path(sys.executable).parent / "driftwatch"

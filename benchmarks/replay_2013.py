@@ -24,9 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 from driftwatch.config import load_settings
-from driftwatch.monitor.backtest import Backtester, BacktestResult, history_batches
+from driftwatch.monitor.backtest import Backtester, BacktestResult
 from driftwatch.report.plot import plot_backtest
-from driftwatch.store.batches import FLIGHTS_TZ
+from driftwatch.store.flights import FLIGHTS_TZ
+from driftwatch.store.replay import history_batches, shipped_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {"never retrain": "never", "driftwatch": "config", "always retrain": "always"}
@@ -50,7 +51,7 @@ def main() -> None:
     results, seconds = {}, {}
     for name, policy in POLICIES.items():
         t0 = time.perf_counter()
-        results[name] = Backtester(settings, name, policy).run(batches)
+        results[name] = Backtester(settings, name, policy).run(batches, shipped_reference(settings))
         seconds[name] = time.perf_counter() - t0
         print(f"{name}: {results[name].summary()} ({seconds[name]:.0f} s)", flush=True)
     months = {name: monthly(r) for name, r in results.items()}

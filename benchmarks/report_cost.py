@@ -34,7 +34,7 @@ def main() -> None:
     from driftwatch.config import load_settings
     from driftwatch.demo.run import write_demo_config
     from driftwatch.orchestration.runner import run_once
-    from driftwatch.store.batches import load_flights, local_month
+    from driftwatch.store.flights import load_flights, local_month
 
     work = Path(tempfile.mkdtemp(prefix="driftwatch-report-cost-"))
     sections: dict[str, dict] = {}

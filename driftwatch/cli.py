@@ -148,25 +148,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     from driftwatch.report.text import drift_table
     from driftwatch.store.batches import read_batch
 
+    plan = None
     if args.config:
-        from driftwatch.config import load_settings
-        from driftwatch.store.references import detector_for
+        from driftwatch.monitor.plan import Plan
 
-        settings = load_settings(args.config)
-        detector = detector_for(settings)
+        plan = Plan.load(args.config)
+        detector = plan.detector()
     else:
         detector = DriftDetector()
     reference = read_batch(args.reference)
     current = read_batch(args.current)
     if reference.empty:
         raise BatchError(args.reference, "no rows: a reference needs data")
-    if detector.method == "calibrated":
-        from driftwatch.engine.calibration import calibrate_frame, calibration_rows
+    if plan is not None and plan.rule.needs_calibration:
         from driftwatch.engine.drift import frame_fingerprint
+        from driftwatch.model.schema import validate_batch
+        from driftwatch.store.calibrations import calibrate_frame
 
-        rows = calibration_rows(settings, len(current))
-        cal = calibrate_frame(settings, reference, frame_fingerprint(reference), rows)
-        detector = detector_for(settings, cal.tests())
+        reference = validate_batch(reference, plan.settings.model, args.reference)
+        rows = plan.calibration_rows(len(current))
+        cal = calibrate_frame(plan, reference, frame_fingerprint(reference), rows)
+        detector = plan.detector(cal.tests())
     detector.fit(reference)
     result = detector.check(current, source=args.current)
     if args.json:
@@ -217,13 +219,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from driftwatch.config import load_settings
-    from driftwatch.engine.calibration import size_bucket, write_calibration
+    from driftwatch.engine.calibration import size_bucket
     from driftwatch.errors import ConfigError
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.monitor.ports import ReferenceHandle
     from driftwatch.store.batches import file_hash
-    from driftwatch.store.references import ActiveReference, active_reference
+    from driftwatch.store.calibrations import write_calibration
+    from driftwatch.store.references import ReferenceFiles
 
-    settings = load_settings(args.config)
+    plan = Plan.load(args.config)
+    settings = plan.settings
+    references = ReferenceFiles(plan)
     conf = settings.drift.calibration
     rows = args.batch_rows or conf.batch_rows
     if not rows:
@@ -238,13 +244,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         rows = size_bucket(rows)
     if args.reference:
         path = Path(args.reference).resolve()
-        ref = ActiveReference(path, file_hash(path), path.name)
+        ref = ReferenceHandle(path, file_hash(path), path.name)
     else:
-        from driftwatch.store.registry import Registry
+        from driftwatch.store.models import RegistryModels
 
-        champion = Registry(settings).champion()
-        ref = active_reference(settings, champion.reference if champion else None)
-    cal, out = write_calibration(settings, ref, rows, Path(args.out) if args.out else None)
+        ref = references.locate(RegistryModels(plan).champion())
+    out_path = Path(args.out) if args.out else None
+    cal, out = write_calibration(plan, references.frame(ref), ref, rows, out_path)
     print(f"{'column':<14} {'test':<14} {'threshold':>10} {'null median':>12} {'null p99':>10}")
     for col, t in cal.columns.items():
         pin = "  (pinned)" if t.pinned else ""
@@ -269,8 +275,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from driftwatch.config import load_settings, resolve_config_path
-    from driftwatch.monitor.backtest import Backtester, history_batches
+    from driftwatch.monitor.backtest import Backtester
     from driftwatch.report.plot import plot_backtest
+    from driftwatch.store.replay import history_batches, shipped_reference
 
     base = resolve_config_path(args.config)
     configs: list[tuple[str, Path, dict[str, str]]] = [(base.stem, base, {})]
@@ -300,7 +307,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             def advance(_label: str, bar: Progress = bar, task: Any = task) -> None:
                 bar.advance(task)
 
-            result = Backtester(settings, name, args.policy).run(batches, progress=advance)
+            result = Backtester(settings, name, args.policy).run(
+                batches, shipped_reference(settings), progress=advance
+            )
         results.append(result)
     out.mkdir(parents=True, exist_ok=True)
     import pandas as pd
@@ -339,7 +348,7 @@ def _overrides(text: str) -> dict[str, str]:
 
 
 def cmd_build_reference(args: argparse.Namespace) -> int:
-    from driftwatch.store.batches import build_reference
+    from driftwatch.store.flights import build_reference
 
     ref = build_reference(Path(args.out), _months(args.months))
     print(f"wrote {args.out}: {len(ref)} rows, {ref['air_time'].notna().sum()} labelled")
@@ -360,10 +369,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.monitor.result import load_results
-    from driftwatch.monitor.steps import ledger_for
+    from driftwatch.store.landing import ledger_for
 
     settings = load_settings(args.config)
-    records = ledger_for(settings).records()
+    records = ledger_for(settings.paths.state).records()
     counts: dict[str, int] = {}
     for r in records:
         counts[r.status] = counts.get(r.status, 0) + 1

@@ -53,6 +53,9 @@ class LandingSettings(_Strict):
     # After this many failed runs a file is moved to <state>/quarantine with its reason.
     max_attempts: int = Field(3, ge=1)
     max_files_per_run: int = Field(1000, ge=1)
+    # A file whose runs fail with the very same non-data error this many times in a row (say a
+    # retrain that always raises on it) is quarantined too, instead of failing every hour.
+    max_same_failures: int = Field(5, ge=2)
     # Files larger than this are refused unread (memory stays bounded), then quarantined.
     max_file_mb: float = Field(512, gt=0)
     # Judge drift over the new files plus the files that arrived in the last N hours (a rolling
@@ -183,6 +186,12 @@ class ReportSettings(_Strict):
     html_sample_rows: int = Field(10_000, ge=100)
 
 
+class RetentionSettings(_Strict):
+    # Reference versions and cached calibrations under the state dir: the ones the registry
+    # points to (champion, previous champion) are always kept, plus the newest keep_last.
+    keep_last: int = Field(10, ge=1)
+
+
 class Settings(_Strict):
     paths: PathsSettings = Field(default_factory=PathsSettings)
     landing: LandingSettings = Field(default_factory=LandingSettings)
@@ -193,6 +202,7 @@ class Settings(_Strict):
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("paths")
     @classmethod
@@ -212,7 +222,9 @@ class Settings(_Strict):
                 f"quality.metric {metric!r} is not a classification metric (accuracy, f1, roc_auc)"
             )
         known = set(self.model.features)
-        for col in [*self.drift.columns, *self.drift.ignore, *self.drift.report_only]:
+        # "prediction" names the champion's output, judged by the same engine (prediction drift).
+        columns = [c for c in self.drift.columns if c != "prediction"]
+        for col in [*columns, *self.drift.ignore, *self.drift.report_only]:
             if known and col not in known:
                 raise ValueError(
                     f"drift column {col!r} is not a model feature{_did_you_mean(col, known)}"
@@ -221,7 +233,7 @@ class Settings(_Strict):
             from driftwatch.engine.stattests import TESTS
 
             for col, opts in self.drift.columns.items():
-                if opts.test and TESTS[opts.test].score != "p_value":
+                if col != "prediction" and opts.test and TESTS[opts.test].score != "p_value":
                     p_tests = ", ".join(n for n, t in TESTS.items() if t.score == "p_value")
                     raise ValueError(
                         f"drift.columns.{col}.test: {opts.test!r} is a distance, but drift.method"

@@ -28,3 +28,11 @@ class SchemaError(BatchError):
 
 class RegistryError(DriftwatchError):
     """MLflow could not be reached or refused an operation; the champion alias did not move."""
+
+
+class NotEnoughData(DriftwatchError):
+    """Too few rows or labels to do what was asked (train, hold out, calibrate); says how many."""
+
+
+class StateError(DriftwatchError):
+    """Something under the state dir that driftwatch needs is missing or unreadable."""

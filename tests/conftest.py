@@ -26,21 +26,21 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 @pytest.fixture(scope="session")
 def flights() -> pd.DataFrame:
-    from driftwatch.store.batches import load_flights
+    from driftwatch.store.flights import load_flights
 
     return load_flights()
 
 
 @pytest.fixture(scope="session")
 def january(flights: pd.DataFrame) -> pd.DataFrame:
-    from driftwatch.store.batches import local_month
+    from driftwatch.store.flights import local_month
 
     return flights[local_month(flights) == 1].reset_index(drop=True)
 
 
 @pytest.fixture(scope="session")
 def july(flights: pd.DataFrame) -> pd.DataFrame:
-    from driftwatch.store.batches import local_month
+    from driftwatch.store.flights import local_month
 
     return flights[local_month(flights) == 7].reset_index(drop=True)
 

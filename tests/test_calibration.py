@@ -11,19 +11,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from driftwatch.config import load_settings
 from driftwatch.engine.calibration import (
     Calibration,
     ThresholdCalibrator,
     _null_scores,
     allowed_alarms,
-    calibration_for,
     size_bucket,
-    write_calibration,
 )
 from driftwatch.engine.drift import ColumnDrift, DriftDetector, correct_p_values
 from driftwatch.engine.stattests import ColumnSample
-from driftwatch.store.references import active_reference
+from driftwatch.monitor.plan import Plan
+from driftwatch.store.calibrations import CalibrationStore, write_calibration
+from driftwatch.store.references import ReferenceFiles, active_reference
 
 CATS = np.array(["a", "b", "c", "d", "e", "f"])
 SHARES = [0.35, 0.25, 0.15, 0.12, 0.08, 0.05]
@@ -128,11 +127,23 @@ def test_report_only_columns_are_tested_but_never_raise_the_alarm() -> None:
     assert "report-only columns drifted: x" in result.summary()
     # All columns report-only: still calibrated (as if they counted), never an alarm.
     everything = detector(report_only=["x", "y", "z", "c"])
-    ThresholdCalibrator(everything, batch_rows=200, batches=200).fit(reference)
+    fitted = ThresholdCalibrator(everything, batch_rows=200, batches=200).fit(reference)
+    thresholds = {c: t.threshold for c, t in fitted.thresholds_.items()}
+    assert set(thresholds) == {"x", "y", "z", "c"}
+    assert all(np.isfinite(t) and t > 0 for t in thresholds.values())
+    shifted = source(200, np.random.default_rng(9))
+    shifted["x"] += 10.0
+    result = detector(tests=fitted_tests(fitted), report_only=["x", "y", "z", "c"]).fit(reference)
+    checked = result.check(shifted)
+    assert checked.column("x").drifted and not checked.dataset_drift
 
 
 def column(name: str, p: float) -> ColumnDrift:
-    return ColumnDrift(name, "numerical", "ks", 0.0, p, p, 0.05, p <= 0.05, "ok", 100, 100, 0)
+    return ColumnDrift(
+        column=name, kind="numerical", test="ks", statistic=0.0, p_value=p, score=p,
+        threshold=0.05, drifted=p <= 0.05, status="ok", rows_reference=100, rows_current=100,
+        dropped_current=0,
+    )  # fmt: skip
 
 
 # The textbook example: 10 p-values, alpha 5%.
@@ -141,23 +152,23 @@ P_VALUES = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216]
 
 def test_bonferroni_on_constructed_p_values() -> None:
     cols = [column(f"c{i}", p) for i, p in enumerate(P_VALUES)]
-    correct_p_values(cols, "bonferroni", 0.05)
+    cols = correct_p_values(cols, "bonferroni", 0.05)
     assert [c.column for c in cols if c.drifted] == ["c0"]  # only p <= 0.005
     assert all(c.threshold == pytest.approx(0.005) for c in cols)
 
 
 def test_benjamini_hochberg_on_constructed_p_values() -> None:
     cols = [column(f"c{i}", p) for i, p in enumerate(reversed(P_VALUES))]  # order must not matter
-    correct_p_values(cols, "bh", 0.05)
+    cols = correct_p_values(cols, "bh", 0.05)
     # p_(2) = 0.008 <= 2 * 0.05 / 10; p_(3) = 0.039 > 0.015, and no later p_(k) <= k * 0.005.
     assert sorted(c.p_value for c in cols if c.drifted) == [0.001, 0.008]
     assert all(c.threshold == pytest.approx(0.01) for c in cols)
     # A step-up: p_(4) = 0.019 <= 0.02 rejects the three before it too, though 0.018 > 0.015.
     cols = [column(f"d{i}", p) for i, p in enumerate([0.001, 0.009, 0.018, 0.019, 0.5, 0.9])]
-    correct_p_values(cols, "bh", 0.03)
+    cols = correct_p_values(cols, "bh", 0.03)
     assert [c.drifted for c in cols] == [True, True, True, True, False, False]
     nothing = [column(f"e{i}", p) for i, p in enumerate([0.02, 0.3, 0.7])]
-    correct_p_values(nothing, "bh", 0.05)
+    nothing = correct_p_values(nothing, "bh", 0.05)
     assert not any(c.drifted for c in nothing)
 
 
@@ -190,9 +201,11 @@ def test_pinned_thresholds_survive_recalibration(make_config: Callable[..., Path
             "calibration": {"batches": 300, "batch_rows": 1000},
         }
     )
-    settings = load_settings(config)
-    ref = active_reference(settings)
-    first, path = write_calibration(settings, ref, 1000)
+    plan = Plan.load(config)
+    settings = plan.settings
+    ref = active_reference(plan)
+    frame = ReferenceFiles(plan).frame(ref)
+    first, path = write_calibration(plan, frame, ref, 1000)
     assert path == settings.drift.calibration.file and path.is_file()
     assert first.columns["temp"].threshold == 0.5 and first.columns["temp"].pinned
     assert first.reference_sha256 == ref.sha256 and first.batch_rows == 1000
@@ -201,7 +214,7 @@ def test_pinned_thresholds_survive_recalibration(make_config: Callable[..., Path
     raw["columns"]["carrier"]["threshold"] = 0.3
     raw["columns"]["carrier"]["pinned"] = True
     path.write_text(yaml.safe_dump(raw))
-    second, _ = write_calibration(settings, ref, 1000)
+    second, _ = write_calibration(plan, frame, ref, 1000)
     assert second.columns["carrier"].threshold == 0.3 and second.columns["carrier"].pinned
     assert second.columns["temp"].threshold == 0.5
     free = [c for c, t in second.columns.items() if not t.pinned]
@@ -212,21 +225,23 @@ def test_monitor_uses_a_matching_file_and_recalibrates_when_the_reference_moves(
     make_config: Callable[..., Path], january: pd.DataFrame, tmp_path: Path
 ) -> None:
     config = make_config(drift={"calibration": {"batches": 200}})
-    settings = load_settings(config)
-    ref = active_reference(settings)
-    written, _ = write_calibration(settings, ref, size_bucket(3000))
-    found = calibration_for(settings, ref, 3000)
+    plan = Plan.load(config)
+    settings = plan.settings
+    references = ReferenceFiles(plan)
+    ref = active_reference(plan)
+    written, _ = write_calibration(plan, references.frame(ref), ref, size_bucket(3000))
+    found = CalibrationStore(plan, references).thresholds(ref, 3000)
     assert found.key == written.key and not list((settings.paths.state).glob("calibration/*"))
     # Another batch size: computed once, cached under the state dir, then reused.
-    other = calibration_for(settings, ref, 20_000)
+    other = CalibrationStore(plan, references).thresholds(ref, 20_000)
     assert other.batch_rows == size_bucket(20_000) and other.key != written.key
     (cached,) = (settings.paths.state / "calibration").glob("*.yaml")
     assert Calibration.load(cached).key == other.key
-    assert calibration_for(settings, ref, 20_000).created == other.created
+    assert CalibrationStore(plan, references).thresholds(ref, 20_000).created == other.created
     # The reference moves (a promotion): the file no longer applies.
     moved = tmp_path / "reference-v2.parquet"
     january.iloc[::2].to_parquet(moved)
-    new = calibration_for(settings, active_reference(settings, str(moved)), 3000)
+    new = CalibrationStore(plan, references).thresholds(active_reference(plan, str(moved)), 3000)
     assert new.key != written.key and new.reference_sha256 != written.reference_sha256
 
 
@@ -234,11 +249,12 @@ def test_unreadable_calibration_file_is_named_and_recalibrated(
     make_config: Callable[..., Path],
 ) -> None:
     config = make_config(drift={"calibration": {"batches": 200}})
-    settings = load_settings(config)
+    plan = Plan.load(config)
+    settings = plan.settings
     settings.drift.calibration.file.write_text("columns: [not, a, mapping\n")
     with pytest.raises(ValueError, match=r"calibration\.yaml: unreadable calibration file"):
         Calibration.load(settings.drift.calibration.file)
-    cal = calibration_for(settings, active_reference(settings), 2000)
+    cal = CalibrationStore(plan, ReferenceFiles(plan)).thresholds(active_reference(plan), 2000)
     assert cal.columns and cal.batch_rows == size_bucket(2000)
 
 
@@ -256,3 +272,7 @@ def test_batches_where_a_column_cannot_be_tested_are_not_alarms() -> None:
     assert cal.thresholds_["x"].threshold < np.nanmax(cal.null_[:, x])
     assert cal.thresholds_["y"].threshold == float("inf")  # said so, not guessed
     assert any("column 'y' had too few usable values" in w for w in cal.warnings_)
+
+
+def fitted_tests(fitted: ThresholdCalibrator) -> dict[str, tuple[str, float]]:
+    return {c: (t.test, t.threshold) for c, t in fitted.thresholds_.items()}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from driftwatch.config import load_settings
-from driftwatch.store.batches import local_month
+from driftwatch.store.flights import local_month
 from driftwatch.store.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -101,8 +101,11 @@ def test_bootstrap_then_quiet_batch_then_shift_retrains_and_promotes(
     reg = Registry(load_settings(config))
     v2 = reg.client.get_model_version("flights-air-time", "2")
     assert v2.tags["driftwatch.previous_champion"] == "1"
-    # the reference did not change between runs 2 and 3: its profile came from Prefect's cache
-    assert task_state(state, "load reference profile") == "Cached"
+    # the reference did not change between runs 2 and 3: its profile was fitted once, cached
+    # under the state dir (so wiping the state dir clears it), and read back by run 3
+    profiles = sorted((tmp_path / "state" / "profiles").glob("profile-*.npz"))
+    assert len(profiles) == 2  # one per reference: the shipped one and v1's window
+    assert task_state(state, "load reference profile") == "Completed"
     # the drift reference moved to the new champion's training window (July only: 60 days)
     ref = pd.read_parquet(v2.tags["driftwatch.reference"])
     assert local_month(ref).unique().tolist() == [7]
@@ -166,9 +169,9 @@ def test_landing_dir_each_file_once_bad_file_retried_then_quarantined(
     state = run(config)  # no batch: take every pending landing file
     assert state.is_failed()
     assert "2013-01-c.parquet" in state.message and "not a readable parquet file" in state.message
-    from driftwatch.monitor.steps import ledger_for
+    from driftwatch.store.landing import ledger_for
 
-    ledger = ledger_for(load_settings(config))
+    ledger = ledger_for(load_settings(config).paths.state)
     status = {Path(r.path).name: (r.status, r.attempts) for r in ledger.records()}
     assert status == {
         "2013-01-a.parquet": ("done", 1),
@@ -282,7 +285,7 @@ def test_mlflow_unreachable_fails_clearly_and_leaves_files_alone(
 ) -> None:
     config = make_config(mlflow={"tracking_uri": "http://127.0.0.1:9"}, landing={"max_attempts": 2})
     write(january.sample(500, random_state=51), tmp_path / "landing" / "a.parquet")
-    from driftwatch.monitor.steps import ledger_for
+    from driftwatch.store.landing import ledger_for
 
     for _ in range(3):
         state = run(config)
@@ -290,7 +293,7 @@ def test_mlflow_unreachable_fails_clearly_and_leaves_files_alone(
         assert "MLflow at http://127.0.0.1:9 is not usable" in state.message
         # MLflow is checked before any file is claimed: the file is untouched, not counted
         # against, and taken at the first tick after MLflow is back
-        assert ledger_for(load_settings(config)).records() == []
+        assert ledger_for(load_settings(config).paths.state).records() == []
     assert (tmp_path / "landing" / "a.parquet").exists()
 
 
@@ -315,7 +318,7 @@ def test_backtest_and_compare_leave_the_real_state_untouched(
     import yaml
 
     from driftwatch.cli import main
-    from driftwatch.store.batches import FLIGHTS_TZ
+    from driftwatch.store.flights import FLIGHTS_TZ
 
     config = make_config()
     write(january.sample(3000, random_state=61), tmp_path / "landing" / "a.parquet")
@@ -357,7 +360,7 @@ def test_disk_full_while_writing_the_report_fails_clearly_and_keeps_the_ledger(
     import os
     import subprocess
 
-    from driftwatch.monitor.steps import ledger_for
+    from driftwatch.store.landing import ledger_for
 
     config = make_config()
     runs = tmp_path / "state" / "runs"
@@ -377,7 +380,7 @@ def test_disk_full_while_writing_the_report_fails_clearly_and_keeps_the_ledger(
         state = run(config)
         assert state.is_failed()
         assert "disk full: cannot write" in state.message and str(runs) in state.message
-        (rec,) = ledger_for(load_settings(config)).records()
+        (rec,) = ledger_for(load_settings(config).paths.state).records()
         assert (rec.status, rec.attempts) == ("failed", 1)  # to be retried, not quarantined
         assert "disk full" in rec.error
         assert not [p for p in runs.iterdir() if p.name != "filler"]  # no half-written result
@@ -385,15 +388,16 @@ def test_disk_full_while_writing_the_report_fails_clearly_and_keeps_the_ledger(
         subprocess.run(["umount", str(runs)], check=True)
     state = run(config)  # space is back: the same file goes through, once
     assert state.is_completed(), state.message
-    (rec,) = ledger_for(load_settings(config)).records()
+    (rec,) = ledger_for(load_settings(config).paths.state).records()
     assert (rec.status, rec.attempts) == ("done", 2)
 
 
-def test_tasks_that_talk_to_mlflow_retry_with_exponential_backoff(make_config) -> None:
-    from driftwatch.orchestration.tasks import champion_task, with_retries
+def test_steps_that_talk_to_mlflow_retry_with_exponential_backoff(make_config) -> None:
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.orchestration.tasks import PrefectSteps
 
-    settings = load_settings(make_config(orchestration={"retries": 3, "retry_delay_seconds": 2}))
-    t = with_retries(champion_task, settings)
-    assert t.retries == 3 and t.retry_delay_seconds == [2, 4, 8]
-    none = with_retries(champion_task, load_settings(make_config()))  # conftest: retries 0
-    assert none.retries == 0
+    plan = Plan.load(make_config(orchestration={"retries": 3, "retry_delay_seconds": 2}))
+    options = PrefectSteps(plan, {}).retry_options
+    assert options["retries"] == 3 and options["retry_delay_seconds"](3) == [2, 4, 8]
+    none = PrefectSteps(Plan.load(make_config()), {}).retry_options  # conftest: retries 0
+    assert none["retries"] == 0

@@ -17,7 +17,8 @@ import yaml
 
 from driftwatch.config import load_settings
 from driftwatch.report.text import batch_row
-from driftwatch.store.batches import FLIGHTS_TZ, load_flights, local_month, split_batches
+from driftwatch.store.batches import split_batches
+from driftwatch.store.flights import FLIGHTS_TZ, load_flights, local_month
 
 COLUMNS = [
     "tick",

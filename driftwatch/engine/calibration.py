@@ -34,10 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftwatch.config import Settings
 from driftwatch.engine.drift import DriftDetector, _prepare, atomic_write_bytes
 from driftwatch.engine.stattests import ColumnSample, StatTest
-from driftwatch.store.references import ActiveReference, detector_for, load_reference
 
 CALIBRATION_FORMAT = 1
 
@@ -177,7 +175,7 @@ class ThresholdCalibrator:
             if full.n == 0:
                 raise ValueError(f"reference column {name!r} has no usable values")
             test = self.detector.choose_test(name, full, full)
-            pinned = self.detector.tests.get(name, (None, None))[1]
+            pinned = self.detector.threshold_of(name)
             if kind == "numerical":
                 arr = np.asarray(values, dtype=np.float64)
                 uniq = full.unique_values().astype(np.float64)
@@ -394,7 +392,7 @@ def calibration_key(detector: DriftDetector, reference_sha256: str, spec: dict[s
     parts = {
         "format": CALIBRATION_FORMAT,
         "reference": reference_sha256,
-        "tests": {c: list(t) for c, t in sorted(detector.tests.items())},
+        "tests": {c: [r.test, r.threshold] for c, r in sorted(detector.tests.items())},
         "ignore": sorted(detector.ignore),
         "report_only": sorted(detector.report_only),
         "numerical": detector.numerical,
@@ -443,108 +441,3 @@ def calibrate(
         reference_path=reference_path,
         warnings=cal.warnings_,
     )
-
-
-def calibration_rows(settings: Settings, batch_rows: int) -> int:
-    """The batch size thresholds are calibrated for: the configured one, else the batch's own
-    rounded down to a step of sqrt(2)."""
-    return settings.drift.calibration.batch_rows or size_bucket(batch_rows)
-
-
-def calibrate_frame(
-    settings: Settings,
-    reference: pd.DataFrame,
-    reference_sha256: str,
-    batch_rows: int,
-    pins: dict[str, tuple[str, float]] | None = None,
-    reference_path: str = "",
-) -> Calibration:
-    """Calibrate the configured detector (plus ``pins``) on a reference already in memory."""
-    return calibrate(
-        detector_for(settings, dict(pins or {})),
-        reference,
-        reference_sha256,
-        **calibration_spec(settings, batch_rows),
-        reference_path=reference_path,
-    )
-
-
-def calibration_for(
-    settings: Settings, ref: ActiveReference, batch_rows: int, log: Any = None
-) -> Calibration:
-    """The thresholds for this reference and batch size: the calibration file when its
-    provenance matches, else a cached or freshly computed calibration under the state dir.
-
-    The reference moves with every promotion, so a calibration file written by hand goes stale;
-    recalibrating automatically (seconds) keeps the promised false-alarm rate instead of
-    silently applying thresholds measured on other data.
-    """
-    rows = calibration_rows(settings, batch_rows)
-    in_file = _read(settings.drift.calibration.file, log)
-    pins = in_file.pins() if in_file else {}
-    key = calibration_key(
-        detector_for(settings, dict(pins)), ref.sha256, calibration_spec(settings, rows)
-    )
-    if in_file and in_file.key == key:
-        return in_file
-    cached = settings.paths.state / "calibration" / f"calibration-{key}.yaml"
-    found = _read(cached, log)
-    if found and found.key == key:
-        return found
-    cal = calibrate_frame(
-        settings, load_reference(settings, ref), ref.sha256, rows, pins, str(ref.path)
-    )
-    cal.save(cached)
-    if log:
-        for warning in cal.warnings:
-            log.warning("calibration: %s", warning)
-        log.info(
-            "calibrated drift thresholds for reference %s at %d rows per batch in %.1f s (%s)",
-            ref.version,
-            rows,
-            cal.seconds,
-            cached,
-        )
-    return cal
-
-
-def write_calibration(
-    settings: Settings, ref: ActiveReference, batch_rows: int, out: Path | None = None
-) -> tuple[Calibration, Path]:
-    """``driftwatch calibrate``: thresholds for the active reference, written where the monitor
-    looks (drift.calibration.file); pinned entries of the existing file are kept."""
-    out = out or settings.drift.calibration.file
-    existing = _read(out)
-    cal = calibrate_frame(
-        settings,
-        load_reference(settings, ref),
-        ref.sha256,
-        batch_rows,
-        existing.pins() if existing else None,
-        str(ref.path),
-    )
-    return cal, cal.save(out)
-
-
-def calibration_spec(settings: Settings, batch_rows: int) -> dict[str, Any]:
-    conf = settings.drift.calibration
-    return {
-        "batch_rows": batch_rows,
-        "false_alarm_rate": settings.drift.false_alarm_rate,
-        "batches": conf.batches,
-        "confidence": conf.confidence,
-        "random_state": conf.random_state,
-    }
-
-
-def _read(path: Path, log: Any = None) -> Calibration | None:
-    """A calibration file, or None when there is none or it cannot be read (then recalibrated,
-    and said so in the log)."""
-    if not path.is_file():
-        return None
-    try:
-        return Calibration.load(path)
-    except ValueError as exc:
-        if log:
-            log.warning("%s; recalibrating", exc)
-        return None

@@ -12,41 +12,33 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
+import json
 import os
-import pickle
 import tempfile
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from driftwatch.engine.stattests import (
-    ColumnSample,
-    Kind,
-    StatTest,
-    calibrated_test,
-    default_test,
-    p_value_test,
-    test_by_name,
-)
+from driftwatch.engine.rules import ColumnRule, DatasetRule, EvidentlyShare, rule_for
+from driftwatch.engine.stattests import ColumnSample, Kind, StatTest, test_by_name
 from driftwatch.errors import SchemaError
 
-PROFILE_FORMAT = 2
+PROFILE_FORMAT = 3
 Status = Literal["ok", "drift", "insufficient_data"]
-Method = Literal["evidently", "bonferroni", "bh", "calibrated"]
-METHOD_NAMES = {
-    "evidently": "Evidently's rule",
-    "bonferroni": "Bonferroni",
-    "bh": "Benjamini-Hochberg",
-    "calibrated": "calibrated thresholds",
-}
 
 
-@dataclass
-class ColumnDrift:
+class ColumnDrift(BaseModel):
+    """One column's verdict; frozen, so a report can never disagree with the decision."""
+
+    model_config = ConfigDict(frozen=True)
+
     column: str
     kind: Kind
     test: str | None
@@ -63,8 +55,11 @@ class ColumnDrift:
     note: str = ""
 
 
-@dataclass
-class DriftResult:
+class DriftResult(BaseModel):
+    """Every column's verdict and the dataset alarm of the rule that judged them."""
+
+    model_config = ConfigDict(frozen=True)
+
     columns: list[ColumnDrift]
     drift_share: float
     n_tested: int
@@ -78,7 +73,9 @@ class DriftResult:
     # The dataset-level error rate the method controls (not used by "evidently").
     alpha: float | None = None
     # Columns tested and shown but not counted in the dataset-level alarm.
-    report_only: list[str] = field(default_factory=list)
+    report_only: list[str] = Field(default_factory=list)
+    # The rule's one-line account of the verdict, e.g. "2/13 columns drifted (calibrated ...)".
+    description: str = ""
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -91,31 +88,16 @@ class DriftResult:
         raise KeyError(name)
 
     def summary(self) -> str:
-        head = f"{self.n_drifted}/{self.n_tested} columns drifted"
-        if self.method == "evidently":
-            cmp = ">=" if self.dataset_drift else "<"
-            return (
-                f"{head} ({self.share:.0%} {cmp} {self.drift_share:.0%})" + self._report_only_note()
-            )
-        rate = {"bonferroni": "family-wise", "bh": "FDR", "calibrated": "false alarms"}
-        text = f"{head} ({METHOD_NAMES[self.method]}, {rate[self.method]} {self.alpha:.2g})"
-        return text + self._report_only_note()
-
-    def _report_only_note(self) -> str:
         seen = [c for c in self.drifted_columns if c in self.report_only]
-        return f"; report-only columns drifted: {', '.join(seen)}" if seen else ""
+        note = f"; report-only columns drifted: {', '.join(seen)}" if seen else ""
+        return self.description + note
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["drifted_columns"] = self.drifted_columns
-        return d
+        return {**self.model_dump(mode="json"), "drifted_columns": self.drifted_columns}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DriftResult:
-        d = dict(d)
-        d.pop("drifted_columns", None)
-        d["columns"] = [ColumnDrift(**c) for c in d["columns"]]
-        return cls(**d)
+        return cls.model_validate({k: v for k, v in d.items() if k != "drifted_columns"})
 
 
 def infer_kind(values: pd.Series) -> Kind:
@@ -176,19 +158,71 @@ class ReferenceProfile:
     fingerprint: str
     format: int = PROFILE_FORMAT
 
+    def to_bytes(self) -> bytes:
+        """An ``.npz`` archive (arrays and JSON only, loaded with ``allow_pickle=False``): a
+        cached profile under the state dir can never run code when it is read back."""
+        meta: dict[str, Any] = {
+            "format": self.format,
+            "n_rows": self.n_rows,
+            "fingerprint": self.fingerprint,
+            "dropped": self.dropped,
+            "columns": {},
+        }
+        arrays: dict[str, np.ndarray] = {}
+        for i, (name, c) in enumerate(self.columns.items()):
+            meta["columns"][name] = {
+                "i": i,
+                "kind": c.kind,
+                "n": c.n,
+                "std": c.std,
+                "nunique": c.nunique,
+            }
+            if c.kind == "numerical":
+                arrays[f"v{i}"] = np.asarray(c.sorted_values, dtype=np.float64)
+            else:
+                arrays[f"k{i}"] = np.asarray([str(k) for k in c.counts.index], dtype=np.str_)
+                arrays[f"c{i}"] = np.asarray(c.counts.to_numpy(), dtype=np.int64)
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Atomic: a crash mid-write never leaves a half-written profile behind."""
-        return atomic_write_bytes(Path(path), pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        return atomic_write_bytes(Path(path), self.to_bytes())
 
-    @staticmethod
-    def load(path: str | os.PathLike[str]) -> ReferenceProfile:
-        with open(path, "rb") as fh:
-            profile = pickle.load(fh)
-        if not isinstance(profile, ReferenceProfile) or profile.format != PROFILE_FORMAT:
-            raise ValueError(
-                f"{path}: not a driftwatch reference profile of format {PROFILE_FORMAT}"
-            )
-        return profile
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ReferenceProfile:
+        return cls.from_bytes(Path(path).read_bytes(), str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "profile") -> ReferenceProfile:
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                meta = json.loads(z["meta"].tobytes())
+                if meta.get("format") != PROFILE_FORMAT:
+                    raise ValueError(f"not a reference profile of format {PROFILE_FORMAT}")
+                columns: dict[str, ColumnSample] = {}
+                for name, m in meta["columns"].items():
+                    i = m["i"]
+                    if m["kind"] == "numerical":
+                        columns[name] = ColumnSample(
+                            "numerical",
+                            m["n"],
+                            sorted_values=z[f"v{i}"],
+                            std=m["std"],
+                            nunique=m["nunique"],
+                        )
+                    else:
+                        counts = pd.Series(
+                            z[f"c{i}"], index=pd.Index(z[f"k{i}"].astype(object), dtype=object)
+                        )
+                        columns[name] = ColumnSample(
+                            "categorical", m["n"], counts_=counts, nunique=m["nunique"]
+                        )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{source}: unreadable reference profile: {exc}") from exc
+        return cls(columns, meta["dropped"], meta["n_rows"], meta["fingerprint"])
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -221,48 +255,53 @@ def _raise_if_disk_full(exc: OSError, path: Path) -> None:
         raise OSError(exc.errno, f"disk full: cannot write {path} ({exc.strerror})") from exc
 
 
-@dataclass
 class DriftDetector:
     """Fit once on the reference, check every batch.
 
-    Parameters mirror config.yaml's ``drift`` section: ``tests`` maps a column to a test name
-    and/or threshold overriding the method's choice (a threshold given here is *pinned*: the
-    multiple-testing correction and the calibration leave it alone); ``ignore`` drops columns;
-    ``min_rows`` is the fewest usable rows (either side) for a verdict; ``alpha`` is the
-    dataset-level rate the bonferroni, bh and calibrated methods hold.
+    Parameters mirror config.yaml's ``drift`` section: ``rule`` (a :mod:`driftwatch.engine.rules`
+    object; built from ``method``, ``alpha`` and ``drift_share`` when not given) chooses the tests
+    and turns column verdicts into the dataset alarm; ``tests`` maps a column to a
+    :class:`ColumnRule` (or the short ``(test, threshold)`` form, whose threshold is pinned);
+    ``ignore`` drops columns; ``min_rows`` is the fewest usable rows (either side) for a verdict.
     """
 
-    numerical: list[str] | None = None
-    categorical: list[str] | None = None
-    tests: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
-    ignore: list[str] = field(default_factory=list)
-    drift_share: float = 0.5
-    min_rows: int = 1
-    n_jobs: int | None = None
-    method: Method = "evidently"
-    alpha: float = 0.01
-    # Tested and reported, but left out of the dataset-level alarm (e.g. seasonal columns).
-    report_only: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.method not in METHOD_NAMES:
-            raise ValueError(f"unknown drift method {self.method!r}; allowed: {list(METHOD_NAMES)}")
-        for col, (test, _) in self.tests.items():
-            if test is not None:
-                stat = test_by_name(test)  # raises with the allowed names
-                if self.method in ("bonferroni", "bh") and stat.score != "p_value":
-                    raise ValueError(
-                        f"drift method {self.method!r} corrects p-values, but column {col!r}"
-                        f" uses {test!r}, a distance; pick a p-value test or another method"
-                    )
-            if (
-                col in (self.categorical or [])
-                and test
-                and "categorical" not in test_by_name(test).kinds
-            ):
+    def __init__(
+        self,
+        numerical: list[str] | None = None,
+        categorical: list[str] | None = None,
+        tests: Mapping[str, ColumnRule | tuple[str | None, float | None]] | None = None,
+        ignore: list[str] | None = None,
+        drift_share: float = 0.5,
+        min_rows: int = 1,
+        n_jobs: int | None = None,
+        method: str = "evidently",
+        alpha: float = 0.01,
+        report_only: list[str] | None = None,
+        rule: DatasetRule | None = None,
+    ) -> None:
+        self.numerical = numerical
+        self.categorical = categorical
+        self.rule = rule or rule_for(method, alpha, drift_share)
+        self.tests = {c: ColumnRule.coerce(v) for c, v in (tests or {}).items()}
+        self.ignore = list(ignore or [])
+        self.min_rows = min_rows
+        self.n_jobs = n_jobs
+        self.report_only = list(report_only or [])
+        for col, r in self.tests.items():
+            if r.test is None:
+                continue
+            self.rule.check_test(col, r.test)
+            if col in (self.categorical or []) and "categorical" not in test_by_name(r.test).kinds:
                 raise ValueError(
-                    f"drift test {test!r} cannot be used on categorical column {col!r}"
+                    f"drift test {r.test!r} cannot be used on categorical column {col!r}"
                 )
+
+    @property
+    def method(self) -> str:
+        return self.rule.name
+
+    def threshold_of(self, column: str) -> float | None:
+        return self.tests[column].threshold if column in self.tests else None
 
     # -- fitting -----------------------------------------------------------------------------
     def kinds_for(self, reference: pd.DataFrame) -> dict[str, Kind]:
@@ -315,49 +354,57 @@ class DriftDetector:
                 columns = list(pool.map(one, cols))
         else:
             columns = [one(c) for c in cols]
-        tested = [c for c in columns if c.status != "insufficient_data"]
-        if self.method in ("bonferroni", "bh"):
-            free = [c for c in tested if self.tests.get(c.column, (None, None))[1] is None]
+        rule = self.rule
+        if rule.corrects_p_values:
+            free = {
+                c.column
+                for c in columns
+                if c.status != "insufficient_data" and not self._pinned(c.column)
+            }
             # The family is the columns that count; report-only ones get the same cut-off.
-            family = [c.p_value for c in free if c.column not in self.report_only]
-            cutoff = p_value_cutoff(family, self.method, self.alpha)
-            for c in free:
-                _judge_p_value(c, cutoff)
-        for c in columns:
-            if c.column in self.report_only:
-                c.note = "; ".join(filter(None, ["report only", c.note]))
-        tested = [c for c in tested if c.column not in self.report_only]
+            family = [c.p_value for c in columns if c.column in free - set(self.report_only)]
+            cutoff = rule.cutoff(family)
+            columns = [_judge_p_value(c, cutoff) if c.column in free else c for c in columns]
+        columns = [
+            c.model_copy(update={"note": "; ".join(filter(None, ["report only", c.note]))})
+            if c.column in self.report_only
+            else c
+            for c in columns
+        ]
+        tested = [
+            c
+            for c in columns
+            if c.status != "insufficient_data" and c.column not in self.report_only
+        ]
         n_drifted = sum(1 for c in tested if c.drifted)
         share = n_drifted / len(tested) if tested else 0.0
-        if self.method == "evidently":
-            dataset_drift = bool(tested) and share >= self.drift_share
-        else:
-            dataset_drift = n_drifted > 0
+        alarm = rule.alarm(len(tested), n_drifted)
         return DriftResult(
             columns=columns,
-            drift_share=self.drift_share,
+            drift_share=getattr(rule, "drift_share", 0.5),
             n_tested=len(tested),
             n_drifted=n_drifted,
             share=share,
-            dataset_drift=dataset_drift,
+            dataset_drift=alarm,
             rows_current=len(current),
             rows_reference=profile.n_rows,
             reference_fingerprint=profile.fingerprint,
-            method=self.method,
-            alpha=None if self.method == "evidently" else self.alpha,
+            method=rule.name,
+            alpha=None if isinstance(rule, EvidentlyShare) else rule.alpha,
             report_only=[c for c in self.report_only if c in profile.columns],
+            description=rule.describe(len(tested), n_drifted, share, alarm),
         )
+
+    def _pinned(self, column: str) -> bool:
+        r = self.tests.get(column)
+        return r is not None and r.threshold is not None
 
     def choose_test(self, col: str, ref: ColumnSample, cur: ColumnSample) -> StatTest:
         """The configured test of a column, else the method's own choice."""
-        name = self.tests.get(col, (None, None))[0]
-        if name:
-            return test_by_name(name)
-        if self.method in ("bonferroni", "bh"):
-            return p_value_test(ref)
-        if self.method == "calibrated":
-            return calibrated_test(ref)
-        return default_test(ref, cur)
+        r = self.tests.get(col)
+        if r is not None and r.test:
+            return test_by_name(r.test)
+        return self.rule.choose_test(ref, cur)
 
     def _check_column(self, col: str, ref: ColumnSample, values: pd.Series) -> ColumnDrift:
         cur, dropped = ColumnSample.from_series(values, ref.kind)
@@ -381,9 +428,9 @@ class DriftDetector:
                 note=f"{cur.n} usable rows < min_rows {self.min_rows}"
                 + (f" ({dropped} NaN/inf dropped)" if dropped else ""),
             )
-        threshold = self.tests.get(col, (None, None))[1]
+        threshold = self.threshold_of(col)
         test = self.choose_test(col, ref, cur)
-        if threshold is None and self.method == "calibrated":
+        if threshold is None and self.rule.needs_calibration:
             raise ValueError(
                 f"drift method 'calibrated' has no threshold for column {col!r}: calibrate first"
                 " (driftwatch calibrate) or pin one in drift.columns"
@@ -414,36 +461,19 @@ class DriftDetector:
         )
 
 
-def correct_p_values(columns: list[ColumnDrift], method: str, alpha: float) -> None:
-    """Re-judge p-value verdicts so the dataset-level error rate is ``alpha``.
-
-    Bonferroni: each of m columns at alpha/m (family-wise error <= alpha under any dependence).
-    Benjamini-Hochberg: reject the k smallest p-values, k the largest with p_(k) <= k*alpha/m
-    (false discovery rate <= alpha; when no column has drifted, that is also the chance of a
-    dataset alarm). The threshold shown per column is the cut-off actually applied.
-    """
-    cutoff = p_value_cutoff([c.p_value for c in columns], method, alpha)
-    for c in columns:
-        _judge_p_value(c, cutoff)
+def correct_p_values(columns: list[ColumnDrift], method: str, alpha: float) -> list[ColumnDrift]:
+    """The columns re-judged so the dataset-level error rate is ``alpha`` (``method``: bonferroni
+    or bh, see :mod:`driftwatch.engine.rules`). The threshold shown per column is the cut-off
+    actually applied."""
+    cutoff = rule_for(method, alpha).cutoff([c.p_value for c in columns])
+    return [_judge_p_value(c, cutoff) for c in columns]
 
 
-def p_value_cutoff(p_values: list[float | None], method: str, alpha: float) -> float:
-    """The per-column cut-off of Bonferroni or Benjamini-Hochberg over ``p_values`` (a missing
-    p-value counts as 1); ``alpha`` itself for an empty family."""
-    m = len(p_values)
-    if m == 0:
-        return alpha
-    if method == "bonferroni":
-        return alpha / m
-    ps = sorted(p if p is not None else 1.0 for p in p_values)
-    passing = [k for k, p in enumerate(ps, start=1) if p <= k * alpha / m]
-    return max(passing) * alpha / m if passing else alpha / m
-
-
-def _judge_p_value(c: ColumnDrift, cutoff: float) -> None:
-    c.threshold = cutoff
-    c.drifted = c.p_value is not None and c.p_value <= cutoff
-    c.status = "drift" if c.drifted else "ok"
+def _judge_p_value(c: ColumnDrift, cutoff: float) -> ColumnDrift:
+    drifted = c.p_value is not None and c.p_value <= cutoff
+    return c.model_copy(
+        update={"threshold": cutoff, "drifted": drifted, "status": "drift" if drifted else "ok"}
+    )
 
 
 def _require_columns(frame: pd.DataFrame, cols: dict[str, Any], source: str) -> None:

@@ -22,10 +22,12 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from driftwatch.config import ModelSettings
 from driftwatch.errors import ConfigError
-from driftwatch.store.batches import labelled
+from driftwatch.model.schema import labelled
 
 
-def _hist_gradient_boosting(spec: ModelSettings, params: dict[str, Any]) -> BaseEstimator:
+def _hist_gradient_boosting(
+    spec: ModelSettings, params: dict[str, Any], random_state: int = 0
+) -> BaseEstimator:
     n_num, n_cat = len(spec.numerical), len(spec.categorical)
     encode = ColumnTransformer(
         [
@@ -42,7 +44,7 @@ def _hist_gradient_boosting(spec: ModelSettings, params: dict[str, Any]) -> Base
         ]
     )
     cat_mask = [False] * n_num + [True] * n_cat
-    kw: dict[str, Any] = {"categorical_features": cat_mask, "random_state": 0, **params}
+    kw: dict[str, Any] = {"categorical_features": cat_mask, "random_state": random_state, **params}
     est = (
         HistGradientBoostingRegressor(**kw)
         if spec.task == "regression"
@@ -51,7 +53,7 @@ def _hist_gradient_boosting(spec: ModelSettings, params: dict[str, Any]) -> Base
     return Pipeline([("encode", encode), ("model", est)])
 
 
-def _linear(spec: ModelSettings, params: dict[str, Any]) -> BaseEstimator:
+def _linear(spec: ModelSettings, params: dict[str, Any], random_state: int = 0) -> BaseEstimator:
     """One-hot + linear model, the classic taxi-duration baseline."""
     encode = ColumnTransformer(
         [
@@ -59,21 +61,27 @@ def _linear(spec: ModelSettings, params: dict[str, Any]) -> BaseEstimator:
             ("cat", OneHotEncoder(handle_unknown="ignore"), spec.categorical),
         ]
     )
+    # Ridge uses its seed only with the sag/saga solvers, LogisticRegression with liblinear,
+    # sag and saga: set anyway, so a solver change in model.params stays reproducible.
+    kw: dict[str, Any] = {"random_state": random_state, **params}
     est = (
-        Ridge(**params) if spec.task == "regression" else LogisticRegression(max_iter=500, **params)
+        Ridge(**kw) if spec.task == "regression" else LogisticRegression(**{"max_iter": 500, **kw})
     )
     return Pipeline([("encode", encode), ("model", est)])
 
 
-BUILTIN_ESTIMATORS: dict[str, Callable[[ModelSettings, dict[str, Any]], BaseEstimator]] = {
+# Each takes (spec, params, random_state); a random_state in model.params wins over the argument.
+BUILTIN_ESTIMATORS: dict[str, Callable[[ModelSettings, dict[str, Any], int], BaseEstimator]] = {
     "hist_gradient_boosting": _hist_gradient_boosting,
     "linear": _linear,
 }
 
 
-def build_estimator(spec: ModelSettings) -> BaseEstimator:
+def build_estimator(spec: ModelSettings, *, random_state: int = 0) -> BaseEstimator:
+    """The configured estimator, unfitted. ``random_state`` (``retrain.random_state``) seeds the
+    built-in pipelines; a factory's estimator gets only its ``model.params``."""
     if spec.estimator in BUILTIN_ESTIMATORS:
-        return BUILTIN_ESTIMATORS[spec.estimator](spec, dict(spec.params))
+        return BUILTIN_ESTIMATORS[spec.estimator](spec, dict(spec.params), random_state)
     if ":" not in spec.estimator:
         raise ConfigError(
             f"model.estimator: unknown estimator {spec.estimator!r}; use one of "
@@ -102,15 +110,17 @@ def target(frame: pd.DataFrame, spec: ModelSettings) -> pd.Series:
     return y
 
 
-def train(frame: pd.DataFrame, spec: ModelSettings) -> BaseEstimator:
-    """Fit on the labelled rows of ``frame``; unlabelled rows cannot teach anything."""
+def train(frame: pd.DataFrame, spec: ModelSettings, *, random_state: int = 0) -> BaseEstimator:
+    """Fit on the labelled rows of ``frame``; unlabelled rows cannot teach anything.
+
+    ``random_state``: pass ``settings.retrain.random_state``."""
     rows = labelled(frame, spec)
     if rows.empty:
         raise ValueError("no labelled rows to train on")
     y = target(rows, spec)
     if spec.task == "classification":
         y = y.astype(np.int64)
-    est = build_estimator(spec)
+    est = build_estimator(spec, random_state=random_state)
     est.fit(features(rows, spec), y)
     return est
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 from sklearn import metrics as skm
 
 from driftwatch.config import ModelSettings, QualitySettings
 from driftwatch.model.estimators import predict, target
-from driftwatch.store.batches import labelled
+from driftwatch.model.schema import labelled
 
 LOWER_IS_BETTER = {"rmse": True, "mae": True, "accuracy": False, "f1": False, "roc_auc": False}
 
@@ -47,8 +47,11 @@ def better(metric: str, challenger: float, champion: float, margin: float) -> bo
     return challenger > champion * (1 + margin)
 
 
-@dataclass
-class QualityResult:
+class QualityResult(BaseModel):
+    """The champion's quality on a batch and the verdict against its baseline (frozen)."""
+
+    model_config = ConfigDict(frozen=True)
+
     metric: str
     value: float | None
     baseline: float | None
@@ -58,7 +61,7 @@ class QualityResult:
     metrics: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
 
 def assess(
@@ -76,19 +79,25 @@ def assess(
     value, base = metrics.get(metric), baseline.get(metric)
     if labelled_rows < settings.min_labelled_rows or value is None:
         return QualityResult(
-            metric,
-            value,
-            base,
-            labelled_rows,
-            None,
-            f"no quality verdict: {labelled_rows} labelled rows (< {settings.min_labelled_rows})"
+            metric=metric,
+            value=value,
+            baseline=base,
+            labelled_rows=labelled_rows,
+            degraded=None,
+            reason=f"no quality verdict: {labelled_rows} labelled rows (< {settings.min_labelled_rows})"
             if labelled_rows < settings.min_labelled_rows
             else f"no quality verdict: {metric} undefined on this batch",
-            metrics,
+            metrics=metrics,
         )
     if base is None:
         return QualityResult(
-            metric, value, None, labelled_rows, None, "no baseline for the champion", metrics
+            metric=metric,
+            value=value,
+            baseline=None,
+            labelled_rows=labelled_rows,
+            degraded=None,
+            reason="no baseline for the champion",
+            metrics=metrics,
         )
     lower = LOWER_IS_BETTER[metric]
     worse_by = (value - base) if lower else (base - value)
@@ -104,4 +113,12 @@ def assess(
     reason = (
         f"{metric} {value:.4g} vs baseline {base:.4g} ({rel:+.1%} worse; {word}, limit {limit:.4g})"
     )
-    return QualityResult(metric, value, base, labelled_rows, degraded, reason, metrics)
+    return QualityResult(
+        metric=metric,
+        value=value,
+        baseline=base,
+        labelled_rows=labelled_rows,
+        degraded=degraded,
+        reason=reason,
+        metrics=metrics,
+    )

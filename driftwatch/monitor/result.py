@@ -1,67 +1,51 @@
-"""One monitor run's findings and decision, as data.
+"""One monitor run's findings and decision, as typed, frozen data.
 
-Logs, Prefect artifacts, MLflow metrics and the CLI's JSON are all renderings of a
-``MonitorResult``; nothing decides anything twice.
+Logs, Prefect artifacts, MLflow metrics, the stored JSON and the CLI's JSON all render a
+``MonitorResult``; nothing re-derives a decision from its text. The models serialise themselves
+(pydantic), so Prefect and the JSON files use them directly.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from driftwatch.engine.drift import ColumnDrift, DriftResult, atomic_write_bytes
 from driftwatch.model.quality import QualityResult
 
-Action = Literal["no_data", "no_drift", "retrain", "bootstrap"]
+Action = Literal["no_data", "no_drift", "no_retrain", "retrain", "bootstrap"]
+# Why a retrain was started: drift (the dataset rule), quality (the champion degraded),
+# bootstrap (no champion yet), schedule (retrain policy "always").
+Trigger = Literal["drift", "quality", "bootstrap", "schedule"]
 
 
-@dataclass
-class Decision:
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Decision(_Frozen):
     action: Action
     reason: str
+    triggers: frozenset[Trigger] = frozenset()
 
     @property
     def retrain(self) -> bool:
         return self.action in ("retrain", "bootstrap")
 
 
-def decide(
-    drift: DriftResult | None,
-    quality: QualityResult | None,
-    prediction: ColumnDrift | None,
-    has_champion: bool,
-    rows: int,
-) -> Decision:
-    """Retrain when features drifted (dataset rule) or the champion's quality degraded.
-
-    Prediction drift alone is reported but does not retrain: without labels it cannot show
-    the model got worse, and retraining on every shift of the output would churn the model.
-    """
-    if rows == 0:
-        return Decision("no_data", "no new data")
-    if not has_champion:
-        return Decision("bootstrap", "no champion yet: train and register the first one")
-    reasons = []
-    if drift is not None and drift.dataset_drift:
-        reasons.append(drift.summary())
-    if quality is not None and quality.degraded:
-        reasons.append(quality.reason)
-    if reasons:
-        return Decision("retrain", "; ".join(reasons))
-    parts = ["no drift"]
-    if drift is not None:
-        parts.append(drift.summary())
-    if quality is not None:
-        parts.append(quality.reason)
-    if prediction is not None and prediction.drifted:
-        parts.append("prediction drift seen (reported only)")
-    return Decision("no_drift", "; ".join(parts))
+class PromotionDecision(_Frozen):
+    promote: bool
+    metric: str
+    challenger: float
+    champion: float | None
+    margin: float
+    reason: str
 
 
-@dataclass
-class RetrainOutcome:
+class RetrainOutcome(_Frozen):
     promoted: bool
     reason: str
     metric: str
@@ -74,15 +58,19 @@ class RetrainOutcome:
     holdout_rows: int
     run_id: str
     reference: str | None
-    seconds: float
+    seconds: float = 0.0
+    challenger_metrics: dict[str, float] = Field(default_factory=dict)
+    champion_metrics: dict[str, float] | None = None
 
 
-@dataclass
-class MonitorResult:
+class MonitorResult(_Frozen):
     run_id: str
     started: str
     files: list[str]
     rows: int
+    # The batch's time span (its timestamp column, UTC), when it has one.
+    start: str | None = None
+    end: str | None = None
     labelled_rows: int
     decision: Decision
     window: str = ""
@@ -92,7 +80,9 @@ class MonitorResult:
     champion_version: str | None = None
     reference_version: str | None = None
     retrain: RetrainOutcome | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    # Files of this run left out (schema, unreadable, too large), with their reasons.
+    rejected: dict[str, str] = Field(default_factory=dict)
     html_report: str | None = None
     seconds: float = 0.0
 
@@ -102,27 +92,24 @@ class MonitorResult:
             return "retrained-promoted" if self.retrain.promoted else "retrained-kept"
         return self.decision.action.replace("_", "-")
 
+    @property
+    def triggers(self) -> frozenset[str]:
+        return frozenset(self.decision.triggers)
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = self.model_dump(mode="json")
         d["outcome"] = self.outcome
         if self.drift is not None:
             d["drift"] = self.drift.to_dict()
+        d["decision"]["triggers"] = sorted(self.decision.triggers)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MonitorResult:
-        d = dict(d)
-        d.pop("outcome", None)
-        d["decision"] = Decision(**d["decision"])
+        d = {k: v for k, v in d.items() if k != "outcome"}
         if d.get("drift"):
             d["drift"] = DriftResult.from_dict(d["drift"])
-        if d.get("quality"):
-            d["quality"] = QualityResult(**d["quality"])
-        if d.get("prediction"):
-            d["prediction"] = ColumnDrift(**d["prediction"])
-        if d.get("retrain"):
-            d["retrain"] = RetrainOutcome(**d["retrain"])
-        return cls(**d)
+        return cls.model_validate(d)
 
     @property
     def stem(self) -> str:
@@ -130,9 +117,8 @@ class MonitorResult:
         return f"{self.started[:19].replace(':', '').replace('-', '')}Z-{self.run_id[:8]}"
 
     def save(self, runs_dir: Path) -> Path:
-        name = f"{self.stem}.json"
         data = json.dumps(self.to_dict(), indent=2, default=str).encode()
-        return atomic_write_bytes(runs_dir / name, data)
+        return atomic_write_bytes(runs_dir / f"{self.stem}.json", data)
 
 
 def load_results(runs_dir: Path) -> list[MonitorResult]:

@@ -1,20 +1,12 @@
-"""Champion vs challenger, as plain functions: the training window, the holdout, the verdict.
-
-The retrain subflow calls these in order; keeping them here means the promotion rule is tested
-without Prefect or MLflow.
-"""
+"""The training window and its holdout, as plain functions of frames already in memory."""
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.model.quality import better
-from driftwatch.store.batches import labelled, read_validated
-from driftwatch.store.references import active_reference, load_reference
+from driftwatch.errors import NotEnoughData
+from driftwatch.model.schema import labelled
 
 
 def training_window(
@@ -32,20 +24,6 @@ def training_window(
     return pool
 
 
-def read_batches(settings: Settings, files: list[str]) -> pd.DataFrame:
-    frames = [read_validated(f, settings.model, settings.landing.max_file_mb) for f in files]
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def prepare_window(
-    settings: Settings, champion_reference: str | None, batch_files: list[str]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(window, train, holdout): the champion's reference plus the new files, split by time."""
-    reference = load_reference(settings, active_reference(settings, champion_reference))
-    return split_window(reference, read_batches(settings, batch_files), settings)
-
-
 def split_window(
     reference: pd.DataFrame, batch: pd.DataFrame, settings: Settings
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -60,44 +38,9 @@ def split_holdout(window: pd.DataFrame, settings: Settings) -> tuple[pd.DataFram
     lab = labelled(window, settings.model)
     n_hold = max(1, round(len(lab) * settings.retrain.holdout_fraction))
     if len(lab) - n_hold < 1:
-        raise ValueError(f"only {len(lab)} labelled rows: too few to train and hold out")
-    return lab.iloc[:-n_hold], lab.iloc[-n_hold:]
-
-
-@dataclass
-class PromotionDecision:
-    promote: bool
-    metric: str
-    challenger: float
-    champion: float | None
-    margin: float
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def promotion_decision(
-    metric: str, challenger: dict[str, float], champion: dict[str, float] | None, margin: float
-) -> PromotionDecision:
-    ch = challenger[metric]
-    if champion is None:
-        return PromotionDecision(True, metric, ch, None, margin, "no champion yet: bootstrap")
-    cp = champion[metric]
-    if better(metric, ch, cp, margin):
-        return PromotionDecision(
-            True,
-            metric,
-            ch,
-            cp,
-            margin,
-            f"challenger {metric} {ch:.4g} beats champion {cp:.4g} by more than {margin:.0%}",
+        raise NotEnoughData(
+            f"only {len(lab)} labelled rows in the training window"
+            f" (retrain.window_days = {settings.retrain.window_days:g}): too few to train and"
+            " hold out; wait for labels or widen the window"
         )
-    return PromotionDecision(
-        False,
-        metric,
-        ch,
-        cp,
-        margin,
-        f"challenger {metric} {ch:.4g} does not beat champion {cp:.4g} by {margin:.0%}: kept champion",
-    )
+    return lab.iloc[:-n_hold], lab.iloc[-n_hold:]

@@ -1,38 +1,48 @@
-"""Tasks shared by the monitor flow and the retrain subflow.
+"""Each step of the monitor use case as a Prefect task, the retrain as a child flow run.
 
-Each task wraps one driftwatch library call. Tasks that read files or talk to MLflow get the
-retries from ``orchestration.retries``/``retry_delay_seconds`` (doubling) via ``with_retries``.
+``PrefectSteps`` is the step runner :class:`driftwatch.monitor.pipeline.MonitorCycle` is given by
+the flows: the use case stays plain Python, and the Prefect UI still shows one task run per
+step, with Prefect's own retries (exponential backoff) on the steps that talk to MLflow or the
+disk.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
-from driftwatch.config import Settings, load_settings
-from driftwatch.store.registry import ChampionInfo, Registry
+from driftwatch.monitor.plan import Plan
 
-
-def with_retries(t: Any, settings: Settings) -> Any:
-    """Retries with exponential backoff (d, 2d, 4d, ...): a server that is restarting gets
-    time to come back, a blip costs only the first delay."""
-    o = settings.orchestration
-    delays = [o.retry_delay_seconds * 2**i for i in range(o.retries)]
-    return t.with_options(retries=o.retries, retry_delay_seconds=delays or 0)
+T = TypeVar("T")
 
 
-@task(name="load settings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def load_settings_task(config_path: str) -> Settings:
-    return load_settings(config_path)
+class PrefectSteps:
+    def __init__(self, plan: Plan, subflows: dict[str, Callable[..., Any]]) -> None:
+        o = plan.settings.orchestration
+        self.plan = plan
+        self.subflows = subflows
+        # d, 2d, 4d, ...: a server that is restarting gets time to come back, a blip costs d.
+        self.retry_options: dict[str, Any] = {
+            "retries": o.retries,
+            "retry_delay_seconds": exponential_backoff(backoff_factor=o.retry_delay_seconds)
+            if o.retries and o.retry_delay_seconds
+            else 0,
+        }
+
+    def __call__(self, name: str, fn: Callable[..., T], *args: Any, retry: bool = False) -> T:
+        options = self.retry_options if retry else {}
+        return task(fn, name=name, cache_policy=NO_CACHE, **options)(*args)
+
+    def subflow(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        """The named child flow, given the plan first (it builds its own ports from it)."""
+        return self.subflows[name](self.plan, *args)
 
 
-@task(name="read champion", cache_policy=NO_CACHE)
-def champion_task(settings: Settings) -> ChampionInfo | None:
-    return Registry(settings).champion()
-
-
-@task(name="load champion model", cache_policy=NO_CACHE)
-def load_model_task(settings: Settings, version: str) -> Any:
-    return Registry(settings).load_model(version)
+@task(name="load plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def load_plan_task(config_path: str) -> Plan:
+    """config.yaml read and validated once per run; the plan object travels from here on."""
+    return Plan.load(config_path)

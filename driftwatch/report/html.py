@@ -17,7 +17,7 @@ import pandas as pd
 
 from driftwatch.config import Settings
 from driftwatch.model.estimators import predict, target
-from driftwatch.store.batches import labelled
+from driftwatch.model.schema import labelled
 
 
 def _prepared(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from driftwatch.config import Settings
 from driftwatch.engine.drift import ColumnDrift, DriftResult
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
 
@@ -133,24 +132,18 @@ def batch_row(result: MonitorResult) -> dict[str, Any]:
 
 
 def _trigger(result: MonitorResult) -> str:
-    if result.decision.action == "bootstrap":
-        return "bootstrap"
-    parts = []
-    if result.drift is not None and result.drift.dataset_drift:
-        parts.append("drift")
-    if result.quality is not None and result.quality.degraded:
-        parts.append("quality")
-    return "+".join(parts) or "-"
+    """What started the retrain, from the decision's triggers (data, not re-parsed text)."""
+    order = ["bootstrap", "drift", "quality", "schedule"]
+    return "+".join(t for t in order if t in result.decision.triggers) or "-"
 
 
-def artifact_key(settings: Settings) -> str:
+def artifact_key(model_name: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", settings.model.name.lower()).strip("-") or "driftwatch"
+    return re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-") or "driftwatch"
 
 
-def retrain_markdown(
-    o: RetrainOutcome, challenger: dict[str, float], champion: dict[str, float] | None
-) -> str:
+def retrain_markdown(o: RetrainOutcome) -> str:
+    challenger, champion = o.challenger_metrics, o.champion_metrics
     lines = [
         f"# retrain: {'challenger PROMOTED' if o.promoted else 'champion kept'}",
         "",

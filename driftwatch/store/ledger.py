@@ -193,6 +193,17 @@ class Ledger:
                 c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), p, status, detail))
         return moved
 
+    def same_failures(self, path: str, error: str) -> int:
+        """How many of the file's latest failures in a row ended with exactly ``error``."""
+        n = 0
+        for _, _, event, detail in reversed(self.events(path)):
+            if event == "claimed":
+                continue
+            if event != "failed" or detail != error:
+                break
+            n += 1
+        return n
+
     def _event(self, path: str, event: str, detail: str) -> None:
         with self._conn() as c:
             c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, event, detail))

@@ -5,96 +5,114 @@ training window as a reference version under the state dir, and the champion's m
 carries the path of its window as a tag. The active reference is *derived* from the champion:
 moving the alias (promotion or rollback) is the single commit point, so the model and its
 reference can never disagree, and a crash leaves the old pair or the new one.
+
+Its profile (sorted values, counts) is computed once per reference content and cached under
+``<state>/profiles/`` as ``.npz`` (no pickle), so wiping the state dir clears it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-from dataclasses import dataclass
+import logging
 from pathlib import Path
 
 import pandas as pd
 
-from driftwatch.config import Settings
-from driftwatch.engine.drift import PROFILE_FORMAT, DriftDetector
-from driftwatch.store.batches import file_hash, read_batch, validate_batch
+from driftwatch.engine.drift import PROFILE_FORMAT, ReferenceProfile, atomic_write_bytes
+from driftwatch.errors import StateError
+from driftwatch.model.schema import validate_batch
+from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.ports import Champion, ReferenceHandle
+from driftwatch.store.batches import file_hash, read_batch
+
+log = logging.getLogger("driftwatch.retention")
+
+# Kept for callers of the earlier name.
+ActiveReference = ReferenceHandle
 
 
-@dataclass(frozen=True)
-class ActiveReference:
-    path: Path
-    sha256: str
-    version: str  # "shipped" or the model version whose training window it is
+def reference_dir(state: Path) -> Path:
+    return state / "reference"
 
 
-def reference_dir(settings: Settings) -> Path:
-    return settings.paths.state / "reference"
-
-
-def active_reference(settings: Settings, champion_reference: str | None = None) -> ActiveReference:
+def active_reference(plan: Plan, champion_reference: str | None = None) -> ReferenceHandle:
     """The champion's window if it has one, else the shipped reference (before the bootstrap)."""
     if champion_reference:
         path = Path(champion_reference)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise StateError(
                 f"the champion's reference {path} is missing from the state dir; restore it from"
                 " the champion's MLflow run (artifact 'reference/') or run `driftwatch rollback`"
             )
-        return ActiveReference(path, file_hash(path), path.stem.removeprefix("reference-"))
-    path = settings.paths.reference
-    return ActiveReference(path, file_hash(path), "shipped")
+        return ReferenceHandle(path, file_hash(path), path.stem.removeprefix("reference-"))
+    path = plan.settings.paths.reference
+    return ReferenceHandle(path, file_hash(path), "shipped")
 
 
-def load_reference(settings: Settings, ref: ActiveReference | None = None) -> pd.DataFrame:
-    ref = ref or active_reference(settings)
-    return validate_batch(read_batch(ref.path), settings.model, str(ref.path))
+def load_reference(plan: Plan, ref: ReferenceHandle) -> pd.DataFrame:
+    return validate_batch(read_batch(ref.path), plan.settings.model, str(ref.path))
 
 
-def store_reference(settings: Settings, frame: pd.DataFrame, version: str) -> Path:
-    """Write a reference version (atomically); does not activate it."""
-    target = reference_dir(settings) / f"reference-{version}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".parquet.tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
-
-
-def detector_for(
-    settings: Settings, thresholds: dict[str, tuple[str | None, float | None]] | None = None
-) -> DriftDetector:
-    """The configured detector; ``thresholds`` (from a calibration) fill what config.yaml leaves
-    open, never override a test or threshold set there."""
-    d = settings.drift
-    tests = dict(thresholds or {})
-    for c, o in d.columns.items():
-        base_test, base_thr = tests.get(c, (None, None))
-        if o.test and o.test != base_test:
-            base_thr = None  # a calibrated threshold belongs to the calibrated test only
-        tests[c] = (o.test or base_test, o.threshold if o.threshold is not None else base_thr)
-    return DriftDetector(
-        numerical=list(settings.model.numerical),
-        categorical=list(settings.model.categorical),
-        tests=tests,
-        ignore=list(d.ignore),
-        drift_share=d.drift_share,
-        min_rows=d.min_rows,
-        method=d.method,
-        alpha=d.false_alarm_rate,
-        report_only=list(d.report_only),
-    )
-
-
-def profile_key(settings: Settings, ref: ActiveReference) -> str:
+def profile_key(plan: Plan, ref: ReferenceHandle) -> str:
     """Cache key of the fitted profile: the reference's content and the settings that shape it."""
-    # The profile format is part of the key: an upgraded driftwatch never reuses an old object.
+    # The profile format is part of the key: an upgraded driftwatch never reuses an old file.
     h = hashlib.sha256(f"{PROFILE_FORMAT}:{ref.sha256}".encode())
-    h.update(settings.model.model_dump_json(include={"numerical", "categorical"}).encode())
-    h.update(settings.drift.model_dump_json(include={"ignore"}).encode())
+    h.update(plan.settings.model.model_dump_json(include={"numerical", "categorical"}).encode())
+    h.update(plan.settings.drift.model_dump_json(include={"ignore"}).encode())
     return f"profile-{h.hexdigest()[:24]}"
+
+
+class ReferenceFiles:
+    """The monitor's ReferenceStore over parquet files under ``<state>/reference/``."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.state = plan.settings.paths.state
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def locate(self, champion: Champion | None) -> ReferenceHandle:
+        return active_reference(self.plan, champion.reference if champion else None)
+
+    def frame(self, ref: ReferenceHandle) -> pd.DataFrame:
+        if ref.sha256 not in self._frames:  # read once per run, however many steps need it
+            self._frames[ref.sha256] = load_reference(self.plan, ref)
+        return self._frames[ref.sha256]
+
+    def profile(self, ref: ReferenceHandle) -> ReferenceProfile:
+        """Fitted once per reference content; hourly runs read the cached ``.npz``."""
+        path = self.state / "profiles" / f"{profile_key(self.plan, ref)}.npz"
+        if path.is_file():
+            try:
+                return ReferenceProfile.load(path)
+            except ValueError:
+                path.unlink(missing_ok=True)  # unreadable: fitted again below
+        profile = self.plan.detector().fit(self.frame(ref), fingerprint=ref.sha256[:16]).profile_
+        profile.save(path)
+        return profile
+
+    def store(self, frame: pd.DataFrame, key: str) -> str:
+        """Write a reference version (atomically) named by ``key``: a retried write of the same
+        retrain lands on the same file. Does not activate it."""
+        target = reference_dir(self.state) / f"reference-{_safe(key)}.parquet"
+        if not target.is_file():
+            import io
+
+            buf = io.BytesIO()
+            frame.to_parquet(buf, index=False)
+            atomic_write_bytes(target, buf.getvalue())
+        return str(target)
+
+    def prune(self) -> str:
+        """Old reference versions and calibrations go (see :mod:`driftwatch.store.retention`);
+        a failure to prune is said and never fails the run."""
+        from driftwatch.store.retention import prune_state
+
+        try:
+            return prune_state(self.plan.settings, self.plan.settings.retention.keep_last).summary()
+        except Exception as exc:  # pruning is housekeeping: the run's work is already done
+            log.warning("retention: state dir not pruned: %s", exc)
+            return f"not pruned: {exc}"
+
+
+def _safe(key: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -26,6 +27,11 @@ CHAMPION = "champion"
 TAG_REFERENCE = "driftwatch.reference"
 TAG_PREVIOUS = "driftwatch.previous_champion"
 TAG_RUN_TYPE = "driftwatch.run_type"
+# A write's idempotency key: a retried write finds the run (and model version) made for its key.
+TAG_KEY = "driftwatch.idempotency_key"
+_KEY = re.compile(r"^[A-Za-z0-9_.:@/-]{1,250}$")
+# What MLflow accepts in a metric or param name (mlflow.utils.validation, not on Windows).
+_BAD_NAME_CHARS = re.compile(r"[^/\w.\- :]")
 
 # Fail within seconds, not minutes, when the server is gone; Prefect task retries do the rest.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -75,6 +81,10 @@ class Registry:
     def _experiment(self) -> str:
         exp = self.client.get_experiment_by_name(self.name)
         if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                # Deleted in the UI (soft): runs could no longer be created in it, and the
+                # registered versions still point at its runs, so bring it back.
+                self.client.restore_experiment(exp.experiment_id)
             return exp.experiment_id
         location = None
         if self.uri.startswith("sqlite:"):
@@ -107,6 +117,10 @@ class Registry:
             previous=mv.tags.get(TAG_PREVIOUS),
         )
 
+    def reference_of(self, version: str) -> str | None:
+        """The reference (training window) path a model version is tagged with."""
+        return self.client.get_model_version(self.name, version).tags.get(TAG_REFERENCE)
+
     def load_model(self, version: str) -> Any:
         key = (self.uri, self.name, version)
         if key not in _MODELS:
@@ -119,6 +133,27 @@ class Registry:
         return _MODELS[key]
 
     # -- writing -----------------------------------------------------------------------------
+    def _keyed_run(self, key: str | None) -> Any | None:
+        """The run a previous attempt of the write keyed ``key`` created, if any."""
+        if key is None:
+            return None
+        if not _KEY.match(key):
+            raise ValueError(f"idempotency key {key!r}: use letters, digits and _ . : @ / -")
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG_KEY}` = '{key}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
+    def _version_of_run(self, run_id: str) -> Any | None:
+        """The model version registered from ``run_id`` (the oldest, should there be two)."""
+        versions = self.client.search_model_versions(
+            f"name = '{self.name}' and run_id = '{run_id}'"
+        )
+        return min(versions, key=lambda v: int(v.version)) if versions else None
+
     def log_challenger(
         self,
         model: Any,
@@ -128,11 +163,18 @@ class Registry:
         holdout: pd.DataFrame,
         reference_path: Path,
         tags: dict[str, str] | None = None,
+        key: str | None = None,
     ) -> tuple[str, str]:
         """Log the run, the datasets and the model, and register it. Returns (run_id, version).
 
         The alias is *not* touched here: promotion is a separate step that only happens after
         this one has fully succeeded.
+
+        ``key`` makes the write idempotent (give the same key on a retry, e.g. the flow run id
+        + "-challenger"): the run is tagged with it, and a later call with the key finishes the
+        run an earlier attempt made, or returns the version already registered from it, rather
+        than making a second run and version. A registered version keeps the reference it was
+        tagged with first.
         """
         import mlflow
         import mlflow.data
@@ -141,18 +183,44 @@ class Registry:
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
         target = self.settings.model.target
-        run = self.client.create_run(
-            self.experiment_id,
-            tags={TAG_RUN_TYPE: "retrain", **(tags or {})},
-            run_name=f"retrain-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
-        )
+        run = self._keyed_run(key)
+        if run is None:
+            run = self.client.create_run(
+                self.experiment_id,
+                tags={TAG_RUN_TYPE: "retrain", **(tags or {}), **({TAG_KEY: key} if key else {})},
+                run_name=f"retrain-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
+            )
+        else:
+            done = self._version_of_run(run.info.run_id)
+            if done is not None:  # registered by an earlier attempt; maybe not yet tagged
+                if not done.tags.get(TAG_REFERENCE):
+                    self.client.set_model_version_tag(
+                        self.name, str(done.version), TAG_REFERENCE, str(reference_path)
+                    )
+                return run.info.run_id, str(done.version)
+            for k, v in (tags or {}).items():
+                if run.data.tags.get(k) != v:
+                    self.client.set_tag(run.info.run_id, k, v)
         run_id = run.info.run_id
+        logged = {i.dataset.name for i in (run.inputs.dataset_inputs if run.inputs else [])}
         try:
             # MLflow prints run links and registration chatter to stdout; keep the CLI's clean.
             with contextlib.redirect_stdout(io.StringIO()), mlflow.start_run(run_id=run_id):
-                mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-                mlflow.log_metrics(metrics)
+                new_params = {
+                    _name(k): str(v)[:500]
+                    for k, v in params.items()
+                    if _name(k) not in run.data.params
+                }
+                if new_params:
+                    mlflow.log_params(new_params)
+                new_metrics = {
+                    _name(k): v for k, v in metrics.items() if _name(k) not in run.data.metrics
+                }
+                if new_metrics:
+                    mlflow.log_metrics(new_metrics)
                 for frame, context in ((train, "training"), (holdout, "holdout")):
+                    if f"{self.name}-{context}" in logged:
+                        continue
                     ds = mlflow.data.from_pandas(
                         _loggable(frame), name=f"{self.name}-{context}", targets=target
                     )
@@ -172,7 +240,9 @@ class Registry:
             )
             return run_id, version
         except Exception:
-            self.client.set_terminated(run_id, status="FAILED")
+            # Best effort: with the server gone this fails too, and must not hide the cause.
+            with contextlib.suppress(Exception):
+                self.client.set_terminated(run_id, status="FAILED")
             raise
 
     def log_decision(self, run_id: str, decision: Any) -> None:
@@ -214,27 +284,50 @@ class Registry:
         params: dict[str, Any],
         tags: dict[str, str],
         artifacts: list[str] | None = None,
+        key: str | None = None,
     ) -> str:
-        """One MLflow run per monitor run, so drift and quality trends plot in the MLflow UI."""
-        run = self.client.create_run(
-            self.experiment_id,
-            tags={TAG_RUN_TYPE: "monitor", **tags},
-            run_name=f"monitor-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
-        )
-        from mlflow.entities import Metric, Param
+        """One MLflow run per monitor run, so drift and quality trends plot in the MLflow UI.
 
+        ``key`` (the monitor's flow run id) makes a retry find the run of an earlier attempt:
+        a finished one is returned as it is, an unfinished one is completed. Metric names MLflow
+        refuses (e.g. a column "wind speed (mph)") are logged with ``_`` for each bad character.
+        """
+        from mlflow.entities import Metric, Param, RunTag
+
+        run = self._keyed_run(key)
+        if run is not None and run.info.status == "FINISHED":
+            return run.info.run_id
+        if run is None:
+            run = self.client.create_run(
+                self.experiment_id,
+                tags={TAG_RUN_TYPE: "monitor", **tags, **({TAG_KEY: key} if key else {})},
+                run_name=f"monitor-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
+            )
+        run_id = run.info.run_id
         now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
         self.client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-            params=[Param(k, str(v)[:500]) for k, v in params.items()],
+            run_id,
+            metrics=[
+                Metric(_name(k), float(v), now, 0)
+                for k, v in metrics.items()
+                if _name(k) not in run.data.metrics
+            ],
+            params=[
+                Param(_name(k), str(v)[:500])
+                for k, v in params.items()
+                if _name(k) not in run.data.params
+            ],
+            tags=[RunTag(k, v) for k, v in tags.items() if run.data.tags.get(k) != v],
         )
-        for path in artifacts or []:
-            self.client.log_artifact(run.info.run_id, path, artifact_path="reports")
-        for path in artifacts or []:
-            self.client.log_artifact(run.info.run_id, path, artifact_path="reports")
-        self.client.set_terminated(run.info.run_id)
-        return run.info.run_id
+        for path in dict.fromkeys(artifacts or []):  # each report once
+            self.client.log_artifact(run_id, path, artifact_path="reports")
+        self.client.set_terminated(run_id)
+        return run_id
+
+
+def _name(key: str) -> str:
+    """A metric or param name MLflow accepts: each refused character becomes ``_``."""
+    return _BAD_NAME_CHARS.sub("_", key)
 
 
 def _own_types(model: Any) -> list[str]:

@@ -1,0 +1,314 @@
+"""The monitor use case: batch -> findings -> decision, and training data -> challenger -> verdict.
+
+Two pure steps (``assess`` and ``challenge``) hold every decision; ``MonitorCycle`` composes them
+with the ports (:mod:`driftwatch.monitor.ports`) into one tick. The Prefect flows, the daemon,
+the backtest and the tests all run ``MonitorCycle``: the flows pass a step runner that makes each
+step a Prefect task (and the retrain a child flow run), the backtest passes in-memory ports. So
+what the backtest promises is what the daemon does, and a policy change is made once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from driftwatch.engine.calibration import Calibration
+from driftwatch.engine.drift import ColumnDrift, DriftResult, ReferenceProfile
+from driftwatch.faults import checkpoint
+from driftwatch.model.estimators import predict, train
+from driftwatch.model.quality import QualityResult, score
+from driftwatch.model.quality import assess as assess_quality
+from driftwatch.model.schema import labelled
+from driftwatch.monitor.plan import PREDICTION, Plan
+from driftwatch.monitor.policy import decide, promotion_decision
+from driftwatch.monitor.ports import (
+    Batch,
+    BatchSource,
+    Challenge,
+    Champion,
+    InlineSteps,
+    ModelRegistry,
+    ReferenceHandle,
+    ReferenceStore,
+    Reporter,
+    Steps,
+    ThresholdStore,
+)
+from driftwatch.monitor.result import Decision, MonitorResult, RetrainOutcome
+from driftwatch.monitor.window import split_holdout, training_window
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What one batch showed, and what the policy made of it."""
+
+    drift: DriftResult | None
+    quality: QualityResult | None
+    prediction: ColumnDrift | None
+    decision: Decision
+
+
+# -- the pure steps ----------------------------------------------------------------------------
+
+
+def assess(
+    plan: Plan,
+    batch: Batch,
+    champion: Champion | None,
+    model: Any,
+    profile: ReferenceProfile | None,
+    calibration: Calibration | None,
+    reference: pd.DataFrame | None,
+) -> Findings:
+    """Feature drift against the reference, the champion's quality where labels have arrived,
+    drift of its predictions, and the decision."""
+    drift = quality = prediction = None
+    if batch.rows and profile is not None:
+        thresholds = calibration.tests() if calibration is not None else None
+        detector = plan.detector(thresholds).with_profile(profile)
+        drift = detector.check(batch.frame, source=",".join(batch.files) or "batch")
+    if batch.rows and champion is not None and model is not None:
+        spec = plan.settings.model
+        n_lab = len(labelled(batch.frame, spec))
+        quality = assess_quality(
+            score(model, batch.frame, spec),
+            champion.baseline,
+            n_lab,
+            plan.metric,
+            plan.settings.quality,
+        )
+        if reference is not None:
+            prediction = prediction_drift(plan, model, reference, batch.frame)
+    decision = decide(drift, quality, prediction, champion is not None, batch.new_rows, plan.policy)
+    return Findings(drift, quality, prediction, decision)
+
+
+def prediction_drift(
+    plan: Plan, model: Any, reference: pd.DataFrame, current: pd.DataFrame
+) -> ColumnDrift:
+    """The champion's outputs on the batch vs on its reference, through the same drift engine."""
+    spec = plan.settings.model
+    ref = pd.DataFrame({PREDICTION: predict(model, reference, spec)})
+    cur = pd.DataFrame({PREDICTION: predict(model, current, spec)})
+    return plan.prediction_detector().fit(ref).check(cur).columns[0]
+
+
+def challenge(plan: Plan, window: pd.DataFrame, champion_model: Any, trigger: str) -> Challenge:
+    """Train a challenger on the window's older rows and score it and the champion on the same,
+    most recent, holdout; the verdict says whether it earns the promotion."""
+    s = plan.settings
+    train_rows, holdout = split_holdout(window, s)
+    model = train(train_rows, s.model, random_state=s.retrain.random_state)
+    ch_scores = score(model, holdout, s.model)
+    cp_scores = score(champion_model, holdout, s.model) if champion_model is not None else None
+    verdict = promotion_decision(plan.metric, ch_scores, cp_scores, s.retrain.promotion_margin)
+    return Challenge(model, window, train_rows, holdout, ch_scores, cp_scores, verdict, trigger)
+
+
+def monitor_result(
+    plan: Plan,
+    batch: Batch,
+    findings: Findings,
+    champion: Champion | None,
+    ref: ReferenceHandle,
+    started: float,
+    run_id: str | None,
+) -> MonitorResult:
+    target, ts = plan.settings.model.target, plan.settings.model.timestamp
+    frame = batch.frame
+    times = frame[ts].dropna() if ts and ts in frame.columns and batch.rows else None
+    return MonitorResult(
+        start=str(times.min()) if times is not None and len(times) else None,
+        end=str(times.max()) if times is not None and len(times) else None,
+        run_id=run_id or uuid.uuid4().hex,
+        started=datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+        files=batch.files,
+        rows=batch.rows,
+        window=batch.window,
+        labelled_rows=int(frame[target].notna().sum()) if target in frame.columns else 0,
+        decision=findings.decision,
+        drift=findings.drift,
+        quality=findings.quality,
+        prediction=findings.prediction,
+        champion_version=champion.version if champion else None,
+        reference_version=ref.version,
+        warnings=list(batch.warnings),
+        rejected=dict(batch.rejected),
+    )
+
+
+def retrain_outcome(
+    plan: Plan,
+    c: Challenge,
+    run_id: str,
+    version: str,
+    champion: Champion | None,
+    reference: str,
+    started: float,
+) -> RetrainOutcome:
+    previous = champion.version if champion else None
+    promoted = c.verdict.promote
+    return RetrainOutcome(
+        promoted=promoted,
+        reason=c.verdict.reason,
+        metric=plan.metric,
+        challenger_score=c.verdict.challenger,
+        champion_score=c.verdict.champion,
+        challenger_version=version,
+        champion_version=version if promoted else previous,
+        previous_version=previous,
+        train_rows=len(c.train_rows),
+        holdout_rows=len(c.holdout),
+        run_id=run_id,
+        reference=reference if promoted else (champion.reference if champion else None),
+        seconds=round(time.time() - started, 3),
+        challenger_metrics=c.challenger_scores,
+        champion_metrics=c.champion_scores,
+    )
+
+
+def completion_message(result: MonitorResult) -> str:
+    """The one line a finished run is known by (Prefect's Completed message, the CLI)."""
+    reason = result.decision.reason
+    return {
+        "no-data": "no new data",
+        "no-drift": f"no drift: {reason.removeprefix('no drift; ')}",
+    }.get(result.outcome, f"{result.outcome}: {reason}")
+
+
+def monitor_metrics(result: MonitorResult) -> dict[str, float]:
+    """What goes to MLflow per monitor run, so trends plot in its UI."""
+    m: dict[str, float] = {"rows": float(result.rows), "labelled_rows": float(result.labelled_rows)}
+    if result.drift is not None:
+        m["drifted_share"] = result.drift.share
+        m["drifted_columns"] = float(result.drift.n_drifted)
+        m["dataset_drift"] = float(result.drift.dataset_drift)
+        for c in result.drift.columns:
+            if c.score is not None:
+                m[f"drift_score.{c.column}"] = float(c.score)
+    if result.quality is not None:
+        for k, v in result.quality.metrics.items():
+            m[f"champion_{k}"] = v
+    if result.prediction is not None and result.prediction.score is not None:
+        m["prediction_drift_score"] = float(result.prediction.score)
+    m["retrained"] = float(result.retrain is not None)
+    m["promoted"] = float(bool(result.retrain and result.retrain.promoted))
+    return m
+
+
+# -- the use case --------------------------------------------------------------------------------
+
+
+class MonitorCycle:
+    """One tick of the monitor over its ports; ``steps`` decides how each step runs."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        batches: BatchSource,
+        references: ReferenceStore,
+        thresholds: ThresholdStore,
+        registry: ModelRegistry,
+        reporter: Reporter,
+        steps: Steps | None = None,
+    ) -> None:
+        self.plan = plan
+        self.batches = batches
+        self.references = references
+        self.thresholds = thresholds
+        self.registry = registry
+        self.reporter = reporter
+        self.steps = steps or InlineSteps()
+
+    def run(self, run_id: str | None = None) -> MonitorResult:
+        """Read the champion and its reference, take the batch, judge it, report, and retrain
+        when the decision says so; the batch's files are finished only after all of that."""
+        step, started = self.steps, time.time()
+        run_id = run_id or uuid.uuid4().hex
+        batch: Batch | None = None
+        try:
+            champion = step("read champion", self.registry.champion, retry=True)
+            ref = step("locate reference", self.references.locate, champion, retry=True)
+            batch = step("load batch", self.batches.collect, run_id, retry=True)
+            findings = self.assess(batch, champion, ref)
+            result = monitor_result(self.plan, batch, findings, champion, ref, started, run_id)
+            result = step("report", self.reporter.report, result, batch, ref)
+            if findings.decision.retrain:
+                outcome = step.subflow(
+                    "retrain", self.retrain, batch.all_files, findings.decision.reason, run_id
+                )
+                result = result.model_copy(
+                    update={"retrain": outcome, "champion_version": outcome.champion_version}
+                )
+            result = result.model_copy(update={"seconds": round(time.time() - started, 3)})
+            checkpoint("before-record")
+            step("record result", self.reporter.record, result, retry=True)
+            checkpoint("before-finish")
+            step("finish batch", self.batches.finish, batch, result.outcome)
+            if batch.rows:  # a run that judged rows may have added a reference or calibration
+                step("prune state", self.references.prune)
+        except BaseException as exc:
+            self.batches.fail(batch, exc)
+            raise
+        return result
+
+    def assess(self, batch: Batch, champion: Champion | None, ref: ReferenceHandle) -> Findings:
+        """Load what judging needs (only when there are rows), then the pure ``assess`` step."""
+        step, plan = self.steps, self.plan
+        model = profile = calibration = reference = None
+        if batch.rows:
+            if champion is not None:
+                model = step(
+                    "load champion model", self.registry.load_model, champion.version, retry=True
+                )
+                if plan.settings.drift.prediction_drift:
+                    reference = step("load reference", self.references.frame, ref, retry=True)
+            profile = step("load reference profile", self.references.profile, ref, retry=True)
+            if plan.rule.needs_calibration:
+                calibration = step(
+                    "calibrate thresholds", self.thresholds.thresholds, ref, batch.rows, retry=True
+                )
+        return step(
+            "assess batch", assess, plan, batch, champion, model, profile, calibration, reference
+        )
+
+    def retrain(self, files: list[str], reason: str, key: str) -> RetrainOutcome:
+        """Challenger vs champion on the same holdout; the alias moves last, only if it wins.
+
+        Order matters for atomicity: the challenger is trained, scored, logged and registered
+        first; a failure anywhere before the promotion leaves the champion (and so the drift
+        reference) as it was. ``key`` makes every write findable on a retry.
+        """
+        step, plan, started = self.steps, self.plan, time.time()
+        champion = step("read champion", self.registry.champion, retry=True)
+        ref = step("locate reference", self.references.locate, champion, retry=True)
+        window = step("build training window", self.training_window, ref, files, retry=True)
+        model = None
+        if champion is not None:
+            model = step(
+                "load champion model", self.registry.load_model, champion.version, retry=True
+            )
+        c = step("train and score challenger", challenge, plan, window, model, reason)
+        checkpoint("after-train")
+        stored = step("store training window", self.references.store, c.window, key, retry=True)
+        run_id, version = step(
+            "log and register challenger", self.registry.log_challenger, c, stored, key, retry=True
+        )
+        checkpoint("after-log")
+        step("record decision", self.registry.record_verdict, run_id, c.verdict, retry=True)
+        checkpoint("after-decision")
+        if c.verdict.promote:
+            step("move champion alias", self.registry.promote, version, retry=True)
+            checkpoint("after-promote")
+        outcome = retrain_outcome(plan, c, run_id, version, champion, stored, started)
+        step("retrain report", self.reporter.report_retrain, outcome)
+        return outcome
+
+    def training_window(self, ref: ReferenceHandle, files: list[str]) -> pd.DataFrame:
+        reference = self.references.frame(ref)
+        return training_window(reference, self.batches.read(files), self.plan.settings)

@@ -1,0 +1,111 @@
+"""The plan of a monitor run: the validated settings read once, turned into the objects that act.
+
+``config.yaml`` is read once per run (``Plan.load``) and the plan travels as one typed object
+to every step and to the retrain subflow, so a config edit landing mid-run can never make the
+retrain use other settings than the decision. Only the plan and the layers above it read
+``Settings``; the engine and the model layers get plain arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from driftwatch.config import Settings, load_settings
+from driftwatch.engine.calibration import size_bucket
+from driftwatch.engine.drift import DriftDetector
+from driftwatch.engine.rules import ColumnRule, DatasetRule, rule_for
+
+# What starts a retrain: "monitor" when drift or degraded quality says so; "always" and "never"
+# replace the trigger (the backtest's baselines; "always" is also a plain retraining schedule).
+# The champion's output, judged like a column: ``drift.columns.prediction`` configures its test.
+PREDICTION = "prediction"
+
+RetrainPolicy = Literal["monitor", "always", "never"]
+
+
+class Plan(BaseModel):
+    """Settings plus what follows from them; frozen, so no step can change another's view."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    settings: Settings
+    policy: RetrainPolicy = "monitor"
+
+    @classmethod
+    def load(cls, config_path: str | os.PathLike[str] | None = None) -> Plan:
+        return cls(settings=load_settings(config_path))
+
+    @property
+    def rule(self) -> DatasetRule:
+        d = self.settings.drift
+        return rule_for(d.method, d.false_alarm_rate, d.drift_share)
+
+    @property
+    def metric(self) -> str:
+        return self.settings.quality_metric
+
+    @property
+    def name(self) -> str:
+        return self.settings.model.name
+
+    def detector(
+        self, thresholds: Mapping[str, ColumnRule | tuple[str | None, float | None]] | None = None
+    ) -> DriftDetector:
+        """The configured detector; ``thresholds`` (from a calibration) fill what config.yaml
+        leaves open, never override a test or threshold set there."""
+        d = self.settings.drift
+        rules = {c: ColumnRule.coerce(v) for c, v in (thresholds or {}).items()}
+        for c, o in d.columns.items():
+            if c == PREDICTION:
+                continue
+            base = rules.get(c, ColumnRule())
+            threshold = base.threshold
+            if o.test and o.test != base.test:
+                threshold = None  # a calibrated threshold belongs to the calibrated test only
+            if o.threshold is not None:
+                threshold = o.threshold
+            rules[c] = ColumnRule(
+                test=o.test or base.test,
+                threshold=threshold,
+                pinned=o.threshold is not None or base.pinned,
+            )
+        return DriftDetector(
+            numerical=list(self.settings.model.numerical),
+            categorical=list(self.settings.model.categorical),
+            tests=rules,
+            ignore=list(d.ignore),
+            min_rows=d.min_rows,
+            report_only=list(d.report_only),
+            rule=self.rule,
+        )
+
+    def prediction_detector(self) -> DriftDetector:
+        """The drift engine on the champion's outputs; ``drift.columns.prediction`` applies."""
+        o = self.settings.drift.columns.get(PREDICTION)
+        tests = {PREDICTION: (o.test, o.threshold)} if o else {}
+        return DriftDetector(
+            numerical=[PREDICTION],
+            categorical=[],
+            tests=tests,
+            min_rows=self.settings.drift.min_rows,
+        )
+
+    def calibration_rows(self, batch_rows: int) -> int:
+        """The batch size thresholds are calibrated for: the configured one, else the batch's
+        own rounded down to a step of sqrt(2)."""
+        return self.settings.drift.calibration.batch_rows or size_bucket(batch_rows)
+
+    def calibration_spec(self, batch_rows: int) -> dict[str, Any]:
+        """Every setting a calibration depends on (part of its cache key)."""
+        conf = self.settings.drift.calibration
+        return {
+            "batch_rows": batch_rows,
+            "false_alarm_rate": self.settings.drift.false_alarm_rate,
+            "batches": conf.batches,
+            "confidence": conf.confidence,
+            "random_state": conf.random_state,
+        }

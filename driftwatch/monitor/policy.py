@@ -1,0 +1,80 @@
+"""The two decisions of a monitor run, as plain functions of findings: retrain? promote?"""
+
+from __future__ import annotations
+
+from driftwatch.engine.drift import ColumnDrift, DriftResult
+from driftwatch.model.quality import QualityResult, better
+from driftwatch.monitor.plan import RetrainPolicy
+from driftwatch.monitor.result import Decision, PromotionDecision
+
+
+def decide(
+    drift: DriftResult | None,
+    quality: QualityResult | None,
+    prediction: ColumnDrift | None,
+    has_champion: bool,
+    rows: int,
+    policy: RetrainPolicy = "monitor",
+) -> Decision:
+    """Retrain when features drifted (dataset rule) or the champion's quality degraded.
+
+    Prediction drift alone is reported but does not retrain: without labels it cannot show
+    the model got worse, and retraining on every shift of the output would churn the model.
+    ``policy`` "always" / "never" replace the trigger (the findings are still reported).
+    """
+    if rows == 0:
+        return Decision(action="no_data", reason="no new data")
+    if not has_champion:
+        return Decision(
+            action="bootstrap",
+            reason="no champion yet: train and register the first one",
+            triggers=frozenset({"bootstrap"}),
+        )
+    triggers: set[str] = set()
+    reasons = []
+    if drift is not None and drift.dataset_drift:
+        triggers.add("drift")
+        reasons.append(drift.summary())
+    if quality is not None and quality.degraded:
+        triggers.add("quality")
+        reasons.append(quality.reason)
+    if policy == "always":
+        return Decision(
+            action="retrain",
+            reason="; ".join(["retrain policy: always", *reasons]),
+            triggers=frozenset({*triggers, "schedule"}),
+        )
+    if reasons and policy == "monitor":
+        return Decision(action="retrain", reason="; ".join(reasons), triggers=frozenset(triggers))
+    if reasons:  # policy "never": the findings are reported, nothing is retrained
+        reason = "; ".join(["retrain policy: never", *reasons])
+        return Decision(action="no_retrain", reason=reason, triggers=frozenset(triggers))
+    parts = ["no drift"]
+    if drift is not None:
+        parts.append(drift.summary())
+    if quality is not None:
+        parts.append(quality.reason)
+    if prediction is not None and prediction.drifted:
+        parts.append("prediction drift seen (reported only)")
+    return Decision(action="no_drift", reason="; ".join(parts))
+
+
+def promotion_decision(
+    metric: str, challenger: dict[str, float], champion: dict[str, float] | None, margin: float
+) -> PromotionDecision:
+    """Promote a challenger only when it beats the champion on the same holdout by ``margin``."""
+    ch = challenger[metric]
+    base = {"metric": metric, "challenger": ch, "margin": margin}
+    if champion is None:
+        return PromotionDecision(
+            promote=True, champion=None, reason="no champion yet: bootstrap", **base
+        )
+    cp = champion[metric]
+    if better(metric, ch, cp, margin):
+        reason = f"challenger {metric} {ch:.4g} beats champion {cp:.4g} by more than {margin:.0%}"
+        return PromotionDecision(promote=True, champion=cp, reason=reason, **base)
+    reason = (
+        f"challenger {metric} {ch:.4g} does not beat champion {cp:.4g} by {margin:.0%}:"
+        " kept champion"
+    )
+    return PromotionDecision(promote=False, champion=cp, reason=reason, **base)

@@ -1,0 +1,137 @@
+"""The monitor's ports: what the use case needs from the outside world, as small interfaces.
+
+Production implements them over the landing dir + ledger, reference files, calibration files,
+MLflow and Prefect (:mod:`driftwatch.store`, :mod:`driftwatch.report`); the backtest and the
+tests implement them in memory (:mod:`driftwatch.monitor.memory`). The use case
+(:mod:`driftwatch.monitor.pipeline`) sees only these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import pandas as pd
+
+from driftwatch.engine.calibration import Calibration
+from driftwatch.engine.drift import ReferenceProfile
+from driftwatch.monitor.result import MonitorResult, PromotionDecision, RetrainOutcome
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The rows of this run and where they came from (ledger files, or one given file)."""
+
+    frame: pd.DataFrame
+    files: list[str]
+    from_landing: bool
+    rejected: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    # Rolling window: files processed earlier whose rows are judged again with the new ones.
+    context_files: list[str] = field(default_factory=list)
+    new_rows: int = 0
+    window: str = ""
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def all_files(self) -> list[str]:
+        return [*self.context_files, *self.files]
+
+
+@dataclass(frozen=True)
+class Champion:
+    """What the registry says about the serving model (not the model itself)."""
+
+    version: str
+    run_id: str
+    baseline: dict[str, float]
+    reference: str | None  # the id of its training window in the reference store
+    previous: str | None
+
+
+@dataclass(frozen=True)
+class ReferenceHandle:
+    """Which reference is active: the shipped one, or a champion's training window."""
+
+    path: Path
+    sha256: str
+    version: str  # "shipped" or the model version whose training window it is
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A trained challenger, both models' scores on the same holdout, and the verdict."""
+
+    model: Any
+    window: pd.DataFrame
+    train_rows: pd.DataFrame
+    holdout: pd.DataFrame
+    challenger_scores: dict[str, float]
+    champion_scores: dict[str, float] | None
+    verdict: PromotionDecision
+    trigger: str
+
+
+class BatchSource(Protocol):
+    def collect(self, run_id: str | None) -> Batch: ...
+    def read(self, ids: list[str]) -> pd.DataFrame: ...
+    def finish(self, batch: Batch, outcome: str) -> None: ...
+    def fail(self, batch: Batch | None, exc: BaseException) -> None: ...
+
+
+class ReferenceStore(Protocol):
+    def locate(self, champion: Champion | None) -> ReferenceHandle: ...
+    def frame(self, ref: ReferenceHandle) -> pd.DataFrame: ...
+    def profile(self, ref: ReferenceHandle) -> ReferenceProfile: ...
+    def store(self, frame: pd.DataFrame, key: str) -> str: ...
+    def prune(self) -> str: ...
+
+
+class ThresholdStore(Protocol):
+    def thresholds(self, ref: ReferenceHandle, batch_rows: int) -> Calibration: ...
+
+
+class ModelRegistry(Protocol):
+    def champion(self) -> Champion | None: ...
+    def load_model(self, version: str) -> Any: ...
+    def log_challenger(self, challenge: Challenge, reference: str, key: str) -> tuple[str, str]: ...
+    def record_verdict(self, run_id: str, verdict: PromotionDecision) -> None: ...
+    def promote(self, version: str) -> str | None: ...
+
+
+class Reporter(Protocol):
+    """Renders results (logs, artifacts, HTML) and records them (run JSON, MLflow metrics)."""
+
+    def report(
+        self, result: MonitorResult, batch: Batch, ref: ReferenceHandle
+    ) -> MonitorResult: ...
+    def report_retrain(self, outcome: RetrainOutcome) -> None: ...
+    def record(self, result: MonitorResult) -> None: ...
+
+
+class Steps(Protocol):
+    """How the use case runs each step: inline, or as a Prefect task with retries.
+
+    ``retry``: the step talks to something that can fail for a while (MLflow, the disk) and is
+    safe to repeat. ``subflow`` runs a whole sub-use-case (the retrain) as a child run.
+    """
+
+    def __call__(self, name: str, fn: Callable[..., T], *args: Any, retry: bool = False) -> T: ...
+    def subflow(self, name: str, fn: Callable[..., T], *args: Any) -> T: ...
+
+
+class InlineSteps:
+    """Run every step as a plain call: the backtest, the tests, any caller without Prefect."""
+
+    def __call__(self, name: str, fn: Callable[..., T], *args: Any, retry: bool = False) -> T:
+        return fn(*args)
+
+    def subflow(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)

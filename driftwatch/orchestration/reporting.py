@@ -1,0 +1,98 @@
+"""The production Reporter: Prefect logs and artifacts, the Evidently HTML, the run's JSON and
+its MLflow metrics. Everything here renders or stores a result; nothing decides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from driftwatch.monitor.pipeline import monitor_metrics
+from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.ports import Batch, ModelRegistry, ReferenceHandle, ReferenceStore
+from driftwatch.monitor.result import MonitorResult, RetrainOutcome
+from driftwatch.report.text import (
+    artifact_key,
+    column_rows,
+    markdown,
+    report_lines,
+    retrain_markdown,
+)
+
+
+class PrefectReporter:
+    def __init__(self, plan: Plan, references: ReferenceStore, registry: ModelRegistry) -> None:
+        self.plan = plan
+        self.settings = plan.settings
+        self.references = references
+        self.registry = registry
+        self.key = artifact_key(plan.name)
+
+    def report(self, result: MonitorResult, batch: Batch, ref: ReferenceHandle) -> MonitorResult:
+        if self.settings.report.html and batch.rows:
+            result = result.model_copy(update={"html_report": self._html(result, batch, ref)})
+        log = get_run_logger()
+        for line in report_lines(result):
+            log.warning(line) if line.startswith("warning") else log.info(line)
+        if not self.settings.report.artifacts:
+            return result
+        create_markdown_artifact(
+            key=f"{self.key}-drift-summary",
+            markdown=markdown(result),
+            description=result.decision.reason,
+        )
+        if result.html_report:
+            create_link_artifact(
+                key=f"{self.key}-evidently-report",
+                link=Path(result.html_report).as_uri(),
+                link_text=f"Evidently report {Path(result.html_report).name}",
+                description="Evidently data drift (and quality) report of this run",
+            )
+        if result.drift is not None:
+            create_table_artifact(
+                key=f"{self.key}-drift-columns",
+                table=column_rows(result.drift),
+                description=result.drift.summary(),
+            )
+        return result
+
+    def _html(self, result: MonitorResult, batch: Batch, ref: ReferenceHandle) -> str:
+        from driftwatch.report.html import write_html
+
+        model = None
+        if result.champion_version is not None:
+            model = self.registry.load_model(result.champion_version)
+        path = self.settings.paths.state / "reports" / f"{result.stem}.html"
+        return str(write_html(self.settings, self.references.frame(ref), batch.frame, model, path))
+
+    def report_retrain(self, outcome: RetrainOutcome) -> None:
+        log = get_run_logger()
+        log.info(
+            "challenger v%s %s=%.4g, champion %s -> %s: %s",
+            outcome.challenger_version,
+            outcome.metric,
+            outcome.challenger_score,
+            f"v{outcome.previous_version}" if outcome.previous_version else "(none)",
+            "PROMOTED" if outcome.promoted else "KEPT champion",
+            outcome.reason,
+        )
+        if self.settings.report.artifacts:
+            create_markdown_artifact(
+                key=f"{self.key}-retrain",
+                markdown=retrain_markdown(outcome),
+                description="challenger vs champion on the same holdout",
+            )
+
+    def record(self, result: MonitorResult) -> None:
+        """Stored JSON (for `driftwatch report`) and MLflow metrics (for trends in its UI)."""
+        from driftwatch.store.registry import Registry
+
+        result.save(self.settings.paths.state / "runs")
+        Registry(self.settings).log_monitor(
+            monitor_metrics(result),
+            params={"files": ",".join(result.files)[:500], "outcome": result.outcome},
+            tags={"driftwatch.outcome": result.outcome, "driftwatch.prefect_run": result.run_id},
+            artifacts=[result.html_report] if result.html_report else [],
+            key=f"monitor:{result.run_id}",
+        )

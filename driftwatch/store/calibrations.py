@@ -1,0 +1,115 @@
+"""Calibrated thresholds on disk: the user's calibration file, else a cache per reference + size.
+
+The reference moves with every promotion, so a calibration file written by hand goes stale;
+recalibrating automatically (seconds) keeps the promised false-alarm rate instead of silently
+applying thresholds measured on other data. Both files are YAML (safe_load: cannot run code).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from driftwatch.engine.calibration import Calibration, calibrate, calibration_key
+from driftwatch.errors import NotEnoughData
+from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.ports import ReferenceHandle, ReferenceStore
+
+log = logging.getLogger("driftwatch.calibration")
+
+
+def calibrate_frame(
+    plan: Plan,
+    reference: pd.DataFrame,
+    reference_sha256: str,
+    batch_rows: int,
+    pins: dict[str, tuple[str, float]] | None = None,
+    reference_path: str = "",
+) -> Calibration:
+    """Calibrate the configured detector (plus ``pins``) on a reference already in memory."""
+    try:
+        return calibrate(
+            plan.detector(dict(pins or {})),
+            reference,
+            reference_sha256,
+            **plan.calibration_spec(batch_rows),
+            reference_path=reference_path,
+        )
+    except ValueError as exc:
+        raise NotEnoughData(
+            f"cannot calibrate drift thresholds on {reference_path or 'the reference'}: {exc}"
+        ) from exc
+
+
+class CalibrationStore:
+    """The monitor's ThresholdStore: the calibration file when its provenance matches, else a
+    cached or freshly computed calibration under ``<state>/calibration/``."""
+
+    def __init__(self, plan: Plan, references: ReferenceStore) -> None:
+        self.plan = plan
+        self.references = references
+        self.file = plan.settings.drift.calibration.file
+        self.cache_dir = plan.settings.paths.state / "calibration"
+        self._file = read_calibration(self.file)  # read once per run
+
+    def thresholds(self, ref: ReferenceHandle, batch_rows: int) -> Calibration:
+        plan = self.plan
+        rows = plan.calibration_rows(batch_rows)
+        pins = self._file.pins() if self._file else {}
+        key = calibration_key(plan.detector(dict(pins)), ref.sha256, plan.calibration_spec(rows))
+        if self._file and self._file.key == key:
+            return self._file
+        cached = self.cache_dir / f"calibration-{key}.yaml"
+        found = read_calibration(cached)
+        if found and found.key == key:
+            return found
+        cal = calibrate_frame(
+            plan, self.references.frame(ref), ref.sha256, rows, pins, str(ref.path)
+        )
+        cal.save(cached)
+        for warning in cal.warnings:
+            log.warning("calibration: %s", warning)
+        log.info(
+            "calibrated drift thresholds for reference %s at %d rows per batch in %.1f s (%s)",
+            ref.version,
+            rows,
+            cal.seconds,
+            cached,
+        )
+        return cal
+
+
+def write_calibration(
+    plan: Plan,
+    reference: pd.DataFrame,
+    ref: ReferenceHandle,
+    batch_rows: int,
+    out: Path | None = None,
+) -> tuple[Calibration, Path]:
+    """``driftwatch calibrate``: thresholds for the active reference, written where the monitor
+    looks (drift.calibration.file); pinned entries of the existing file are kept."""
+    out = out or plan.settings.drift.calibration.file
+    existing = read_calibration(out)
+    cal = calibrate_frame(
+        plan,
+        reference,
+        ref.sha256,
+        batch_rows,
+        existing.pins() if existing else None,
+        str(ref.path),
+    )
+    return cal, cal.save(out)
+
+
+def read_calibration(path: Path) -> Calibration | None:
+    """A calibration file, or None when there is none or it cannot be read (then recalibrated,
+    and said so in the log)."""
+    if not path.is_file():
+        return None
+    try:
+        return Calibration.load(path)
+    except ValueError as exc:
+        log.warning("%s; recalibrating", exc)
+        return None

@@ -1,0 +1,139 @@
+"""The landing dir as the monitor's BatchSource: claim pending files in the ledger, read and
+validate each alone, and finish or fail them with the run's outcome.
+
+A landing file that cannot be read or fails the schema is recorded as failed in the ledger
+(quarantined after ``landing.max_attempts``) and left out; the others go on.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from driftwatch.errors import BatchError, DriftwatchError
+from driftwatch.faults import checkpoint
+from driftwatch.model.schema import validate_batch
+from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.ports import Batch
+from driftwatch.store.batches import read_batch, read_validated
+from driftwatch.store.ledger import Ledger
+
+
+def ledger_for(state: Path) -> Ledger:
+    return Ledger(state / "ledger.sqlite")
+
+
+def lock_path(state: Path) -> Path:
+    return state / "locks" / "landing.lock"
+
+
+def describe_failure(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, DriftwatchError) else f"{type(exc).__name__}: {exc}"
+
+
+class LandingFiles:
+    """Every pending landing file (oldest first), or one given file (``batch_path``)."""
+
+    def __init__(self, plan: Plan, batch_path: str | None = None) -> None:
+        self.plan = plan
+        self.settings = plan.settings
+        self.batch_path = batch_path
+        self.ledger = ledger_for(self.settings.paths.state)
+
+    def collect(self, run_id: str | None) -> Batch:
+        s = self.settings
+        max_mb = s.landing.max_file_mb
+        if self.batch_path is not None:
+            frame = read_batch(self.batch_path, max_mb)
+            if len(frame.columns):
+                frame = validate_batch(frame, s.model, str(self.batch_path))
+            return Batch(
+                frame, [str(self.batch_path)], False, new_rows=len(frame), window="1 given file"
+            )
+        warnings = self.ledger.scan(s.paths.landing, s.landing.settle_seconds)
+        files = [r.path for r in self.ledger.pending()][: s.landing.max_files_per_run]
+        self.ledger.claim(files, run_id)
+        checkpoint("after-claim")
+        frames, rejected = [], {}
+        for path in files:
+            try:
+                frame = read_validated(path, s.model, max_mb)
+                if not frame.empty:
+                    frames.append(frame)
+            except BatchError as exc:
+                rejected[path] = str(exc)
+        if rejected:
+            moved = self.ledger.fail(
+                list(rejected),
+                "; ".join(rejected.values()),
+                s.landing.max_attempts,
+                s.paths.state / "quarantine",
+            )
+            for path, err in rejected.items():
+                state = "quarantined" if path in moved else "failed (will retry)"
+                warnings.append(f"{state}: {err}")
+        good = [f for f in files if f not in rejected]
+        new_rows = sum(len(f) for f in frames)
+        window = f"{len(good)} new file(s)"
+        context: list[str] = []
+        hours = s.landing.window_hours
+        if hours and new_rows:
+            # An hourly batch can be ~40 rows: judge it together with what arrived recently.
+            cutoff = (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="seconds")
+            for rec in self.ledger.records("done"):
+                if rec.first_seen < cutoff or rec.path in files or not Path(rec.path).is_file():
+                    continue
+                try:
+                    earlier = read_validated(rec.path, s.model, max_mb)
+                except BatchError as exc:
+                    warnings.append(f"window: earlier file left out: {exc}")
+                    continue
+                if not earlier.empty:
+                    frames.append(earlier)
+                    context.append(rec.path)
+            window = (
+                f"last {hours:g} h of arrivals: {len(good)} new + {len(context)} earlier file(s)"
+            )
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        ts = s.model.timestamp
+        if ts and ts in frame.columns:
+            frame = frame.sort_values(ts, kind="stable").reset_index(drop=True)
+        return Batch(frame, good, True, rejected, warnings, context, new_rows, window)
+
+    def read(self, ids: list[str]) -> pd.DataFrame:
+        s = self.settings
+        frames = [read_validated(f, s.model, s.landing.max_file_mb) for f in ids]
+        frames = [f for f in frames if not f.empty]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def finish(self, batch: Batch, outcome: str) -> None:
+        if batch.from_landing and batch.files:
+            self.ledger.finish(batch.files, outcome)
+
+    def fail(self, batch: Batch | None, exc: BaseException) -> None:
+        """Record a failed run against its files.
+
+        Only a fault of the data (a BatchError) counts towards quarantine: when MLflow or the
+        disk fails, the files are not to blame and stay to be retried at every tick.
+        """
+        if batch is None or not batch.from_landing or not batch.files:
+            return
+        s = self.settings
+        error = describe_failure(exc)
+        quarantine = s.paths.state / "quarantine"
+        if isinstance(exc, BatchError):
+            self.ledger.fail(batch.files, error, s.landing.max_attempts, quarantine)
+            return
+        # Not the data's fault as far as we know: retried at every tick. But the same error
+        # from the same files again and again is a file that always breaks the run (a retrain
+        # that always raises on it): after landing.max_same_failures it is quarantined too.
+        limit = s.landing.max_same_failures
+        for path in batch.files:
+            repeated = self.ledger.same_failures(path, error) + 1 >= limit
+            reason = f"{error} (the same failure {limit} runs in a row)" if repeated else error
+            self.ledger.fail(
+                [path], reason if repeated else error, 0 if repeated else sys.maxsize, quarantine
+            )

@@ -1,0 +1,68 @@
+"""The MLflow registry as the monitor's ModelRegistry port (see :mod:`driftwatch.store.registry`
+for the MLflow calls themselves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.ports import Challenge, Champion
+from driftwatch.monitor.result import PromotionDecision
+from driftwatch.store.registry import Registry
+
+
+class RegistryModels:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:  # MLflow is imported only when a step needs it
+            self._registry = Registry(self.plan.settings)
+        return self._registry
+
+    def champion(self) -> Champion | None:
+        info = self.registry.champion()
+        if info is None:
+            return None
+        return Champion(info.version, info.run_id, info.baseline, info.reference, info.previous)
+
+    def load_model(self, version: str) -> Any:
+        return self.registry.load_model(version)
+
+    def log_challenger(self, challenge: Challenge, reference: str, key: str) -> tuple[str, str]:
+        s = self.plan.settings
+        params = {
+            "estimator": s.model.estimator,
+            "task": s.model.task,
+            "target": s.model.target,
+            "features": ",".join(s.model.features),
+            "train_rows": len(challenge.train_rows),
+            "holdout_rows": len(challenge.holdout),
+            "window_days": s.retrain.window_days,
+            "promotion_margin": s.retrain.promotion_margin,
+            "random_state": s.retrain.random_state,
+            "trigger": challenge.trigger,
+            **{f"model.{k}": v for k, v in s.model.params.items()},
+        }
+        metrics = {f"holdout_challenger_{k}": v for k, v in challenge.challenger_scores.items()}
+        metrics |= {
+            f"holdout_champion_{k}": v for k, v in (challenge.champion_scores or {}).items()
+        }
+        return self.registry.log_challenger(
+            challenge.model,
+            params,
+            metrics,
+            challenge.train_rows,
+            challenge.holdout,
+            Path(reference),
+            key=f"challenger:{key}",
+        )
+
+    def record_verdict(self, run_id: str, verdict: PromotionDecision) -> None:
+        self.registry.log_decision(run_id, verdict)
+
+    def promote(self, version: str) -> str | None:
+        return self.registry.promote(version)
