@@ -76,6 +76,16 @@ class DriftResult(BaseModel):
     report_only: list[str] = Field(default_factory=list)
     # The rule's one-line account of the verdict, e.g. "2/13 columns drifted (calibrated ...)".
     description: str = ""
+    # The time span the thresholds were calibrated for (time-block thresholds), e.g. "1h".
+    span: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        """ "drift", "no_drift", or "no_verdict" when no column could be judged (an empty
+        batch): nothing to judge is not the same as nothing wrong."""
+        if self.n_tested == 0:
+            return "no_verdict"
+        return "drift" if self.dataset_drift else "no_drift"
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -93,11 +103,13 @@ class DriftResult(BaseModel):
         return self.description + note
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.model_dump(mode="json"), "drifted_columns": self.drifted_columns}
+        d = self.model_dump(mode="json")
+        return {**d, "drifted_columns": self.drifted_columns, "verdict": self.verdict}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DriftResult:
-        return cls.model_validate({k: v for k, v in d.items() if k != "drifted_columns"})
+        derived = ("drifted_columns", "verdict")
+        return cls.model_validate({k: v for k, v in d.items() if k not in derived})
 
 
 def infer_kind(values: pd.Series) -> Kind:

@@ -160,6 +160,9 @@ class ResultLog:
     def report(self, result: MonitorResult, batch: Batch, ref: ReferenceHandle) -> MonitorResult:
         return result
 
+    def report_challenge(self, challenge: Challenge) -> None:
+        pass
+
     def report_retrain(self, outcome: RetrainOutcome) -> None:
         self.retrains.append(outcome)
 

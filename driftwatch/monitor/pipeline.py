@@ -294,6 +294,7 @@ class MonitorCycle:
                 "load champion model", self.registry.load_model, champion.version, retry=True
             )
         c = step("train and score challenger", challenge, plan, window, model, reason)
+        self.reporter.report_challenge(c)
         checkpoint("after-train")
         stored = step("store training window", self.references.store, c.window, key, retry=True)
         run_id, version = step(

@@ -10,7 +10,13 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from driftwatch.monitor.pipeline import monitor_metrics
 from driftwatch.monitor.plan import Plan
-from driftwatch.monitor.ports import Batch, ModelRegistry, ReferenceHandle, ReferenceStore
+from driftwatch.monitor.ports import (
+    Batch,
+    Challenge,
+    ModelRegistry,
+    ReferenceHandle,
+    ReferenceStore,
+)
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
 from driftwatch.report.text import (
     artifact_key,
@@ -65,6 +71,18 @@ class PrefectReporter:
             model = self.registry.load_model(result.champion_version)
         path = self.settings.paths.state / "reports" / f"{result.stem}.html"
         return str(write_html(self.settings, self.references.frame(ref), batch.frame, model, path))
+
+    def report_challenge(self, c: Challenge) -> None:
+        ts = self.settings.model.timestamp
+        newest = c.holdout[ts].max() if ts and ts in c.holdout.columns else "-"
+        get_run_logger().info(
+            "training window: %d rows (%d train, %d holdout, newest %s); %s",
+            len(c.window),
+            len(c.train_rows),
+            len(c.holdout),
+            newest,
+            c.verdict.reason,
+        )
 
     def report_retrain(self, outcome: RetrainOutcome) -> None:
         log = get_run_logger()

@@ -31,6 +31,7 @@ FLIGHT_COLUMNS = [
     *WEATHER_COLUMNS,
     "air_time",
     "arr_delay",
+    "dep_delay",
 ]
 
 
@@ -63,6 +64,7 @@ def load_flights(data_dir: Path | None = None) -> pd.DataFrame:
             "dest",
             "air_time",
             "arr_delay",
+            "dep_delay",
             "distance",
             "hour",
             "time_hour",
@@ -76,7 +78,7 @@ def load_flights(data_dir: Path | None = None) -> pd.DataFrame:
     df["time_hour"] = pd.to_datetime(df["time_hour"], utc=True)
     df["weekday"] = pd.to_datetime(df[["year", "month", "day"]]).dt.day_name().str[:3]
     df = df.sort_values("time_hour", kind="stable").reset_index(drop=True)
-    for col in ("distance", "hour", "air_time", "arr_delay", "wind_dir"):
+    for col in ("distance", "hour", "air_time", "arr_delay", "dep_delay", "wind_dir"):
         df[col] = df[col].astype(np.float64)
     return df[FLIGHT_COLUMNS]
 

@@ -3,9 +3,12 @@ for the MLflow calls themselves)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from driftwatch.errors import DriftwatchError, RegistryError
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Challenge, Champion
 from driftwatch.monitor.result import PromotionDecision
@@ -13,9 +16,22 @@ from driftwatch.store.registry import Registry
 
 
 class RegistryModels:
+    """Every call says "MLflow at URI is not usable: why" when the server fails it, so a run
+    that dies on MLflow says so in one line (and the file is retried, not quarantined)."""
+
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self._registry: Registry | None = None
+
+    @contextmanager
+    def _talking(self) -> Iterator[None]:
+        try:
+            yield
+        except DriftwatchError:
+            raise
+        except Exception as exc:
+            uri = self.plan.settings.tracking_uri
+            raise RegistryError(f"MLflow at {uri} is not usable: {exc}") from exc
 
     @property
     def registry(self) -> Registry:
@@ -24,13 +40,15 @@ class RegistryModels:
         return self._registry
 
     def champion(self) -> Champion | None:
-        info = self.registry.champion()
+        with self._talking():
+            info = self.registry.champion()
         if info is None:
             return None
         return Champion(info.version, info.run_id, info.baseline, info.reference, info.previous)
 
     def load_model(self, version: str) -> Any:
-        return self.registry.load_model(version)
+        with self._talking():
+            return self.registry.load_model(version)
 
     def log_challenger(self, challenge: Challenge, reference: str, key: str) -> tuple[str, str]:
         s = self.plan.settings
@@ -51,18 +69,21 @@ class RegistryModels:
         metrics |= {
             f"holdout_champion_{k}": v for k, v in (challenge.champion_scores or {}).items()
         }
-        return self.registry.log_challenger(
-            challenge.model,
-            params,
-            metrics,
-            challenge.train_rows,
-            challenge.holdout,
-            Path(reference),
-            key=f"challenger:{key}",
-        )
+        with self._talking():
+            return self.registry.log_challenger(
+                challenge.model,
+                params,
+                metrics,
+                challenge.train_rows,
+                challenge.holdout,
+                Path(reference),
+                key=f"challenger:{key}",
+            )
 
     def record_verdict(self, run_id: str, verdict: PromotionDecision) -> None:
-        self.registry.log_decision(run_id, verdict)
+        with self._talking():
+            self.registry.log_decision(run_id, verdict)
 
     def promote(self, version: str) -> str | None:
-        return self.registry.promote(version)
+        with self._talking():
+            return self.registry.promote(version)
