@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -281,9 +280,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         configs.append((other.stem if other.stem != base.stem else str(other), other, {}))
     out = Path(args.out)
     console = Console()
+    # Both configs are validated before the first (long) replay starts.
+    loaded = [(name, path, load_settings(path, overrides=ovr)) for name, path, ovr in configs]
     results = []
-    for name, path, overrides in configs:
-        settings = load_settings(path, environ={**os.environ, **overrides})
+    for name, path, settings in loaded:
         batches = history_batches(
             settings,
             data=Path(args.data) if args.data else None,
@@ -328,14 +328,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _overrides(text: str) -> dict[str, str]:
-    """'drift.method=evidently,quality.relative_tolerance=0.05' as DRIFTWATCH_ variables."""
-    env = {}
+    """'drift.method=evidently,quality.relative_tolerance=0.05' as settings by dotted path
+    (load_settings validates them over the file and the environment)."""
+    overrides = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         if not sep or "." not in key:
             raise SystemExit(f"driftwatch: --compare {part!r}: expected section.key=value")
-        env["DRIFTWATCH_" + "__".join(k.strip().upper() for k in key.split("."))] = value
-    return env
+        overrides[".".join(k.strip() for k in key.split("."))] = value.strip()
+    return overrides
 
 
 def cmd_build_reference(args: argparse.Namespace) -> int:
