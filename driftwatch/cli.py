@@ -219,6 +219,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.engine.calibration import size_bucket, write_calibration
     from driftwatch.errors import ConfigError
+    from driftwatch.report import tables
     from driftwatch.store.batches import file_hash
     from driftwatch.store.references import ActiveReference, active_reference
 
@@ -244,12 +245,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         champion = Registry(settings).champion()
         ref = active_reference(settings, champion.reference if champion else None)
     cal, out = write_calibration(settings, ref, rows, Path(args.out) if args.out else None)
-    print(f"{'column':<14} {'test':<14} {'threshold':>10} {'null median':>12} {'null p99':>10}")
+    numbers = ("threshold", "null median", "null p99")
+    table = tables.table("column", "test", *numbers, "", right=numbers)
     for col, t in cal.columns.items():
-        pin = "  (pinned)" if t.pinned else ""
         med = f"{t.null_median:.4g}" if t.null_median is not None else "-"
         p99 = f"{t.null_p99:.4g}" if t.null_p99 is not None else "-"
-        print(f"{col:<14} {t.test:<14} {t.threshold:>10.4g} {med:>12} {p99:>10}{pin}")
+        table.add_row(col, t.test, f"{t.threshold:.4g}", med, p99, "(pinned)" if t.pinned else "")
+    tables.echo(table)
     print(
         f"{cal.batches} resampled batches of {cal.batch_rows} rows from {ref.path.name}"
         f" ({cal.reference_rows} rows): {cal.in_sample_alarms} dataset alarms"
@@ -265,10 +267,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from driftwatch.config import load_settings, resolve_config_path
     from driftwatch.monitor.backtest import Backtester, history_batches
+    from driftwatch.report import tables
     from driftwatch.report.plot import plot_backtest
 
     base = resolve_config_path(args.config)
@@ -309,10 +311,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     summaries = [r.summary() for r in results]
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
     png = plot_backtest(results, out / "timeline.png")
-    table = Table(title="backtest summary (no state was changed)")
-    table.add_column("")
-    for s in summaries:
-        table.add_column(str(s["config"]), justify="right")
+    names = [str(s["config"]) for s in summaries]
+    table = tables.table("", *names, title="backtest summary (no state was changed)", right=names)
     fmt = {"mean_metric": "{:.4g}", "pooled_metric": "{:.4g}"}
     for key in summaries[0]:
         if key == "config":
@@ -322,7 +322,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             v = s[key]
             cells.append("-" if v is None else fmt.get(key, "{}").format(v))
         table.add_row(key, *cells)
-    console.print(table)
+    tables.echo(table)
     print(f"wrote {out / 'backtest.csv'}, {out / 'summary.json'}, {png}")
     return EXIT_OK
 
@@ -362,6 +362,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.monitor.result import load_results
     from driftwatch.monitor.steps import ledger_for
+    from driftwatch.report import tables
 
     settings = load_settings(args.config)
     records = ledger_for(settings).records()
@@ -369,15 +370,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in records:
         counts[r.status] = counts.get(r.status, 0) + 1
     print("ledger: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
-    for r in records:
-        if r.status in ("failed", "quarantined", "processing", "pending"):
-            print(f"  {r.status:<11} {r.path} (attempts {r.attempts}) {r.error or ''}")
+    open_files = [
+        r for r in records if r.status in ("failed", "quarantined", "processing", "pending")
+    ]
+    if open_files:
+        table = tables.table("status", "file", "attempts", "error", right=("attempts",))
+        for r in open_files:
+            table.add_row(r.status, str(r.path), str(r.attempts), r.error or "")
+        tables.echo(table)
     results = load_results(settings.paths.state / "runs")[-10:]
-    print("last runs:")
-    for res in results:
-        print(
-            f"  {res.started} {res.outcome:<20} rows {res.rows:<6} champion v{res.champion_version or '-'}"
+    if results:
+        table = tables.table(
+            "started", "outcome", "rows", "champion", title="last runs:", right=("rows",)
         )
+        for res in results:
+            table.add_row(
+                res.started, res.outcome, str(res.rows), f"v{res.champion_version or '-'}"
+            )
+        tables.echo(table)
+    else:
+        print("last runs: none")
     from driftwatch.store.registry import Registry
 
     champion = Registry(settings).champion()
