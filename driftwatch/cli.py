@@ -219,8 +219,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.engine.calibration import size_bucket, write_calibration
     from driftwatch.errors import ConfigError
+    from driftwatch.files import file_hash
     from driftwatch.report import tables
-    from driftwatch.store.batches import file_hash
     from driftwatch.store.references import ActiveReference, active_reference
 
     settings = load_settings(args.config)

@@ -10,11 +10,9 @@ is taken over the columns that could be tested.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import pickle
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from driftwatch.engine.stattests import (
     test_by_name,
 )
 from driftwatch.errors import SchemaError
+from driftwatch.files import atomic_write_bytes  # re-exported: calibration, monitor.result
 
 PROFILE_FORMAT = 2
 Status = Literal["ok", "drift", "insufficient_data"]
@@ -189,36 +188,6 @@ class ReferenceProfile:
                 f"{path}: not a driftwatch reference profile of format {PROFILE_FORMAT}"
             )
         return profile
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write to a temp file in the same directory, fsync, rename: readers see all or nothing."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        _raise_if_disk_full(exc, path)
-        raise
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        _raise_if_disk_full(exc, path)
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _raise_if_disk_full(exc: OSError, path: Path) -> None:
-    """A full disk is named as such, with the file that could not be written."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        raise OSError(exc.errno, f"disk full: cannot write {path} ({exc.strerror})") from exc
 
 
 @dataclass

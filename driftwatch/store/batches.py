@@ -6,7 +6,6 @@ it at 3 a.m. needs to know which of forty landing files to look at.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -16,16 +15,10 @@ import pandas as pd
 from driftwatch.config import ModelSettings
 from driftwatch.engine.drift import as_categorical, as_numeric
 from driftwatch.errors import BatchError, SchemaError
+from driftwatch.files import atomic_write
+from driftwatch.files import file_hash as file_hash  # re-exported: it used to live here
 
 BATCH_SUFFIXES = (".parquet", ".pq", ".csv")
-
-
-def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_batch(path: str | Path, max_mb: float | None = None) -> pd.DataFrame:
@@ -206,8 +199,7 @@ def build_reference(out: Path, months: tuple[int, ...] = (1,)) -> pd.DataFrame:
     """The shipped reference: all 2013 flights departing in ``months`` (local time)."""
     df = load_flights()
     ref = df[local_month(df).isin(months)].reset_index(drop=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ref.to_parquet(out, index=False)
+    atomic_write(out, lambda tmp: ref.to_parquet(tmp, index=False))
     return ref
 
 

@@ -10,8 +10,6 @@ reference can never disagree, and a crash leaves the old pair or the new one.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,8 @@ import pandas as pd
 
 from driftwatch.config import Settings
 from driftwatch.engine.drift import PROFILE_FORMAT, DriftDetector
-from driftwatch.store.batches import file_hash, read_batch, validate_batch
+from driftwatch.files import atomic_write, file_hash
+from driftwatch.store.batches import read_batch, validate_batch
 
 
 @dataclass(frozen=True)
@@ -55,15 +54,7 @@ def load_reference(settings: Settings, ref: ActiveReference | None = None) -> pd
 def store_reference(settings: Settings, frame: pd.DataFrame, version: str) -> Path:
     """Write a reference version (atomically); does not activate it."""
     target = reference_dir(settings) / f"reference-{version}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".parquet.tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+    return atomic_write(target, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def detector_for(
