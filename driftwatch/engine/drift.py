@@ -404,9 +404,16 @@ def p_value_cutoff(p_values: list[float | None], method: str, alpha: float) -> f
         return alpha
     if method == "bonferroni":
         return alpha / m
-    ps = sorted(p if p is not None else 1.0 for p in p_values)
-    passing = [k for k, p in enumerate(ps, start=1) if p <= k * alpha / m]
-    return max(passing) * alpha / m if passing else alpha / m
+    from scipy.stats import false_discovery_control
+
+    ps = np.array([np.nan if p is None else p for p in p_values], dtype=float)
+    ps = np.nan_to_num(ps, nan=1.0)
+    rejected = ps[false_discovery_control(ps, method="bh") <= alpha]
+    # BH rejects the k smallest p-values, k the largest with p_(k) <= k * alpha / m: that bound
+    # is the cut-off (alpha / m when nothing is rejected); max() keeps p_(k) itself inside it
+    # should rounding put it a hair above.
+    k = len(rejected)
+    return float(max(k * alpha / m, rejected.max())) if k else alpha / m
 
 
 def _judge_p_value(c: ColumnDrift, cutoff: float) -> None:
