@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -223,6 +222,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from driftwatch.errors import ConfigError
     from driftwatch.monitor.plan import Plan
     from driftwatch.monitor.ports import ReferenceHandle
+    from driftwatch.report import tables
     from driftwatch.store.batches import file_hash
     from driftwatch.store.calibrations import write_calibration
     from driftwatch.store.references import ReferenceFiles
@@ -251,12 +251,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         ref = references.locate(RegistryModels(plan).champion())
     out_path = Path(args.out) if args.out else None
     cal, out = write_calibration(plan, references.frame(ref), ref, rows, out_path)
-    print(f"{'column':<14} {'test':<14} {'threshold':>10} {'null median':>12} {'null p99':>10}")
+    numbers = ("threshold", "null median", "null p99")
+    table = tables.table("column", "test", *numbers, "", right=numbers)
     for col, t in cal.columns.items():
-        pin = "  (pinned)" if t.pinned else ""
         med = f"{t.null_median:.4g}" if t.null_median is not None else "-"
         p99 = f"{t.null_p99:.4g}" if t.null_p99 is not None else "-"
-        print(f"{col:<14} {t.test:<14} {t.threshold:>10.4g} {med:>12} {p99:>10}{pin}")
+        table.add_row(col, t.test, f"{t.threshold:.4g}", med, p99, "(pinned)" if t.pinned else "")
+    tables.echo(table)
     print(
         f"{cal.batches} resampled batches of {cal.batch_rows} rows from {ref.path.name}"
         f" ({cal.reference_rows} rows): {cal.in_sample_alarms} dataset alarms"
@@ -272,10 +273,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from driftwatch.config import load_settings, resolve_config_path
     from driftwatch.monitor.backtest import Backtester
+    from driftwatch.report import tables
     from driftwatch.report.plot import plot_backtest
     from driftwatch.store.replay import history_batches, shipped_reference
 
@@ -288,9 +289,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         configs.append((other.stem if other.stem != base.stem else str(other), other, {}))
     out = Path(args.out)
     console = Console()
+    # Both configs are validated before the first (long) replay starts.
+    loaded = [(name, path, load_settings(path, overrides=ovr)) for name, path, ovr in configs]
     results = []
-    for name, path, overrides in configs:
-        settings = load_settings(path, environ={**os.environ, **overrides})
+    for name, path, settings in loaded:
         batches = history_batches(
             settings,
             data=Path(args.data) if args.data else None,
@@ -318,10 +320,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     summaries = [r.summary() for r in results]
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
     png = plot_backtest(results, out / "timeline.png")
-    table = Table(title="backtest summary (no state was changed)")
-    table.add_column("")
-    for s in summaries:
-        table.add_column(str(s["config"]), justify="right")
+    names = [str(s["config"]) for s in summaries]
+    table = tables.table("", *names, title="backtest summary (no state was changed)", right=names)
     fmt = {"mean_metric": "{:.4g}", "pooled_metric": "{:.4g}"}
     for key in summaries[0]:
         if key == "config":
@@ -331,20 +331,21 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             v = s[key]
             cells.append("-" if v is None else fmt.get(key, "{}").format(v))
         table.add_row(key, *cells)
-    console.print(table)
+    tables.echo(table)
     print(f"wrote {out / 'backtest.csv'}, {out / 'summary.json'}, {png}")
     return EXIT_OK
 
 
 def _overrides(text: str) -> dict[str, str]:
-    """'drift.method=evidently,quality.relative_tolerance=0.05' as DRIFTWATCH_ variables."""
-    env = {}
+    """'drift.method=evidently,quality.relative_tolerance=0.05' as settings by dotted path
+    (load_settings validates them over the file and the environment)."""
+    overrides = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         if not sep or "." not in key:
             raise SystemExit(f"driftwatch: --compare {part!r}: expected section.key=value")
-        env["DRIFTWATCH_" + "__".join(k.strip().upper() for k in key.split("."))] = value
-    return env
+        overrides[".".join(k.strip() for k in key.split("."))] = value.strip()
+    return overrides
 
 
 def cmd_build_reference(args: argparse.Namespace) -> int:
@@ -369,6 +370,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.monitor.result import load_results
+    from driftwatch.report import tables
     from driftwatch.store.landing import ledger_for
 
     settings = load_settings(args.config)
@@ -377,15 +379,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in records:
         counts[r.status] = counts.get(r.status, 0) + 1
     print("ledger: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
-    for r in records:
-        if r.status in ("failed", "quarantined", "processing", "pending"):
-            print(f"  {r.status:<11} {r.path} (attempts {r.attempts}) {r.error or ''}")
+    open_files = [
+        r for r in records if r.status in ("failed", "quarantined", "processing", "pending")
+    ]
+    if open_files:
+        table = tables.table("status", "file", "attempts", "error", right=("attempts",))
+        for r in open_files:
+            table.add_row(r.status, str(r.path), str(r.attempts), r.error or "")
+        tables.echo(table)
     results = load_results(settings.paths.state / "runs")[-10:]
-    print("last runs:")
-    for res in results:
-        print(
-            f"  {res.started} {res.outcome:<20} rows {res.rows:<6} champion v{res.champion_version or '-'}"
+    if results:
+        table = tables.table(
+            "started", "outcome", "rows", "champion", title="last runs:", right=("rows",)
         )
+        for res in results:
+            table.add_row(
+                res.started, res.outcome, str(res.rows), f"v{res.champion_version or '-'}"
+            )
+        tables.echo(table)
+    else:
+        print("last runs: none")
     from driftwatch.store.registry import Registry
 
     champion = Registry(settings).champion()

@@ -4,6 +4,10 @@ The file is re-read at every monitor run so thresholds can be tuned without a re
 key or value fails *before* anything runs, with the dotted path of the setting and what is
 allowed, because a daemon that silently ignores a typo in a threshold is worse than one that
 refuses to start.
+
+Layering is pydantic-settings': explicit overrides (``backtest --compare``) over the
+environment (``DRIFTWATCH_SECTION__KEY``) over the YAML file over the defaults, deep-merged key by
+key and validated once by the same model, so every layer gets the same dotted-path errors.
 """
 
 from __future__ import annotations
@@ -11,15 +15,25 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    YamlConfigSettingsSource,
+)
 
 from driftwatch.errors import ConfigError
 
 ENV_PREFIX = "DRIFTWATCH_"
+ENV_NESTED_DELIMITER = "__"
 TestName = Literal[
     "ks",
     "chisquare",
@@ -192,7 +206,17 @@ class RetentionSettings(_Strict):
     keep_last: int = Field(10, ge=1)
 
 
-class Settings(_Strict):
+class Settings(BaseSettings):
+    """Build with :func:`load_settings` (which chooses the layers); ``Settings()`` alone would
+    read ``os.environ`` but no file."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+    )
+
     paths: PathsSettings = Field(default_factory=PathsSettings)
     landing: LandingSettings = Field(default_factory=LandingSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
@@ -289,6 +313,9 @@ def _format_validation_error(err: ValidationError, source: str, model: type[Base
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     current: Any = model
     for part in loc:
+        if get_origin(current) is dict:  # drift.columns.<name>: the part names an entry
+            current = get_args(current)[1]
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
         field = current.model_fields.get(str(part))
@@ -300,49 +327,140 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
     return None
 
 
-def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    """``DRIFTWATCH_DRIFT__DRIFT_SHARE=0.3`` sets ``drift.drift_share``; values are YAML."""
-    for key, value in environ.items():
-        # Only SECTION__KEY names are settings; DRIFTWATCH_CONFIG and the like are not.
-        if not key.startswith(ENV_PREFIX) or "__" not in key:
-            continue
-        path = key[len(ENV_PREFIX) :].lower().split("__")
-        node = raw
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"environment variable {key}: {part!r} is not a section")
-        node[path[-1]] = yaml.safe_load(value)
-    return raw
+def _is_scalar(annotation: Any) -> bool:
+    """A type pydantic parses from a string itself (numbers, bools, names, paths, choices)."""
+    if get_origin(annotation) in (Union, type(int | None)):
+        return all(_is_scalar(a) for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is Literal:
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, str | int | float | bool | Path)
+
+
+def _parse_strings(value: Any, annotation: Any) -> Any:
+    """Strings from the environment or an override, typed the way the field needs: "null" is
+    None; a scalar field gets the string (pydantic parses "0.3", "true", "bh" and keeps a name
+    like "123" a name); anything else (``model.params`` values, lists, sections) is YAML."""
+    if isinstance(value, dict):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = annotation.model_fields
+            return {
+                k: _parse_strings(v, fields[k].annotation if k in fields else str)
+                for k, v in value.items()
+            }
+        if get_origin(annotation) is dict:
+            inner = get_args(annotation)[1]
+            return {k: _parse_strings(v, inner) for k, v in value.items()}
+        return value
+    if not isinstance(value, str):
+        return value
+    if value == "null":
+        return None
+    if _is_scalar(annotation):
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value  # pydantic then names the setting and shows the string
+
+
+class _YamlFile(YamlConfigSettingsSource):
+    """The config file, with errors that name it (and YAML tags never executed)."""
+
+    def _read_file(self, path: Any) -> dict[str, Any]:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        return raw
+
+
+class _Environment(EnvSettingsSource):
+    """``DRIFTWATCH_DRIFT__DRIFT_SHARE=0.3`` sets ``drift.drift_share``, read from ``environ``
+    (``os.environ`` unless a test passes its own). Only ``SECTION__KEY`` names are settings:
+    ``DRIFTWATCH_CONFIG``, ``DRIFTWATCH_HOME``, ``DRIFTWATCH_PAUSE_AT`` and the like are not."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = {
+            k: v
+            for k, v in environ.items()
+            if k.upper().startswith(ENV_PREFIX) and ENV_NESTED_DELIMITER in k[len(ENV_PREFIX) :]
+        }
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items()}
+
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        # YAML, of which JSON is a subset: [a, b] and ["a", "b"]; not YAML: pydantic names the
+        # setting and shows the string.
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        # pydantic-settings skips names that match no section; a typo in a section name is
+        # kept so that validation refuses it like a typo in the file ("did you mean").
+        for key, value in self.env_vars.items():
+            section, _, rest = key[len(ENV_PREFIX) :].partition(ENV_NESTED_DELIMITER)
+            if section not in self.settings_cls.model_fields:
+                data.setdefault(section, {})[rest] = value
+        return _parse_strings(data, self.settings_cls)
+
+
+class _Overrides(InitSettingsSource):
+    """``{"drift.method": "bh"}``: settings by dotted path, over the file and the environment
+    (``driftwatch backtest --compare``); values are strings, typed like environment values."""
+
+    def __init__(self, settings_cls: type[BaseSettings], overrides: Mapping[str, Any]) -> None:
+        nested: dict[str, Any] = {}
+        for dotted, value in overrides.items():
+            *parents, leaf = [p.strip() for p in dotted.split(".")]
+            node = nested
+            for i, part in enumerate(parents):
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    where = ".".join(parents[: i + 1])
+                    raise ConfigError(f"override {dotted}: {where!r} is set, not a section")
+            node[leaf] = value
+        super().__init__(settings_cls, _parse_strings(nested, settings_cls))
 
 
 def resolve_config_path(
-    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Path:
     """The config file in use: the argument, else $DRIFTWATCH_CONFIG, else ./config.yaml."""
-    environ = dict(os.environ) if environ is None else environ
+    environ = os.environ if environ is None else environ
     return Path(path or environ.get("DRIFTWATCH_CONFIG", "config.yaml"))
 
 
 def load_settings(
-    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Read, override from the environment, validate, and resolve paths against the file."""
-    environ = dict(os.environ) if environ is None else environ
+    """Read, override (``overrides`` by dotted path, then ``DRIFTWATCH_`` variables of
+    ``environ``, default ``os.environ``), validate, and resolve paths against the file."""
+    environ = os.environ if environ is None else environ
     path = resolve_config_path(path, environ)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path.resolve()}")
+    sources: tuple[Any, ...] = (
+        _Overrides(Settings, overrides or {}),
+        _Environment(Settings, environ),
+        _YamlFile(Settings, yaml_file=path),
+    )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    raw = _apply_env_overrides(raw, environ)
-    try:
-        settings = Settings.model_validate(raw)
+        settings = Settings(_build_sources=(sources, {}))
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, str(path), Settings)) from None
+        raise ConfigError(
+            _format_validation_error(exc, _describe(path, sources), Settings)
+        ) from None
+    except SettingsError as exc:  # a source that could not read its value
+        raise ConfigError(f"{exc}: {exc.__cause__}") from None
     settings = settings.resolved(path.resolve().parent)
     _check_estimator_importable(settings.model.estimator)
     if not settings.paths.reference.exists():
@@ -351,6 +469,19 @@ def load_settings(
             " (build it with `driftwatch build-reference`)"
         )
     return settings
+
+
+def _describe(path: Path, sources: tuple[Any, ...]) -> str:
+    """The file, and the other layers that set something: where to look for the error."""
+    overrides, env, _ = sources
+    layers = [str(path)]
+    if env.env_vars:
+        layers.append(
+            f"{ENV_PREFIX}* variables ({', '.join(sorted(k.upper() for k in env.env_vars))})"
+        )
+    if overrides.init_kwargs:
+        layers.append("overrides")
+    return " + ".join(layers)
 
 
 def _check_estimator_importable(spec: str) -> None:

@@ -276,3 +276,31 @@ def test_batches_where_a_column_cannot_be_tested_are_not_alarms() -> None:
 
 def fitted_tests(fitted: ThresholdCalibrator) -> dict[str, tuple[str, float]]:
     return {c: (t.test, t.threshold) for c, t in fitted.thresholds_.items()}
+
+
+def test_bh_cutoff_matches_the_step_up_rule_on_random_families() -> None:
+    """scipy's adjusted p-values give the same cut-off as the textbook step-up definition."""
+    from driftwatch.engine.rules import rule_for
+
+    def p_value_cutoff(ps: list[float | None], method: str, alpha: float) -> float:
+        return rule_for(method, alpha).cutoff(ps)
+
+    def step_up(ps: list[float | None], alpha: float) -> float:
+        s = sorted(1.0 if p is None else p for p in ps)
+        m = len(s)
+        passing = [k for k, p in enumerate(s, start=1) if p <= k * alpha / m]
+        return max(passing) * alpha / m if passing else alpha / m
+
+    rng = np.random.default_rng(7)
+    for _ in range(500):
+        m = int(rng.integers(1, 30))
+        ps: list[float | None] = list(rng.uniform(0, 0.2, m) ** rng.uniform(1, 3))
+        ps[0] = None if rng.random() < 0.2 else ps[0]
+        ps += ps[: int(rng.integers(0, 3))]  # ties
+        alpha = float(rng.choice([0.01, 0.05, 0.1]))
+        got = p_value_cutoff(ps, "bh", alpha)
+        assert got == pytest.approx(step_up(ps, alpha), rel=1e-12)
+        assert sum(p is not None and p <= got for p in ps) == sum(
+            p is not None and p <= step_up(ps, alpha) for p in ps
+        )
+    assert p_value_cutoff([], "bh", 0.05) == 0.05

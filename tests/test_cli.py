@@ -125,3 +125,37 @@ def test_calibrate_writes_thresholds_with_provenance_and_check_uses_them(
     assert main([*check, "--current", str(moved), "--fail-on-drift"]) == 1
     assert main(["calibrate", "--config", str(config)]) == 2  # no size given anywhere
     assert "--batch-rows" in capsys.readouterr().err
+
+
+def test_backtest_compare_overrides_are_validated_before_any_replay(make_config, capsys) -> None:
+    from driftwatch.cli import _overrides
+
+    assert _overrides("drift.method=evidently, drift.columns.temp.threshold=0.2") == {
+        "drift.method": "evidently",
+        "drift.columns.temp.threshold": "0.2",
+    }
+    config = make_config()
+    code = main(["backtest", "--config", str(config), "--compare", "drift.drift_shar=0.3"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "drift.drift_shar: unknown setting (did you mean 'drift_share'?)" in err
+    code = main(["backtest", "--config", str(config), "--compare", "quality.relative_tolerance=-1"])
+    assert code == 2
+    assert "quality.relative_tolerance" in capsys.readouterr().err
+
+
+def test_drift_table_is_plain_text_with_names_verbatim(files) -> None:
+    from driftwatch.engine.drift import DriftDetector
+    from driftwatch.report.text import drift_table
+
+    ref = pd.read_parquet(files["ref"]).rename(columns={"a": "temp[C]"})
+    cur = pd.read_parquet(files["moved"]).rename(columns={"a": "temp[C]"})
+    text = drift_table(DriftDetector().fit(ref).check(cur))
+    lines = text.splitlines()
+    assert lines[0].split() == [
+        "column", "type", "test", "score", "threshold", "drifted", "rows", "note",
+    ]  # fmt: skip
+    assert set(lines[1]) == {"-"}
+    assert lines[2].split()[:3] == ["temp[C]", "numerical", "wasserstein"]  # not rich markup
+    assert "\x1b" not in text and all(line == line.rstrip() for line in lines)
+    assert lines[-1].startswith("DATASET DRIFT: 2/2 columns drifted")

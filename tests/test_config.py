@@ -141,3 +141,54 @@ def test_p_value_methods_refuse_distance_tests(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"drift\.method: Input should be 'calibrated'"):
         load_settings(path)
+
+
+def test_environment_overrides_nested_keys_typed_like_the_file(tmp_path: Path) -> None:
+    env = {
+        "DRIFTWATCH_DRIFT__COLUMNS__TEMP__THRESHOLD": "0.2",
+        "DRIFTWATCH_MODEL__PARAMS__MAX_ITER": "60",  # untyped: YAML, an int like in the file
+        "DRIFTWATCH_MODEL__NAME": "2013",  # a name stays a name
+        "DRIFTWATCH_LANDING__WINDOW_HOURS": "null",
+        "DRIFTWATCH_DRIFT__IGNORE": "[dewp, humid]",
+        "DRIFTWATCH_CONFIG": "elsewhere.yaml",  # names the file, not a setting
+        "DRIFTWATCH_PAUSE_AT": "after-claim:1",
+    }
+    raw = shipped()
+    raw["landing"]["window_hours"] = 6
+    s = load_settings(write(tmp_path, raw), environ=env)
+    assert s.drift.columns["temp"].threshold == 0.2
+    assert s.model.params["max_iter"] == 60
+    assert s.model.params["learning_rate"] == raw["model"]["params"]["learning_rate"]  # merged
+    assert s.model.name == "2013" and s.landing.window_hours is None
+    assert s.drift.ignore == ["dewp", "humid"]
+
+
+def test_environment_typos_name_the_dotted_path(tmp_path: Path) -> None:
+    path = write(tmp_path, shipped())
+    for env, expected in [
+        ({"DRIFTWATCH_DRIFT__COLUMNS__TEMP__THRESHLD": "0.2"}, "drift.columns.temp.threshld"),
+        ({"DRIFTWATCH_DRIFT__DRIFT_SHAR": "0.3"}, "did you mean 'drift_share'"),
+        ({"DRIFTWATCH_DRFT__DRIFT_SHARE": "0.3"}, "drft: unknown setting (did you mean 'drift'?)"),
+        ({"DRIFTWATCH_DRIFT__COLUMNS__TEMP__THRESHOLD": "-1"}, "drift.columns.temp.threshold"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_settings(path, environ=env)
+        assert expected in str(err.value) and next(iter(env)) in str(err.value)
+
+
+def test_overrides_by_dotted_path_win_and_are_validated(tmp_path: Path) -> None:
+    path = write(tmp_path, shipped())
+    env = {"DRIFTWATCH_DRIFT__METHOD": "bh", "DRIFTWATCH_DRIFT__FALSE_ALARM_RATE": "0.05"}
+    s = load_settings(
+        path,
+        environ=env,
+        overrides={"drift.method": "evidently", "drift.columns.temp.threshold": "0.3"},
+    )
+    assert s.drift.method == "evidently"  # override > environment
+    assert s.drift.false_alarm_rate == 0.05  # environment > file, key by key
+    assert s.drift.columns["temp"].threshold == 0.3
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={}, overrides={"drift.drift_shar": "0.3"})
+    assert "drift.drift_shar: unknown setting (did you mean 'drift_share'?)" in str(err.value)
+    with pytest.raises(ConfigError, match=r"drift\.drift_share: .* \(got '2'\)"):
+        load_settings(path, environ={}, overrides={"drift.drift_share": "2"})

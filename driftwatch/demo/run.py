@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import yaml
+from rich.table import Table
 
 from driftwatch.config import load_settings
+from driftwatch.report import tables
 from driftwatch.report.text import batch_row
 from driftwatch.store.batches import split_batches
 from driftwatch.store.flights import FLIGHTS_TZ, load_flights, local_month
@@ -34,20 +36,38 @@ COLUMNS = [
 ]
 
 
+# Minimum widths, so rows printed one at a time (one table each) line up under the header.
+WIDTHS = {
+    "tick": 4,
+    "batch": 24,
+    "rows": 6,
+    "drifted": 7,
+    "trigger": 13,
+    "rmse": 7,
+    "baseline": 8,
+    "outcome": 19,
+    "champion": 8,
+    "s": 5,
+}
+
+
+def _row_table(header: bool) -> Table:
+    t = tables.table(*COLUMNS)
+    t.show_header = header
+    for col in t.columns:
+        col.min_width = WIDTHS[str(col.header)]
+    return t
+
+
+def _print_header() -> None:
+    tables.echo(_row_table(header=True), flush=True)
+
+
 def _print_row(values: dict[str, object]) -> None:
-    widths = {
-        "tick": 4,
-        "batch": 24,
-        "rows": 6,
-        "drifted": 7,
-        "trigger": 13,
-        "rmse": 7,
-        "baseline": 8,
-        "outcome": 19,
-        "champion": 8,
-        "s": 5,
-    }
-    print("  ".join(str(values[c]).ljust(widths[c]) for c in COLUMNS), flush=True)
+    """One batch's row as soon as its run ends (the replay takes minutes)."""
+    t = _row_table(header=False)
+    t.add_row(*(str(values.get(c, "-")) for c in COLUMNS))
+    tables.echo(t, flush=True)
 
 
 def write_demo_config(config: str | Path | None, state: Path, **sections: dict) -> Path:
@@ -108,11 +128,7 @@ def run_demo(
         f"driftwatch demo: {len(batches)} batches ({freq}) from months {months} of 2013;"
         f" reference {settings.paths.reference.name}; state {state}"
     )
-    print(
-        "  ".join(
-            c.ljust(w) for c, w in zip(COLUMNS, (4, 24, 6, 7, 13, 7, 8, 19, 8, 5), strict=True)
-        )
-    )
+    _print_header()
     rows = []
     ticks = [("(empty landing dir)", None), *batches]
     failures = 0
@@ -123,7 +139,8 @@ def run_demo(
         final_state, result = run_once(str(demo_config))
         if result is None:
             failures += 1
-            print(f"{i:<4}  {key}: {final_state.name}: {final_state.message}", flush=True)
+            _print_row({"tick": i, "batch": key, "outcome": final_state.name})
+            print(f"      {final_state.message}", flush=True)
             continue
         from driftwatch.monitor.result import MonitorResult
 
@@ -151,7 +168,10 @@ def _summary(rows: list[dict[str, object]], settings) -> None:
     outcomes: dict[str, int] = {}
     for r in rows:
         outcomes[str(r["outcome"])] = outcomes.get(str(r["outcome"]), 0) + 1
-    print("\noutcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    t = tables.table("outcome", "batches", title="\noutcomes", right=("batches",))
+    for k, v in sorted(outcomes.items()):
+        t.add_row(k, str(v))
+    tables.echo(t)
     reg = Registry(settings)
     versions = reg.client.search_model_versions(f"name='{settings.model.name}'")
     champion = reg.champion()

@@ -10,12 +10,10 @@ is taken over the columns that could be tested.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from driftwatch.engine.rules import ColumnRule, DatasetRule, EvidentlyShare, rule_for
 from driftwatch.engine.stattests import ColumnSample, Kind, StatTest, test_by_name
 from driftwatch.errors import SchemaError
+from driftwatch.files import atomic_write_bytes
 
 PROFILE_FORMAT = 3
 Status = Literal["ok", "drift", "insufficient_data"]
@@ -235,36 +234,6 @@ class ReferenceProfile:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{source}: unreadable reference profile: {exc}") from exc
         return cls(columns, meta["dropped"], meta["n_rows"], meta["fingerprint"])
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write to a temp file in the same directory, fsync, rename: readers see all or nothing."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        _raise_if_disk_full(exc, path)
-        raise
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        _raise_if_disk_full(exc, path)
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _raise_if_disk_full(exc: OSError, path: Path) -> None:
-    """A full disk is named as such, with the file that could not be written."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        raise OSError(exc.errno, f"disk full: cannot write {path} ({exc.strerror})") from exc
 
 
 class DriftDetector:

@@ -24,6 +24,7 @@ import yaml
 
 from driftwatch.config import Settings, load_settings, resolve_config_path
 from driftwatch.errors import ConfigError
+from driftwatch.files import atomic_write_bytes
 from driftwatch.store import lock
 
 log = logging.getLogger("driftwatch.orchestration.daemon")
@@ -57,9 +58,11 @@ class Daemon:
             log.error("config reload failed, keeping the last good settings: %s", exc)
             return self._last_good_path()
         self.settings = settings
-        path = self._last_good_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+        # Atomic: a crash mid-write must not leave a torn "last good" config to fall back on.
+        atomic_write_bytes(
+            self._last_good_path(),
+            yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).encode(),
+        )
         if self.scheduler is not None and self.interval_seconds is None:
             self._maybe_reschedule(settings.orchestration.schedule)
         return self.config_path

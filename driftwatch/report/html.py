@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.config import Settings
+from driftwatch.files import atomic_write
 from driftwatch.model.estimators import predict, target
 from driftwatch.model.schema import labelled
 
@@ -74,14 +75,10 @@ def write_html(
     definition = DataDefinition(
         numerical_columns=numerical, categorical_columns=list(spec.categorical), **kwargs
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".html.tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         snapshot = Report(presets).run(
             Dataset.from_pandas(cur, data_definition=definition),
             Dataset.from_pandas(ref, data_definition=definition),
         )
-        snapshot.save_html(str(tmp))
-    tmp.replace(path)
-    return path
+        return atomic_write(path, lambda tmp: snapshot.save_html(str(tmp)))

@@ -7,6 +7,7 @@ from typing import Any
 
 from driftwatch.engine.drift import ColumnDrift, DriftResult
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
+from driftwatch.report import tables
 
 
 def _num(v: float | None, digits: int = 4) -> str:
@@ -32,19 +33,16 @@ def column_rows(drift: DriftResult) -> list[dict[str, Any]]:
 
 
 def drift_table(drift: DriftResult) -> str:
-    """A fixed-width table: readable in a terminal and in the Prefect UI's log view."""
-    rows = column_rows(drift)
+    """A plain table: readable in a terminal and in the Prefect UI's log view."""
     headers = ["column", "type", "test", "score", "threshold", "drifted", "rows", "note"]
-    widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) if rows else len(h) for h in headers}
-    line = "  ".join(h.ljust(widths[h]) for h in headers).rstrip()
-    out = [line, "-" * len(line)]
-    for r in rows:
-        out.append("  ".join(str(r[h]).ljust(widths[h]) for h in headers).rstrip())
+    t = tables.table(*headers, right=("score", "threshold", "rows"))
+    for r in column_rows(drift):
+        t.add_row(*(str(r[h]) for h in headers))
     verdict = "DATASET DRIFT" if drift.dataset_drift else "no dataset drift"
-    out.append(
-        f"{verdict}: {drift.summary()}; {drift.rows_current} rows vs {drift.rows_reference} reference rows"
+    return (
+        f"{tables.render(t)}\n{verdict}: {drift.summary()};"
+        f" {drift.rows_current} rows vs {drift.rows_reference} reference rows"
     )
-    return "\n".join(out)
 
 
 def prediction_line(p: ColumnDrift | None) -> str:

@@ -6,24 +6,16 @@ it at 3 a.m. needs to know which of forty landing files to look at.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
 from driftwatch.config import ModelSettings
 from driftwatch.errors import BatchError
+from driftwatch.files import file_hash
 from driftwatch.model.schema import labelled, to_utc, validate_batch
 
 BATCH_SUFFIXES = (".parquet", ".pq", ".csv")
-
-
-def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_batch(path: str | Path, max_mb: float | None = None) -> pd.DataFrame:

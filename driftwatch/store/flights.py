@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.errors import BatchError
+from driftwatch.files import atomic_write
 
 WEATHER_COLUMNS = [
     "temp",
@@ -91,6 +92,5 @@ def build_reference(out: Path, months: tuple[int, ...] = (1,)) -> pd.DataFrame:
     """The shipped reference: all 2013 flights departing in ``months`` (local time)."""
     df = load_flights()
     ref = df[local_month(df).isin(months)].reset_index(drop=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ref.to_parquet(out, index=False)
+    atomic_write(out, lambda tmp: ref.to_parquet(tmp, index=False))
     return ref

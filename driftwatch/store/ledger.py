@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from driftwatch.store.batches import BATCH_SUFFIXES, file_hash
+from driftwatch.files import atomic_write_bytes, file_hash
+from driftwatch.store.batches import BATCH_SUFFIXES
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -178,8 +179,8 @@ class Ledger:
                 quarantine.mkdir(parents=True, exist_ok=True)
                 dest = quarantine / Path(p).name
                 shutil.move(p, dest)
-                (quarantine / (Path(p).name + ".reason.txt")).write_text(
-                    error + "\n", encoding="utf-8"
+                atomic_write_bytes(
+                    quarantine / (Path(p).name + ".reason.txt"), (error + "\n").encode()
                 )
                 status, detail = "quarantined", f"{error} (moved to {dest})"
                 moved.append(p)

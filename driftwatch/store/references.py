@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from driftwatch.engine.drift import PROFILE_FORMAT, ReferenceProfile, atomic_write_bytes
+from driftwatch.engine.drift import PROFILE_FORMAT, ReferenceProfile
 from driftwatch.errors import StateError
+from driftwatch.files import atomic_write, file_hash
 from driftwatch.model.schema import validate_batch
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Champion, ReferenceHandle
-from driftwatch.store.batches import file_hash, read_batch
+from driftwatch.store.batches import read_batch
 
 log = logging.getLogger("driftwatch.retention")
 
@@ -95,11 +96,7 @@ class ReferenceFiles:
         retrain lands on the same file. Does not activate it."""
         target = reference_dir(self.state) / f"reference-{_safe(key)}.parquet"
         if not target.is_file():
-            import io
-
-            buf = io.BytesIO()
-            frame.to_parquet(buf, index=False)
-            atomic_write_bytes(target, buf.getvalue())
+            atomic_write(target, lambda tmp: frame.to_parquet(tmp, index=False))
         return str(target)
 
     def prune(self) -> str:
