@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
+# `check --fail-on-drift` with nothing to judge (no rows, no testable column): not "no drift".
+EXIT_NO_VERDICT = 4
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -38,10 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", help="check this file instead of the landing dir")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    p = sub.add_parser("demo", help="replay 2013 NYC flights week by week through the monitor")
+    p = sub.add_parser("demo", help="replay 2013 NYC flights day by day through the monitor")
     _config_arg(p)
-    p.add_argument("--months", default="2-7", help="months of 2013 to replay (default 2-7)")
-    p.add_argument("--freq", default="W-SUN", help="batch length as a pandas period (W-SUN, D)")
+    p.add_argument("--months", default="3-4", help="months of 2013 to replay (default 3-4)")
+    p.add_argument("--freq", default="D", help="batch length as a pandas period (D, W-SUN)")
     p.add_argument("--state", default="state/demo", help="state dir for the demo (wiped first)")
     p.add_argument("--keep", action="store_true", help="do not wipe the demo state dir first")
     p.add_argument("--verbose", action="store_true", help="show Prefect's logs (drift tables)")
@@ -52,14 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--current", required=True, help="current file (parquet or csv)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument(
-        "--fail-on-drift", action="store_true", help="exit 1 when dataset drift is found"
+        "--fail-on-drift",
+        action="store_true",
+        help="exit 1 when dataset drift is found, 4 when there is nothing to judge",
     )
 
     p = sub.add_parser(
         "calibrate", help="drift thresholds for a target false-alarm rate, from the reference"
     )
     _config_arg(p)
-    p.add_argument("--batch-rows", type=int, help="rows per batch (default: from config.yaml)")
+    p.add_argument("--batch-rows", type=int, help="rows per batch (quiet: rows; default: config)")
+    p.add_argument(
+        "--span", default="1D", help="time span (quiet: time_blocks, no drift.horizons; 1D)"
+    )
     p.add_argument("--reference", help="calibrate on this file (default: the champion's reference)")
     p.add_argument("--out", help="write here (default: drift.calibration.file)")
 
@@ -147,34 +154,58 @@ def cmd_check(args: argparse.Namespace) -> int:
     from driftwatch.report.text import drift_table
     from driftwatch.store.batches import read_batch
 
-    plan = None
-    if args.config:
-        from driftwatch.monitor.plan import Plan
-
-        plan = Plan.load(args.config)
-        detector = plan.detector()
-    else:
-        detector = DriftDetector()
     reference = read_batch(args.reference)
     current = read_batch(args.current)
     if reference.empty:
         raise BatchError(args.reference, "no rows: a reference needs data")
-    if plan is not None and plan.rule.needs_calibration:
-        from driftwatch.engine.drift import frame_fingerprint
-        from driftwatch.model.schema import validate_batch
-        from driftwatch.store.calibrations import calibrate_frame
-
-        reference = validate_batch(reference, plan.settings.model, args.reference)
-        rows = plan.calibration_rows(len(current))
-        cal = calibrate_frame(plan, reference, frame_fingerprint(reference), rows)
-        detector = plan.detector(cal.tests())
-    detector.fit(reference)
-    result = detector.check(current, source=args.current)
+    if current.empty:
+        reason = f"nothing to judge: {args.current} has no rows"
+        if args.json:
+            print(json.dumps({"verdict": "no_verdict", "reason": reason, "rows_current": 0}))
+        else:
+            print(f"NO VERDICT: {reason}")
+        return EXIT_NO_VERDICT if args.fail_on_drift else EXIT_OK
+    if args.config:
+        result = _check_with_config(args, reference, current)
+    else:
+        result = DriftDetector().fit(reference).check(current, source=args.current)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         print(drift_table(result))
+    if args.fail_on_drift and result.verdict == "no_verdict":
+        return EXIT_NO_VERDICT
     return EXIT_DRIFT if args.fail_on_drift and result.dataset_drift else EXIT_OK
+
+
+def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -> Any:
+    """The configured rule; calibrated thresholds come from the reference file itself (time
+    blocks of the current file's span, or random-row batches of its size)."""
+    from driftwatch.engine.drift import frame_fingerprint
+    from driftwatch.model.schema import validate_batch
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.store.calibrations import calibrate_frame
+
+    plan = Plan.load(args.config)
+    spec = plan.settings.model
+    if not plan.rule.needs_calibration:
+        return plan.detector().fit(reference).check(current, source=args.current)
+    reference = validate_batch(reference, spec, args.reference)
+    if plan.time_blocks and spec.timestamp in current.columns:
+        from driftwatch.engine.blocks import BlockDetector, span_of
+
+        current = validate_batch(current, spec, args.current)
+        span = span_of(plan.local_times(current))
+        calibrator = plan.block_calibrator(span, rate=plan.settings.drift.false_alarm_rate)
+        fitted = calibrator.fit(reference, plan.local_times(reference), span)
+        for note in fitted.thresholds_.warnings:
+            print(f"note: {note}", file=sys.stderr)
+        counting = [c for c in spec.features if c not in plan.settings.drift.report_only]
+        detector = BlockDetector(fitted.profile_, fitted.thresholds_, counting, "", len(reference))
+        return detector.check(current, source=args.current)
+    rows = plan.calibration_rows(len(current))
+    cal = calibrate_frame(plan, reference, frame_fingerprint(reference), rows)
+    return plan.detector(cal.tests()).fit(reference).check(current, source=args.current)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -230,6 +261,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     plan = Plan.load(args.config)
     settings = plan.settings
     references = ReferenceFiles(plan)
+    if plan.time_blocks:
+        return _calibrate_blocks(args, plan, references)
     conf = settings.drift.calibration
     rows = args.batch_rows or conf.batch_rows
     if not rows:
@@ -266,6 +299,52 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     )
     for w in cal.warnings:
         print(f"warning: {w}")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _calibrate_blocks(args: argparse.Namespace, plan: Any, references: Any) -> int:
+    """Time-block thresholds for every configured horizon, written where the monitor looks."""
+    import pandas as pd
+
+    from driftwatch.files import file_hash
+    from driftwatch.monitor.ports import ReferenceHandle
+    from driftwatch.report import tables
+    from driftwatch.store.calibrations import block_entry, save_blocks
+
+    if args.reference:
+        path = Path(args.reference).resolve()
+        ref = ReferenceHandle(path, file_hash(path), path.name)
+    else:
+        from driftwatch.store.models import RegistryModels
+
+        ref = references.locate(RegistryModels(plan).champion())
+    spans = [pd.Timedelta(h) for h in plan.settings.drift.horizons or [args.span]]
+    frame = references.frame(ref)
+    entries = [block_entry(plan, ref, frame, span) for span in spans]
+    out = Path(args.out) if args.out else plan.settings.drift.calibration.file
+    head = (
+        "# Drift thresholds calibrated on time blocks by `driftwatch calibrate`"
+        " (driftwatch/engine/blocks.py).\n# The monitor uses a horizon's entry while its key"
+        " (reference content + settings) matches; otherwise it recalibrates.\n"
+    )
+    save_blocks(out, entries, head)
+    table = tables.table(
+        "statistic", *(e["span"] for e in entries), right=[e["span"] for e in entries]
+    )
+    for name in entries[0]["components"]:
+        cells = [e["components"][name]["threshold"] for e in entries]
+        table.add_row(name, *("never" if c == float("inf") else f"{c:.4g}" for c in cells))
+    tables.echo(table)
+    for e in entries:
+        print(
+            f"{e['span']}: {e['blocks']} blocks over {e['days']} days of {ref.path.name}"
+            f" ({e['reference_rows']} rows), {e['rule']} rule at a false-alarm rate of"
+            f" {e['rate']:.3g} per horizon; {e['in_sample_alarms']} of the blocks alarm in"
+            f" sample; {e['seconds']:.1f} s"
+        )
+        for w in e["warnings"]:
+            print(f"  note: {w}")
     print(f"wrote {out}")
     return EXIT_OK
 

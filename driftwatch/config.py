@@ -89,6 +89,8 @@ class ModelSettings(_Strict):
     estimator: str = "hist_gradient_boosting"
     params: dict[str, Any] = Field(default_factory=dict)
     timestamp: str | None = "time_hour"
+    # The time zone the data's days follow (calendar days of the time-block calibration).
+    timezone: str = "UTC"
     # Classification only: a numeric target is turned into a label by ``target > threshold``
     # (e.g. arr_delay > 15); None means the target column already holds 0/1 labels.
     target_threshold: float | None = None
@@ -96,6 +98,17 @@ class ModelSettings(_Strict):
     @property
     def features(self) -> list[str]:
         return [*self.numerical, *self.categorical]
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (e.g. UTC, America/New_York)") from None
+        return v
 
     @model_validator(mode="after")
     def _features_disjoint(self) -> ModelSettings:
@@ -113,6 +126,15 @@ class ColumnTestSettings(_Strict):
 
 
 class CalibrationSettings(_Strict):
+    # What a quiet batch is, for the calibrated method:
+    #   time_blocks: contiguous blocks of the reference of the horizon's span (an hour, a day),
+    #     each scored against the reference without its days: batches as production sends them
+    #     (needs model.timestamp; see README "Drift that knows time")
+    #   rows: batches of random reference rows, for data without time structure
+    quiet: Literal["time_blocks", "rows"] = "time_blocks"
+    # time_blocks: blocks with fewer rows are left out of the calibration (and such a horizon's
+    # batch is not judged).
+    min_block_rows: int = Field(20, ge=5)
     # Written by `driftwatch calibrate`, read by the monitor when its provenance matches.
     file: Path = Path("calibration.yaml")
     # The batch size to calibrate for; null: the size of each batch checked (rounded down to a
@@ -145,6 +167,25 @@ class DriftSettings(_Strict):
     report_only: list[str] = Field(default_factory=list)
     # Judge drift on the champion's predictions too (batch vs reference).
     prediction_drift: bool = True
+    # time_blocks: the spans judged at every tick, each on the newest rows of that span and
+    # against thresholds calibrated for it, e.g. [1h, 6h, 1D] for an hourly daemon (a fast
+    # incident shows in the hour, a slow shift in the day). false_alarm_rate holds for the tick
+    # as a whole: each horizon gets an equal share. Empty: one horizon, the batch's own span.
+    horizons: list[str] = Field(default_factory=list)
+
+    @field_validator("horizons")
+    @classmethod
+    def _spans(cls, v: list[str]) -> list[str]:
+        import pandas as pd
+
+        for text in v:
+            try:
+                span = pd.Timedelta(text)
+            except ValueError:
+                raise ValueError(f"{text!r} is not a time span (e.g. 1h, 6h, 1D, 7D)") from None
+            if not pd.Timedelta("1h") <= span <= pd.Timedelta("30D"):
+                raise ValueError(f"{text!r}: a horizon must be between 1h and 30D")
+        return v
 
 
 class QualitySettings(_Strict):

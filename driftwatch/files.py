@@ -36,6 +36,7 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], object])
     tmp = Path(name)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual mode
         _fsync(tmp)
         os.replace(tmp, path)
     except OSError as exc:
@@ -88,3 +89,9 @@ def _raise_if_disk_full(exc: OSError, path: Path) -> None:
         raise OSError(
             exc.errno or errno.ENOSPC, f"disk full: cannot write {path} ({exc.strerror or exc})"
         ) from exc
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -61,6 +61,8 @@ NUMERICAL_STATS = ("wasserstein", "ks", "missing", "novel", "modal")
 CATEGORICAL_STATS = ("jensenshannon", "missing", "novel", "modal")
 # The statistic a pinned (user-set) column threshold applies to.
 PRIMARY = {"numerical": "wasserstein", "categorical": "jensenshannon"}
+# Part of every cache key of block thresholds: an upgraded driftwatch never reuses old ones.
+BLOCKS_FORMAT = 1
 # The spans a batch's own time span is rounded up to when no horizon is configured.
 SPANS = ("1h", "6h", "1D", "7D")
 
@@ -293,15 +295,6 @@ def _share_bound(x: np.ndarray, level: float, n_eff: int) -> float:
     return float(stats.beta.ppf(1 - level, mu * k, (1 - mu) * k))
 
 
-def _distance_bound(x: np.ndarray, level: float, n_eff: int) -> float:
-    """One-sided log-normal prediction bound (Student t, n_eff - 1 df, sqrt(1 + 1/n_eff))."""
-    from scipy import stats
-
-    z = np.log(np.maximum(x, 1e-9))
-    q = stats.t.ppf(1 - level, df=max(n_eff - 1, 1))
-    return float(np.exp(z.mean() + q * z.std(ddof=1) * math.sqrt(1 + 1 / n_eff)))
-
-
 def _count_floor(x: np.ndarray, level: float, n_eff: int, rows: float) -> float:
     """Rare-event floor for missing / novel shares: the share of a ``rows``-row batch that a
     Poisson count at the upper (rule-of-three) null rate exceeds with probability <= level.
@@ -313,12 +306,50 @@ def _count_floor(x: np.ndarray, level: float, n_eff: int, rows: float) -> float:
     return float(stats.poisson.ppf(1 - level, lam)) / max(rows, 1.0)
 
 
+def _to_line(x: np.ndarray, kind: str) -> np.ndarray:
+    """The scale a statistic's upper tail is modelled on. Unbounded distances (W1, resid) vary
+    multiplicatively from day to day: log. Statistics bounded in [0, 1] (KS, modal, JS): raw,
+    because a multiplicative extrapolation from small medians is far too heavy (a log-normal
+    put a KS bound at 1.38, which KS can never reach)."""
+    return np.log(np.maximum(x, 1e-9)) if kind == "dist" else np.asarray(x, dtype=float)
+
+
+def _from_line(z: float, kind: str) -> float:
+    if kind == "dist":
+        return float(math.exp(min(z, 700.0)))
+    return float(min(z, math.sqrt(math.log(2)) if kind == "js" else 1.0))
+
+
+def _upper_half_bound(z: np.ndarray, level: float, n_eff: int) -> float:
+    """One-sided prediction bound fitted to the upper half of the null only:
+    median + t(n_eff // 2 df, 1 - level) * s_up * sqrt(1 + 1/n_eff), where s_up is the root
+    mean square distance above the median of the blocks above it.
+
+    For a normal null s_up estimates the ordinary sd, so nothing changes; for the right-skewed
+    nulls of real data (most days dry, a few rain days; most days ordinary, a few odd weather
+    days) the whole-sample spread is pulled down by the bunched-up lower half and understates
+    the tail, s_up does not. Only about half of the independent days inform s_up, hence
+    n_eff // 2 degrees of freedom: the honest uncertainty of a tail scale, not a tuned factor."""
+    from scipy import stats
+
+    z = z[np.isfinite(z)]
+    med = float(np.median(z))
+    above = z[z > med] - med
+    s_up = math.sqrt(float(np.mean(above**2))) if len(above) else 0.0
+    q = float(stats.t.ppf(1 - level, max(n_eff // 2, 1)))
+    return med + q * s_up * math.sqrt(1 + 1 / n_eff)
+
+
 def conservative_thresholds(
     null: np.ndarray, kinds: list[str], rate: float, n_eff: int | None = None, rows: float = 1.0
 ) -> np.ndarray:
     """Too few independent blocks for an empirical quantile: per component a parametric upper
     prediction bound at rate/m (Bonferroni over the m live components), never below the largest
-    quiet block. ``n_eff``: independent units (calendar days) behind the blocks."""
+    quiet block. ``n_eff``: independent units (calendar days) behind the blocks.
+
+    Distances and bounded statistics get the upper-half bound (:func:`_upper_half_bound`);
+    the missing / novel shares, mostly exact zeros where a tail scale means nothing, a Beta
+    fitted by moments plus a Poisson rare-event floor."""
     n, m_all = null.shape
     n_eff = n if n_eff is None else max(min(n_eff, n), 2)
     thr = np.full(m_all, np.inf)
@@ -334,13 +365,10 @@ def conservative_thresholds(
         if j not in live:
             thr[j] = max(float(x.max()), floor)
             continue
-        if kinds[j] in ("share", "count"):
+        if kinds[j] == "count":
             bound = _share_bound(x, level, n_eff)
-        elif kinds[j] == "js":  # bounded by sqrt(ln 2): rescaled to [0, 1]
-            top = math.sqrt(math.log(2))
-            bound = _share_bound(x / top, level, n_eff) * top
         else:
-            bound = _distance_bound(x, level, n_eff)
+            bound = _from_line(_upper_half_bound(_to_line(x, kinds[j]), level, n_eff), kinds[j])
         thr[j] = max(bound, float(x.max()), floor)
     return thr
 
@@ -435,6 +463,14 @@ class BlockCalibrator:
             )
         elif rule == "empirical":
             thr[free] = empirical_thresholds(null[:, free], self.rate, self.confidence)[0]
+            # A share that was 0 in every quiet block would alarm on one null or one unseen
+            # value: the same rare-event floor as the conservative rule.
+            level = self.rate / max(int(free.sum()), 1)
+            for j, name in enumerate(comps):
+                x = null[:, j][np.isfinite(null[:, j])]
+                if free[j] and KIND[name.split(":")[1]] == "count" and len(x):
+                    floor = _count_floor(x, level, self.n_days_, self.median_rows_)
+                    thr[j] = max(thr[j], floor)
         else:
             kinds = [KIND[c.split(":")[1]] for c in comps]
             sub = [k for k, f in zip(kinds, free, strict=True) if f]
@@ -740,3 +776,56 @@ class BlockDetector:
             status="drift" if past else "ok",
             note="; ".join(notes),
         )
+
+
+def thresholds_to_dict(t: BlockThresholds) -> dict:
+    """Plain data (YAML-safe) for the calibration file and the cache."""
+    return {
+        "span": span_label(t.span),
+        "rule": t.rule,
+        "rate": t.rate,
+        "supported_rate": round(t.supported_rate, 6),
+        "blocks": t.n_blocks,
+        "days": t.n_days,
+        "in_sample_alarms": t.in_sample_alarms,
+        "median_rows": t.median_rows,
+        "seconds": t.seconds,
+        "warnings": list(t.warnings),
+        "components": {
+            name: {
+                "threshold": float(t.thresholds[j]),
+                "null_median": _plain(t.null_median[j]),
+                "null_p99": _plain(t.null_p99[j]),
+            }
+            for j, name in enumerate(t.components)
+        },
+    }
+
+
+def thresholds_from_dict(d: dict) -> BlockThresholds:
+    comps = list(d["components"])
+    col = [d["components"][c] for c in comps]
+
+    def arr(key: str) -> np.ndarray:
+        return np.array([np.nan if c[key] is None else float(c[key]) for c in col])
+
+    return BlockThresholds(
+        span=pd.Timedelta(d["span"]),
+        components=comps,
+        thresholds=arr("threshold"),
+        null_median=arr("null_median"),
+        null_p99=arr("null_p99"),
+        n_blocks=int(d["blocks"]),
+        n_days=int(d["days"]),
+        rule=str(d["rule"]),
+        rate=float(d["rate"]),
+        supported_rate=float(d["supported_rate"]),
+        in_sample_alarms=int(d["in_sample_alarms"]),
+        median_rows=float(d["median_rows"]),
+        seconds=float(d.get("seconds", 0.0)),
+        warnings=list(d.get("warnings", [])),
+    )
+
+
+def _plain(v: float) -> float | None:
+    return None if not np.isfinite(v) else round(float(v), 6)

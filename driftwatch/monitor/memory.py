@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from driftwatch.engine.blocks import BlockProfile, BlockThresholds
 from driftwatch.engine.calibration import Calibration, calibrate
 from driftwatch.engine.drift import ReferenceProfile, frame_fingerprint
 from driftwatch.errors import BatchError
@@ -44,9 +45,23 @@ class MemoryBatches:
             )
         except BatchError as exc:
             return Batch(pd.DataFrame(), [], True, {label: str(exc)}, [f"rejected: {exc}"])
+        context = self._context(frame)
         self._seen[label] = frame
         files = [label] if not frame.empty else []
-        return Batch(frame, files, True, new_rows=len(frame), window=label)
+        if not context:
+            return Batch(frame, files, True, new_rows=len(frame), window=label)
+        window = pd.concat([*(self._seen[c] for c in context), frame], ignore_index=True)
+        return Batch(window, files, True, context_files=context, new_rows=len(frame), window=label)
+
+    def _context(self, frame: pd.DataFrame) -> list[str]:
+        """Earlier batches within the plan's context hours of this one's newest row."""
+        hours, ts = self.plan.context_hours, self.plan.settings.model.timestamp
+        if not hours or frame.empty or ts not in frame.columns:
+            return []
+        # One hour more than the horizon: the window must reach back past its start to show
+        # that the horizon is whole (a day horizon is not judged on the first hours of data).
+        since = frame[ts].max() - pd.Timedelta(hours=hours + 1)
+        return [k for k, f in self._seen.items() if len(f) and f[ts].max() > since]
 
     def read(self, ids: list[str]) -> pd.DataFrame:
         frames = [self._seen[i] for i in ids if i in self._seen]
@@ -67,6 +82,7 @@ class MemoryReferences:
         self.plan = plan
         self.frames: dict[str, pd.DataFrame] = {"shipped": first}
         self._profiles: dict[str, ReferenceProfile] = {}
+        self._block_profiles: dict[str, BlockProfile] = {}
 
     def locate(self, champion: Champion | None) -> ReferenceHandle:
         key = champion.reference if champion and champion.reference else "shipped"
@@ -83,6 +99,12 @@ class MemoryReferences:
             self._profiles[ref.sha256] = detector.profile_
         return self._profiles[ref.sha256]
 
+    def block_profile(self, ref: ReferenceHandle) -> BlockProfile:
+        key = f"blocks-{ref.sha256}"
+        if key not in self._block_profiles:
+            self._block_profiles[key] = self.plan.block_profile(self.frame(ref))
+        return self._block_profiles[key]
+
     def store(self, frame: pd.DataFrame, key: str) -> str:
         self.frames[f"window-{key}"] = frame
         return f"window-{key}"
@@ -91,25 +113,41 @@ class MemoryReferences:
         return "nothing to prune in memory"
 
 
-class MemoryThresholds:
-    """Calibrations computed in memory, once per (reference, batch-size bucket)."""
+class MemoryBlockThresholds:
+    """Time-block thresholds computed in memory, once per (reference, span)."""
 
     def __init__(self, plan: Plan, references: MemoryReferences) -> None:
         self.plan = plan
         self.references = references
-        self._cache: dict[tuple[str, int], Calibration] = {}
+        self._cache: dict[tuple[str, pd.Timedelta], BlockThresholds] = {}
+
+    def block_thresholds(self, ref: ReferenceHandle, span: pd.Timedelta) -> BlockThresholds:
+        key = (ref.sha256, span)
+        if key not in self._cache:
+            frame = self.references.frame(ref)
+            fitted = self.plan.block_calibrator(span).fit(frame, self.plan.local_times(frame), span)
+            self._cache[key] = fitted.thresholds_
+        return self._cache[key]
+
+
+class MemoryThresholds(MemoryBlockThresholds):
+    """Calibrations computed in memory, once per (reference, batch-size bucket or span)."""
+
+    def __init__(self, plan: Plan, references: MemoryReferences) -> None:
+        super().__init__(plan, references)
+        self._rows: dict[tuple[str, int], Calibration] = {}
 
     def thresholds(self, ref: ReferenceHandle, batch_rows: int) -> Calibration:
         rows = self.plan.calibration_rows(batch_rows)
         key = (ref.sha256, rows)
-        if key not in self._cache:
-            self._cache[key] = calibrate(
+        if key not in self._rows:
+            self._rows[key] = calibrate(
                 self.plan.detector(),
                 self.references.frame(ref),
                 ref.sha256,
                 **self.plan.calibration_spec(rows),
             )
-        return self._cache[key]
+        return self._rows[key]
 
 
 class MemoryRegistry:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from driftwatch.engine.blocks import BlockDetector, BlockProfile, BlockThresholds, span_label
 from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ColumnDrift, DriftResult, ReferenceProfile
 from driftwatch.faults import checkpoint
@@ -51,6 +52,19 @@ class Findings:
     quality: QualityResult | None
     prediction: ColumnDrift | None
     decision: Decision
+    # Time blocks: one verdict per horizon (``drift`` is the alarming one, else the first).
+    horizons: tuple[DriftResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class BlockJudging:
+    """What judging on time-block thresholds needs: the reference's block profile and the
+    thresholds of each horizon."""
+
+    profile: BlockProfile
+    thresholds: tuple[BlockThresholds, ...]
+    fingerprint: str
+    reference_rows: int
 
 
 # -- the pure steps ----------------------------------------------------------------------------
@@ -64,11 +78,16 @@ def assess(
     profile: ReferenceProfile | None,
     calibration: Calibration | None,
     reference: pd.DataFrame | None,
+    blocks: BlockJudging | None = None,
 ) -> Findings:
-    """Feature drift against the reference, the champion's quality where labels have arrived,
-    drift of its predictions, and the decision."""
+    """Feature drift against the reference (per horizon on time-block thresholds), the
+    champion's quality where labels have arrived, drift of its predictions, and the decision."""
     drift = quality = prediction = None
-    if batch.rows and profile is not None:
+    horizons: tuple[DriftResult, ...] = ()
+    if batch.rows and blocks is not None:
+        horizons = tuple(judge_horizon(plan, batch, blocks, t) for t in blocks.thresholds)
+        drift = next((h for h in horizons if h.dataset_drift), horizons[0])
+    elif batch.rows and profile is not None:
         thresholds = calibration.tests() if calibration is not None else None
         detector = plan.detector(thresholds).with_profile(profile)
         drift = detector.check(batch.frame, source=",".join(batch.files) or "batch")
@@ -84,8 +103,47 @@ def assess(
         )
         if reference is not None:
             prediction = prediction_drift(plan, model, reference, batch.frame)
-    decision = decide(drift, quality, prediction, champion is not None, batch.new_rows, plan.policy)
-    return Findings(drift, quality, prediction, decision)
+    decision = decide(
+        list(horizons) or drift,
+        quality,
+        prediction,
+        champion is not None,
+        batch.new_rows,
+        plan.policy,
+    )
+    return Findings(drift, quality, prediction, decision, horizons)
+
+
+def judge_horizon(
+    plan: Plan, batch: Batch, blocks: BlockJudging, thresholds: BlockThresholds
+) -> DriftResult:
+    """The newest ``span`` of the batch (its window) against that span's thresholds."""
+    frame = batch.frame
+    local = plan.local_times(frame)
+    rows = frame[local > local.max() - thresholds.span] if len(frame) else frame
+    counting = [c for c in plan.settings.model.features if c not in plan.settings.drift.report_only]
+    detector = BlockDetector(
+        blocks.profile, thresholds, counting, blocks.fingerprint, blocks.reference_rows
+    )
+    least = plan.settings.drift.calibration.min_block_rows
+    label = span_label(thresholds.span)
+    note = ""
+    if len(rows) < least:
+        note = f"not judged at {label}: {len(rows)} rows in the newest {label} (< {least})"
+    elif plan.settings.drift.horizons and not _covered(local, thresholds.span):
+        # A day horizon on the first hours of a new deployment: a partial day is not a day.
+        held = local.max() - local.min()
+        note = f"not judged at {label}: the window holds only {held} of data so far"
+    if note:
+        result = detector.check(rows.iloc[:0], source=",".join(batch.files) or "batch")
+        return result.model_copy(update={"description": note})
+    return detector.check(rows, source=",".join(batch.files) or "batch")
+
+
+def _covered(local: pd.Series, span: pd.Timedelta) -> bool:
+    """Whether the window reaches back (almost) a whole ``span`` from its newest row: rows are
+    stamped by the hour, so a full day of hourly rows spans 23 hours."""
+    return bool(local.max() - local.min() >= span - min(span / 4, pd.Timedelta("1h")))
 
 
 def prediction_drift(
@@ -133,6 +191,7 @@ def monitor_result(
         labelled_rows=int(frame[target].notna().sum()) if target in frame.columns else 0,
         decision=findings.decision,
         drift=findings.drift,
+        horizons=list(findings.horizons),
         quality=findings.quality,
         prediction=findings.prediction,
         champion_version=champion.version if champion else None,
@@ -260,7 +319,7 @@ class MonitorCycle:
     def assess(self, batch: Batch, champion: Champion | None, ref: ReferenceHandle) -> Findings:
         """Load what judging needs (only when there are rows), then the pure ``assess`` step."""
         step, plan = self.steps, self.plan
-        model = profile = calibration = reference = None
+        model = profile = calibration = reference = blocks = None
         if batch.rows:
             if champion is not None:
                 model = step(
@@ -268,14 +327,43 @@ class MonitorCycle:
                 )
                 if plan.settings.drift.prediction_drift:
                     reference = step("load reference", self.references.frame, ref, retry=True)
-            profile = step("load reference profile", self.references.profile, ref, retry=True)
-            if plan.rule.needs_calibration:
+            if plan.time_blocks:
+                blocks = self.block_judging(batch, ref)
+            else:
+                profile = step("load reference profile", self.references.profile, ref, retry=True)
+            if plan.rule.needs_calibration and not plan.time_blocks:
                 calibration = step(
                     "calibrate thresholds", self.thresholds.thresholds, ref, batch.rows, retry=True
                 )
         return step(
-            "assess batch", assess, plan, batch, champion, model, profile, calibration, reference
+            "assess batch",
+            assess,
+            plan,
+            batch,
+            champion,
+            model,
+            profile,
+            calibration,
+            reference,
+            blocks,
         )
+
+    def block_judging(self, batch: Batch, ref: ReferenceHandle) -> BlockJudging:
+        """The reference's block profile and each horizon's thresholds (cached per span)."""
+        step = self.steps
+        profile = step("load reference profile", self.references.block_profile, ref, retry=True)
+        thresholds = tuple(
+            step(
+                f"calibrate thresholds {span_label(span)}",
+                self.thresholds.block_thresholds,
+                ref,
+                span,
+                retry=True,
+            )
+            for span in self.plan.spans(batch.frame)
+        )
+        rows = int(sum(c.counts.sum() + c.n_missing for c in list(profile.columns.values())[:1]))
+        return BlockJudging(profile, thresholds, ref.sha256[:16], rows)
 
     def retrain(self, files: list[str], reason: str, key: str) -> RetrainOutcome:
         """Challenger vs champion on the same holdout; the alias moves last, only if it wins.

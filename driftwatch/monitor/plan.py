@@ -8,13 +8,23 @@ retrain use other settings than the decision. Only the plan and the layers above
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from driftwatch.config import Settings, load_settings
+from driftwatch.engine.blocks import (
+    BLOCKS_FORMAT,
+    BlockCalibrator,
+    BlockProfile,
+    fit_profile,
+    span_of,
+)
 from driftwatch.engine.calibration import size_bucket
 from driftwatch.engine.drift import DriftDetector
 from driftwatch.engine.rules import ColumnRule, DatasetRule, rule_for
@@ -109,3 +119,83 @@ class Plan(BaseModel):
             "confidence": conf.confidence,
             "random_state": conf.random_state,
         }
+
+    # -- time blocks ---------------------------------------------------------------------------
+    @property
+    def time_blocks(self) -> bool:
+        """Thresholds from time blocks of the reference (the calibrated rule, a timestamp)."""
+        s = self.settings
+        return (
+            self.rule.needs_calibration
+            and s.drift.calibration.quiet == "time_blocks"
+            and bool(s.model.timestamp)
+        )
+
+    @property
+    def horizon_rate(self) -> float:
+        """Each horizon's share of the tick's false-alarm rate (Bonferroni over horizons)."""
+        return self.settings.drift.false_alarm_rate / max(1, len(self.settings.drift.horizons))
+
+    @property
+    def context_hours(self) -> float | None:
+        """How far back a tick reads earlier files: the rolling window, or the longest horizon
+        (a day horizon on an hourly tick judges the last day, not just the new hour)."""
+        s = self.settings
+        longest = max((pd.Timedelta(h) for h in s.drift.horizons), default=None)
+        hours = longest / pd.Timedelta("1h") if longest is not None else None
+        return max(filter(None, [s.landing.window_hours, hours]), default=None)
+
+    def local_times(self, frame: pd.DataFrame) -> pd.Series:
+        """The timestamp in the data's own time zone, naive: calendar days are its days."""
+        ts = frame[self.settings.model.timestamp]
+        return ts.dt.tz_convert(self.settings.model.timezone).dt.tz_localize(None)
+
+    def spans(self, frame: pd.DataFrame) -> list[pd.Timedelta]:
+        """The horizons to judge: the configured ones, else the batch's own span."""
+        configured = self.settings.drift.horizons
+        if configured:
+            return [pd.Timedelta(h) for h in configured]
+        return [span_of(self.local_times(frame))]
+
+    def block_calibrator(self, span: pd.Timedelta, rate: float | None = None) -> BlockCalibrator:
+        """``rate``: this horizon's false-alarm rate (default: its share of the tick's)."""
+        s = self.settings
+        pinned = {
+            c: o.threshold
+            for c, o in s.drift.columns.items()
+            if o.threshold is not None and c != PREDICTION
+        }
+        features = [c for c in s.model.features if c not in s.drift.ignore]
+        return BlockCalibrator(
+            numerical=[c for c in s.model.numerical if c in features],
+            categorical=[c for c in s.model.categorical if c in features],
+            rate=self.horizon_rate if rate is None else rate,
+            confidence=s.drift.calibration.confidence,
+            min_rows=s.drift.calibration.min_block_rows,
+            pinned=pinned,
+            counts=[c for c in features if c not in s.drift.report_only],
+        )
+
+    def block_profile(self, reference: pd.DataFrame) -> BlockProfile:
+        c = self.block_calibrator(pd.Timedelta("1h"))
+        return fit_profile(reference, c.numerical, c.categorical, c.min_r2)
+
+    def block_key(self, reference_sha256: str, span: pd.Timedelta) -> str:
+        """What block thresholds depend on: the reference's content and every shaping setting."""
+        s = self.settings
+        parts = {
+            "format": BLOCKS_FORMAT,
+            "reference": reference_sha256,
+            "span": str(span),
+            "rate": self.horizon_rate,
+            "confidence": s.drift.calibration.confidence,
+            "min_block_rows": s.drift.calibration.min_block_rows,
+            "timezone": s.model.timezone,
+            "numerical": s.model.numerical,
+            "categorical": s.model.categorical,
+            "ignore": sorted(s.drift.ignore),
+            "report_only": sorted(s.drift.report_only),
+            "pins": {c: o.threshold for c, o in sorted(s.drift.columns.items())},
+        }
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:20]

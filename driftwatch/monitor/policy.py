@@ -9,7 +9,7 @@ from driftwatch.monitor.result import Decision, PromotionDecision
 
 
 def decide(
-    drift: DriftResult | None,
+    drift: DriftResult | list[DriftResult] | None,
     quality: QualityResult | None,
     prediction: ColumnDrift | None,
     has_champion: bool,
@@ -21,7 +21,9 @@ def decide(
     Prediction drift alone is reported but does not retrain: without labels it cannot show
     the model got worse, and retraining on every shift of the output would churn the model.
     ``policy`` "always" / "never" replace the trigger (the findings are still reported).
+    ``drift``: one verdict, or one per horizon (time blocks: any horizon's alarm counts).
     """
+    verdicts = drift if isinstance(drift, list) else [drift] if drift is not None else []
     if rows == 0:
         return Decision(action="no_data", reason="no new data")
     if not has_champion:
@@ -32,9 +34,10 @@ def decide(
         )
     triggers: set[str] = set()
     reasons = []
-    if drift is not None and drift.dataset_drift:
-        triggers.add("drift")
-        reasons.append(drift.summary())
+    for d in verdicts:
+        if d.dataset_drift:
+            triggers.add("drift")
+            reasons.append(_said(d, len(verdicts)))
     if quality is not None and quality.degraded:
         triggers.add("quality")
         reasons.append(quality.reason)
@@ -50,8 +53,7 @@ def decide(
         reason = "; ".join(["retrain policy: never", *reasons])
         return Decision(action="no_retrain", reason=reason, triggers=frozenset(triggers))
     parts = ["no drift"]
-    if drift is not None:
-        parts.append(drift.summary())
+    parts += [_said(d, len(verdicts)) for d in verdicts]
     if quality is not None:
         parts.append(quality.reason)
     if prediction is not None and prediction.drifted:
@@ -78,3 +80,8 @@ def promotion_decision(
         " kept champion"
     )
     return PromotionDecision(promote=False, champion=cp, reason=reason, **base)
+
+
+def _said(d: DriftResult, horizons: int) -> str:
+    """A verdict's summary, named by its horizon when a tick judges several."""
+    return f"{d.span}: {d.summary()}" if d.span and horizons > 1 else d.summary()

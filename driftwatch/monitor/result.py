@@ -75,6 +75,8 @@ class MonitorResult(_Frozen):
     decision: Decision
     window: str = ""
     drift: DriftResult | None = None
+    # Time-block thresholds: the verdict of every horizon judged (drift is one of them).
+    horizons: list[DriftResult] = Field(default_factory=list)
     quality: QualityResult | None = None
     prediction: ColumnDrift | None = None
     champion_version: str | None = None
@@ -101,6 +103,7 @@ class MonitorResult(_Frozen):
         d["outcome"] = self.outcome
         if self.drift is not None:
             d["drift"] = self.drift.to_dict()
+        d["horizons"] = [h.to_dict() for h in self.horizons]
         d["decision"]["triggers"] = sorted(self.decision.triggers)
         return d
 
@@ -109,6 +112,7 @@ class MonitorResult(_Frozen):
         d = {k: v for k, v in d.items() if k != "outcome"}
         if d.get("drift"):
             d["drift"] = DriftResult.from_dict(d["drift"])
+        d["horizons"] = [DriftResult.from_dict(h) for h in d.get("horizons", [])]
         return cls.model_validate(d)
 
     @property

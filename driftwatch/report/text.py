@@ -38,7 +38,11 @@ def drift_table(drift: DriftResult) -> str:
     t = tables.table(*headers, right=("score", "threshold", "rows"))
     for r in column_rows(drift):
         t.add_row(*(str(r[h]) for h in headers))
-    verdict = "DATASET DRIFT" if drift.dataset_drift else "no dataset drift"
+    verdict = {
+        "drift": "DATASET DRIFT",
+        "no_drift": "no dataset drift",
+        "no_verdict": "NO VERDICT (nothing to judge)",
+    }[drift.verdict]
     return (
         f"{tables.render(t)}\n{verdict}: {drift.summary()};"
         f" {drift.rows_current} rows vs {drift.rows_reference} reference rows"

@@ -8,12 +8,20 @@ applying thresholds measured on other data. Both files are YAML (safe_load: cann
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from driftwatch.engine.blocks import (
+    BLOCKS_FORMAT,
+    BlockThresholds,
+    thresholds_from_dict,
+    thresholds_to_dict,
+)
 from driftwatch.engine.calibration import Calibration, calibrate, calibration_key
 from driftwatch.errors import NotEnoughData
+from driftwatch.files import atomic_write_bytes
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import ReferenceHandle, ReferenceStore
 
@@ -43,6 +51,53 @@ def calibrate_frame(
         ) from exc
 
 
+BLOCKS_FILE_KIND = "time_blocks"
+
+
+def save_blocks(path: Path, entries: list[dict], head: str = "") -> Path:
+    import yaml
+
+    body = {"kind": BLOCKS_FILE_KIND, "format": BLOCKS_FORMAT, "horizons": entries}
+    return atomic_write_bytes(path, (head + yaml.safe_dump(body, sort_keys=False)).encode())
+
+
+def read_blocks(path: Path) -> dict[str, dict]:
+    """The horizons of a time-block calibration file by key ({} when none or unreadable)."""
+    import yaml
+
+    if not path.is_file():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+        if raw.get("kind") != BLOCKS_FILE_KIND or raw.get("format") != BLOCKS_FORMAT:
+            return {}
+        return {h["key"]: h for h in raw.get("horizons", [])}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as exc:
+        log.warning("%s: unreadable calibration file (%s); recalibrating", path, exc)
+        return {}
+
+
+def block_entry(
+    plan: Plan, ref: ReferenceHandle, reference: pd.DataFrame, span: pd.Timedelta
+) -> dict:
+    """Calibrate one horizon on time blocks of the reference; the entry carries provenance."""
+    if plan.settings.model.timestamp not in reference.columns:
+        raise NotEnoughData(
+            f"{ref.path}: no timestamp column {plan.settings.model.timestamp!r} to cut time"
+            " blocks from (drift.calibration.quiet: time_blocks); use quiet: rows"
+        )
+    fitted = plan.block_calibrator(span).fit(reference, plan.local_times(reference), span)
+    entry = thresholds_to_dict(fitted.thresholds_)
+    entry |= {
+        "key": plan.block_key(ref.sha256, span),
+        "reference_sha256": ref.sha256,
+        "reference_path": str(ref.path),
+        "reference_rows": len(reference),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return entry
+
+
 class CalibrationStore:
     """The monitor's ThresholdStore: the calibration file when its provenance matches, else a
     cached or freshly computed calibration under ``<state>/calibration/``."""
@@ -53,6 +108,32 @@ class CalibrationStore:
         self.file = plan.settings.drift.calibration.file
         self.cache_dir = plan.settings.paths.state / "calibration"
         self._file = read_calibration(self.file)  # read once per run
+
+    def block_thresholds(self, ref: ReferenceHandle, span: pd.Timedelta) -> BlockThresholds:
+        """Time-block thresholds for this reference and span: the calibration file's when its
+        key matches, else cached under the state dir, else calibrated now (under a second)."""
+        key = self.plan.block_key(ref.sha256, span)
+        entry = read_blocks(self.file).get(key)
+        cached = self.cache_dir / f"blocks-{key}.yaml"
+        if entry is None:
+            entry = read_blocks(cached).get(key)
+        if entry is None:
+            entry = block_entry(self.plan, ref, self.references.frame(ref), span)
+            save_blocks(cached, [entry])
+            for warning in entry["warnings"]:
+                log.warning("calibration %s: %s", entry["span"], warning)
+            log.info(
+                "calibrated %s time-block thresholds for reference %s: %d blocks over %d days,"
+                " %s rule, %.1f s (%s)",
+                entry["span"],
+                ref.version,
+                entry["blocks"],
+                entry["days"],
+                entry["rule"],
+                entry["seconds"],
+                cached,
+            )
+        return thresholds_from_dict(entry)
 
     def thresholds(self, ref: ReferenceHandle, batch_rows: int) -> Calibration:
         plan = self.plan

@@ -79,7 +79,7 @@ class LandingFiles:
         new_rows = sum(len(f) for f in frames)
         window = f"{len(good)} new file(s)"
         context: list[str] = []
-        hours = s.landing.window_hours
+        hours = self.plan.context_hours
         if hours and new_rows:
             # An hourly batch can be ~40 rows: judge it together with what arrived recently.
             cutoff = (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="seconds")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from driftwatch.engine.blocks import BlockProfile
 from driftwatch.engine.drift import PROFILE_FORMAT, ReferenceProfile
 from driftwatch.errors import StateError
 from driftwatch.files import atomic_write, file_hash
@@ -70,6 +71,7 @@ class ReferenceFiles:
         self.plan = plan
         self.state = plan.settings.paths.state
         self._frames: dict[str, pd.DataFrame] = {}
+        self._block_profiles: dict[str, BlockProfile] = {}
 
     def locate(self, champion: Champion | None) -> ReferenceHandle:
         return active_reference(self.plan, champion.reference if champion else None)
@@ -90,6 +92,12 @@ class ReferenceFiles:
         profile = self.plan.detector().fit(self.frame(ref), fingerprint=ref.sha256[:16]).profile_
         profile.save(path)
         return profile
+
+    def block_profile(self, ref: ReferenceHandle) -> BlockProfile:
+        """Values, counts and cross-column regressions of the reference (cheap: per run)."""
+        if ref.sha256 not in self._block_profiles:
+            self._block_profiles[ref.sha256] = self.plan.block_profile(self.frame(ref))
+        return self._block_profiles[ref.sha256]
 
     def store(self, frame: pd.DataFrame, key: str) -> str:
         """Write a reference version (atomically) named by ``key``: a retried write of the same
