@@ -307,6 +307,7 @@ def _calibrate_blocks(args: argparse.Namespace, plan: Any, references: Any) -> i
     """Time-block thresholds for every configured horizon, written where the monitor looks."""
     import pandas as pd
 
+    from driftwatch.errors import NotEnoughData
     from driftwatch.files import file_hash
     from driftwatch.monitor.ports import ReferenceHandle
     from driftwatch.report import tables
@@ -322,6 +323,13 @@ def _calibrate_blocks(args: argparse.Namespace, plan: Any, references: Any) -> i
     spans = [pd.Timedelta(h) for h in plan.settings.drift.horizons or [args.span]]
     frame = references.frame(ref)
     entries = [block_entry(plan, ref, frame, span) for span in spans]
+    for e in entries:
+        if e["blocks"] < 3:
+            raise NotEnoughData(
+                f"cannot calibrate drift thresholds on {ref.path.name}: only {e['blocks']}"
+                f" blocks of {e['span']} with >= {plan.settings.drift.calibration.min_block_rows}"
+                " rows (drift.calibration.quiet: time_blocks needs a reference of many of them)"
+            )
     out = Path(args.out) if args.out else plan.settings.drift.calibration.file
     head = (
         "# Drift thresholds calibrated on time blocks by `driftwatch calibrate`"

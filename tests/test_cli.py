@@ -100,7 +100,8 @@ def test_calibrate_writes_thresholds_with_provenance_and_check_uses_them(
 
     from driftwatch.store.batches import file_hash
 
-    config = make_config(drift={"calibration": {"batches": 300}})
+    # Random-row calibration (drift.calibration.quiet: rows), for data without time structure.
+    config = make_config(drift={"calibration": {"batches": 300, "quiet": "rows"}})
     reference = ROOT / "reference_data" / "flights_2013_01.parquet"
     args = ["calibrate", "--config", str(config), "--reference", str(reference)]
     assert main([*args, "--batch-rows", "1500"]) == 0
@@ -159,3 +160,34 @@ def test_drift_table_is_plain_text_with_names_verbatim(files) -> None:
     assert lines[2].split()[:3] == ["temp[C]", "numerical", "wasserstein"]  # not rich markup
     assert "\x1b" not in text and all(line == line.rstrip() for line in lines)
     assert lines[-1].startswith("DATASET DRIFT: 2/2 columns drifted")
+
+
+def test_calibrate_on_time_blocks_writes_every_horizon_and_the_monitor_uses_it(
+    make_config, tmp_path: Path, capsys
+) -> None:
+    import yaml
+
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.store.calibrations import CalibrationStore
+    from driftwatch.store.references import ReferenceFiles
+
+    config = make_config(model={"timezone": "America/New_York"})
+    reference = ROOT / "reference_data" / "flights_2013_01.parquet"
+    assert main(["calibrate", "--config", str(config), "--reference", str(reference)]) == 0
+    out = capsys.readouterr().out
+    assert "1h: " in out and "6h: " in out and "1d: " in out and "conservative rule" in out
+    written = yaml.safe_load((tmp_path / "calibration.yaml").read_text())
+    assert written["kind"] == "time_blocks"
+    assert [h["span"] for h in written["horizons"]] == ["1h", "6h", "1d"]
+    day = written["horizons"][2]
+    assert day["days"] == 31 and day["blocks"] == 31 and "temp:resid" in day["components"]
+    assert day["supported_rate"] > 0.05  # 31 days cannot show a 1% rate: said, not hidden
+    # The monitor finds the file's thresholds by key: nothing recalibrated under the state dir.
+    plan = Plan.load(config)
+    store = CalibrationStore(plan, ReferenceFiles(plan))
+    ref = ReferenceFiles(plan).locate(None)
+    import pandas as pd
+
+    got = store.block_thresholds(ref, pd.Timedelta("1D"))
+    assert got.n_blocks == 31
+    assert not (plan.settings.paths.state / "calibration").exists()

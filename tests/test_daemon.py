@@ -17,6 +17,8 @@ import pytest
 from driftwatch.config import load_settings
 from driftwatch.store.ledger import Ledger
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses: the slow tier
+
 DRIFTWATCH = str(Path(sys.executable).parent / "driftwatch")
 
 

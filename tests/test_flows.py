@@ -13,7 +13,7 @@ from driftwatch.config import load_settings
 from driftwatch.store.flights import local_month
 from driftwatch.store.registry import Registry
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 
 def run(config: Path, batch: Path | None = None, **params):

@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import free_port
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses: the slow tier
+
 BIN = Path(sys.executable).parent
 
 

@@ -25,17 +25,25 @@ from driftwatch.monitor.memory import (
 from driftwatch.monitor.pipeline import MonitorCycle
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.result import MonitorResult
+from driftwatch.store.flights import FLIGHTS_TZ
 from driftwatch.store.replay import shipped_reference
 
-FAST = {"estimator": "linear", "params": {}}
+FAST = {"estimator": "linear", "params": {}, "timezone": FLIGHTS_TZ}
+# Daily batches, judged at their own span (a day) on time-block thresholds.
+WHOLE = {"horizons": []}
 
 
 def batches(january: pd.DataFrame, july: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Whole days, as production sends them: two quiet January days, then two July days."""
+
+    def day(frame: pd.DataFrame, number: int) -> pd.DataFrame:
+        return frame[frame["time_hour"].dt.tz_convert(FLIGHTS_TZ).dt.day == number]
+
     return [
-        ("2013-01-x.parquet", january.sample(1500, random_state=1)),
-        ("2013-01-y.parquet", january.sample(1500, random_state=2)),
-        ("2013-07-x.parquet", july.sample(1500, random_state=3)),
-        ("2013-07-y.parquet", july.sample(1500, random_state=4)),
+        ("2013-01-15.parquet", day(january, 15)),
+        ("2013-01-16.parquet", day(january, 16)),
+        ("2013-07-10.parquet", day(july, 10)),
+        ("2013-07-11.parquet", day(july, 11)),
     ]
 
 
@@ -73,7 +81,7 @@ def memory_cycle(
 def test_decisions_carry_their_triggers_as_data(
     make_config: Callable[..., Path], january: pd.DataFrame, july: pd.DataFrame
 ) -> None:
-    plan = Plan.load(make_config(model=FAST, drift={"calibration": {"batches": 200}}))
+    plan = Plan.load(make_config(model=FAST, drift=WHOLE))
     cycle, log = memory_cycle(plan, batches(january, july))
     results = [cycle.run(run_id=str(i)) for i in range(4)]
     assert results[0].decision.triggers == {"bootstrap"} and results[0].retrain.promoted
@@ -92,7 +100,7 @@ def test_decisions_carry_their_triggers_as_data(
 def test_a_retried_retrain_finds_what_the_first_try_made(
     make_config: Callable[..., Path], january: pd.DataFrame, july: pd.DataFrame
 ) -> None:
-    plan = Plan.load(make_config(model=FAST, drift={"calibration": {"batches": 200}}))
+    plan = Plan.load(make_config(model=FAST, drift=WHOLE))
     cycle, _ = memory_cycle(plan, batches(january, july)[:1])
     cycle.run(run_id="tick-1")  # bootstrap: version 1
     registry = cycle.registry
@@ -111,7 +119,7 @@ def test_backtest_and_flow_make_the_same_decisions(
 ) -> None:
     from driftwatch.orchestration.monitor_flow import monitor_flow
 
-    config = make_config(model=FAST, drift={"calibration": {"batches": 200}})
+    config = make_config(model=FAST, drift=WHOLE)
     settings = load_settings(config)
     plan = Plan(settings=settings)
     items = batches(january, july)

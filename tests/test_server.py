@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real servers, subprocesses: the slow tier
+
 DRIFTWATCH = str(Path(sys.executable).parent / "driftwatch")
 
 

@@ -128,8 +128,13 @@ def judge_horizon(
     least = plan.settings.drift.calibration.min_block_rows
     label = span_label(thresholds.span)
     note = ""
-    if len(rows) < least:
-        note = f"not judged at {label}: {len(rows)} rows in the newest {label} (< {least})"
+    typical = thresholds.median_rows
+    if len(rows) < max(least, typical / 4):
+        # Thresholds hold for blocks of about the calibrated size; far fewer rows are noisier.
+        note = (
+            f"not judged at {label}: {len(rows)} rows in the newest {label}"
+            f" (< {max(least, round(typical / 4))}; its quiet blocks hold ~{typical:.0f})"
+        )
     elif plan.settings.drift.horizons and not _covered(local, thresholds.span):
         # A day horizon on the first hours of a new deployment: a partial day is not a day.
         held = local.max() - local.min()
