@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-dev lint bench clean
+.PHONY: demo test test-fast test-slow install install-dev lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,17 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Both tiers: the fast one (library, in-memory use case, CLI; under a minute) first, then the
+# slow one (real Prefect API and servers, MLflow server, daemon subprocesses).
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m slow
+
+test-fast: install-dev
+	$(BIN)/pytest -q -m "not slow"
+
+test-slow: install-dev
+	$(BIN)/pytest -q -m slow
 
 bench: install-dev
 	$(BIN)/python benchmarks/drift_speed.py

@@ -68,6 +68,12 @@ def test_hourly_ticks_are_judged_at_each_horizon_and_an_incident_alarms(
     # The day horizon is not judged on a partial first day; later it sees the whole day.
     assert "not judged at 1d" in judged[0].horizons[1].description
     assert judged[-1].horizons[1].rows_current > 500
+    # The report shows each horizon's verdict.
+    from driftwatch.report.text import report_lines
+
+    lines = report_lines(caught[0])
+    assert any(line.startswith("horizon 1h: DRIFT (temp") for line in lines)
+    assert any(line.startswith("horizon 1d: ") for line in lines)
 
 
 def test_an_empty_batch_is_no_verdict_with_its_own_exit_code(

@@ -132,7 +132,7 @@ def run_demo(
     )
     _print_header()
     rows = []
-    ticks = [("(empty landing dir)", None), *batches]
+    ticks = [("(empty)", None), *batches]
     failures = 0
     for i, (key, frame) in enumerate(ticks):
         if frame is not None:

@@ -738,17 +738,7 @@ class BlockDetector:
             "dropped_current": n_null,
         }
         if not len(values) or not finite:
-            return ColumnDrift(
-                **base,
-                test=None,
-                statistic=None,
-                p_value=None,
-                score=None,
-                threshold=None,
-                drifted=None,
-                status="insufficient_data",
-                note="no rows to judge",
-            )
+            return ColumnDrift.not_judged("no rows to judge", **base)
 
         def severity(j: int) -> float:
             thr = t.thresholds[j]

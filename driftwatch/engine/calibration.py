@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftwatch.engine.drift import DriftDetector, _prepare, atomic_write_bytes
+from driftwatch.engine.drift import DriftDetector, _prepare
 from driftwatch.engine.stattests import ColumnSample, StatTest
+from driftwatch.files import atomic_write_bytes
 
 CALIBRATION_FORMAT = 1
 

@@ -53,6 +53,21 @@ class ColumnDrift(BaseModel):
     dropped_current: int
     note: str = ""
 
+    @classmethod
+    def not_judged(cls, note: str, **base: Any) -> ColumnDrift:
+        """A column with no verdict (too few usable rows): reported, never an alarm."""
+        return cls(
+            **base,
+            test=None,
+            statistic=None,
+            p_value=None,
+            score=None,
+            threshold=None,
+            drifted=None,
+            status="insufficient_data",
+            note=note,
+        )
+
 
 class DriftResult(BaseModel):
     """Every column's verdict and the dataset alarm of the rule that judged them."""
@@ -397,17 +412,9 @@ class DriftDetector:
             "dropped_current": dropped,
         }
         if cur.n < self.min_rows or cur.n == 0:
-            return ColumnDrift(
-                **base,
-                test=None,
-                statistic=None,
-                p_value=None,
-                score=None,
-                threshold=None,
-                drifted=None,
-                status="insufficient_data",
-                note=f"{cur.n} usable rows < min_rows {self.min_rows}"
-                + (f" ({dropped} NaN/inf dropped)" if dropped else ""),
+            note = f"{cur.n} usable rows < min_rows {self.min_rows}"
+            return ColumnDrift.not_judged(
+                note + (f" ({dropped} NaN/inf dropped)" if dropped else ""), **base
             )
         threshold = self.threshold_of(col)
         test = self.choose_test(col, ref, cur)

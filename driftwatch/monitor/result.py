@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from driftwatch.engine.drift import ColumnDrift, DriftResult, atomic_write_bytes
+from driftwatch.engine.drift import ColumnDrift, DriftResult
+from driftwatch.files import atomic_write_bytes
 from driftwatch.model.quality import QualityResult
 
 Action = Literal["no_data", "no_drift", "no_retrain", "retrain", "bootstrap"]

@@ -63,8 +63,11 @@ def report_lines(result: MonitorResult) -> list[str]:
         f" {result.labelled_rows} labelled;"
         f" champion v{result.champion_version or '-'}, reference {result.reference_version or '-'}"
     ]
+    if len(result.horizons) > 1:
+        lines += horizon_lines(result)
     if result.drift is not None:
-        lines.append("feature drift per column:\n" + drift_table(result.drift))
+        head = f"feature drift per column ({result.drift.span})" if result.drift.span else ""
+        lines.append((head or "feature drift per column") + ":\n" + drift_table(result.drift))
     if result.prediction is not None or result.drift is not None:
         lines.append(prediction_line(result.prediction))
     if result.quality is not None:
@@ -77,6 +80,16 @@ def report_lines(result: MonitorResult) -> list[str]:
     if result.retrain is not None:
         lines.append(retrain_line(result))
     return lines
+
+
+def horizon_lines(result: MonitorResult) -> list[str]:
+    """One line per horizon judged at this tick (the table below is the alarming one)."""
+    out = []
+    for h in result.horizons:
+        word = {"drift": "DRIFT", "no_drift": "ok", "no_verdict": "not judged"}[h.verdict]
+        cols = f" ({', '.join(h.drifted_columns)})" if h.drifted_columns else ""
+        out.append(f"horizon {h.span}: {word}{cols}: {h.summary()}; {h.rows_current} rows")
+    return out
 
 
 def retrain_line(result: MonitorResult) -> str:
@@ -104,6 +117,7 @@ def markdown(result: MonitorResult) -> str:
     lines.append(f"- {prediction_line(result.prediction)}")
     if result.retrain is not None:
         lines.append(f"- {retrain_line(result)}")
+    lines += [f"- {line}" for line in horizon_lines(result)] if len(result.horizons) > 1 else []
     if result.drift is not None:
         lines += [
             "",

@@ -121,7 +121,7 @@ class CalibrationStore:
             entry = block_entry(self.plan, ref, self.references.frame(ref), span)
             save_blocks(cached, [entry])
             for warning in entry["warnings"]:
-                log.warning("calibration %s: %s", entry["span"], warning)
+                log.info("calibration %s: %s", entry["span"], warning)
             log.info(
                 "calibrated %s time-block thresholds for reference %s: %d blocks over %d days,"
                 " %s rule, %.1f s (%s)",
