@@ -101,11 +101,11 @@ def test_bootstrap_then_quiet_batch_then_shift_retrains_and_promotes(
     reg = Registry(load_settings(config))
     v2 = reg.client.get_model_version("flights-air-time", "2")
     assert v2.tags["driftwatch.previous_champion"] == "1"
-    # the reference did not change between runs 2 and 3: its profile was fitted once, cached
-    # under the state dir (so wiping the state dir clears it), and read back by run 3
-    profiles = sorted((tmp_path / "state" / "profiles").glob("profile-*.npz"))
-    assert len(profiles) == 2  # one per reference: the shipped one and v1's window
-    assert task_state(state, "load reference profile") == "Completed"
+    # the reference did not change between runs 2 and 3: its time-block thresholds were
+    # calibrated once, cached under the state dir (wiping it clears them), reused by run 3
+    cached = sorted((tmp_path / "state" / "calibration").glob("blocks-*.yaml"))
+    assert len(cached) == 2  # one per reference and span: the shipped one and v1's window
+    assert task_state(state, "calibrate thresholds") == "Completed"
     # the drift reference moved to the new champion's training window (July only: 60 days)
     ref = pd.read_parquet(v2.tags["driftwatch.reference"])
     assert local_month(ref).unique().tolist() == [7]
@@ -215,8 +215,8 @@ def test_unlabelled_batch_rollback_status_report_and_plot(
     assert result["quality"]["degraded"] is None
     assert result["quality"]["reason"].startswith("no quality verdict: 0 labelled rows")
     assert len(result["drift"]["columns"]) == 14  # every feature tested and reported ...
-    assert result["drift"]["n_tested"] == 6  # ... the 8 weather columns are report-only
-    assert len(result["drift"]["report_only"]) == 8
+    assert result["drift"]["n_tested"] == 14  # ... and counted: no report-only columns
+    assert result["drift"]["report_only"] == [] and result["drift"]["span"] == "7d"
 
     # rollback: the alias and, with it, the drift reference go back to v1
     assert main(["rollback", "--config", str(config)]) == 0

@@ -120,7 +120,9 @@ def judge_horizon(
     """The newest ``span`` of the batch (its window) against that span's thresholds."""
     frame = batch.frame
     local = plan.local_times(frame)
-    rows = frame[local > local.max() - thresholds.span] if len(frame) else frame
+    rows = frame
+    if plan.settings.drift.horizons and len(frame):  # the newest span of the window
+        rows = frame[local > local.max() - thresholds.span]
     counting = [c for c in plan.settings.model.features if c not in plan.settings.drift.report_only]
     detector = BlockDetector(
         blocks.profile, thresholds, counting, blocks.fingerprint, blocks.reference_rows
