@@ -523,10 +523,12 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         matches = [
             r.path
             for r in ledger.records()
-            if r.path == args.file
-            or Path(r.path).resolve() == given.resolve()
-            or (given.parent in (Path("."), quarantine) and Path(r.path).name == given.name)
-            or (given.resolve().parent == quarantine.resolve() and Path(r.path).name == given.name)
+            if Path(r.path).resolve() == given.resolve()
+            # a bare name, or its path in the quarantine dir
+            or (
+                Path(r.path).name == given.name
+                and (given.parent == Path(".") or given.resolve().parent == quarantine.resolve())
+            )
         ]
         if len(matches) != 1:
             why = "not in the ledger" if not matches else f"matches {len(matches)} ledger entries"
