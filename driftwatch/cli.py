@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="ledger, last runs and the champion")
     _config_arg(p)
 
+    p = sub.add_parser(
+        "requeue", help="put a quarantined or failed landing file back, with fresh attempts"
+    )
+    _config_arg(p)
+    p.add_argument("file", nargs="?", help="the file (its landing or quarantine path, or name)")
+    p.add_argument("--quarantined", action="store_true", help="every quarantined file")
+
     p = sub.add_parser("report", help="print a past run's report from stored results")
     _config_arg(p)
     p.add_argument("run", nargs="?", default="latest", help="run id (prefix) or 'latest'")
@@ -493,6 +500,51 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_requeue(args: argparse.Namespace) -> int:
+    from driftwatch.config import load_settings
+    from driftwatch.store.landing import ledger_for
+
+    if bool(args.file) == bool(args.quarantined):
+        print(
+            "driftwatch: error: requeue takes a FILE or --quarantined (one of them)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    settings = load_settings(args.config)
+    ledger = ledger_for(settings.paths.state)
+    quarantine = settings.paths.state / "quarantine"
+    if args.quarantined:
+        paths = [r.path for r in ledger.records("quarantined")]
+        if not paths:
+            print("no quarantined files")
+            return EXIT_OK
+    else:
+        given = Path(args.file)
+        matches = [
+            r.path
+            for r in ledger.records()
+            if Path(r.path).resolve() == given.resolve()
+            # a bare name, or its path in the quarantine dir
+            or (
+                Path(r.path).name == given.name
+                and (given.parent == Path(".") or given.resolve().parent == quarantine.resolve())
+            )
+        ]
+        if len(matches) != 1:
+            why = "not in the ledger" if not matches else f"matches {len(matches)} ledger entries"
+            print(f"driftwatch: error: {args.file}: {why}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        paths = matches
+    code = EXIT_OK
+    for path in paths:
+        try:
+            print(ledger.requeue(path, quarantine))
+        except ValueError as exc:
+            print(f"driftwatch: error: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+    return code
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.monitor.result import load_results
@@ -543,6 +595,7 @@ COMMANDS: dict[str, Any] = {
     "daemon": cmd_daemon,
     "serve": cmd_serve,
     "status": cmd_status,
+    "requeue": cmd_requeue,
     "report": cmd_report,
     "config": cmd_config,
 }

@@ -75,6 +75,10 @@ class LandingSettings(_Strict):
     # Judge drift over the new files plus the files that arrived in the last N hours (a rolling
     # window: an hourly batch of ~40 rows says little alone). None: the new files alone.
     window_hours: float | None = Field(None, gt=0)
+    # A file with more columns than this is refused from its header, before it is read.
+    max_columns: int = Field(1000, ge=1)
+    # Rows stamped more than this many days ahead of now are dropped (and counted).
+    max_future_days: float = Field(2, ge=0)
 
 
 class ModelSettings(_Strict):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from driftwatch.config import ModelSettings
+from driftwatch.config import LandingSettings, ModelSettings
 from driftwatch.errors import BatchError
 from driftwatch.files import file_hash
 from driftwatch.model.schema import labelled, to_utc, validate_batch
@@ -18,10 +18,18 @@ from driftwatch.model.schema import labelled, to_utc, validate_batch
 BATCH_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
-def read_batch(path: str | Path, max_mb: float | None = None) -> pd.DataFrame:
+def read_batch(
+    path: str | Path,
+    max_mb: float | None = None,
+    columns: list[str] | None = None,
+    max_columns: int | None = None,
+) -> pd.DataFrame:
     """Read one parquet or csv batch. An empty file is an empty batch, not an error.
 
     ``max_mb`` bounds memory: a file far larger than usual is refused before it is read.
+    ``columns``: only these are read (those present); the others are never loaded.
+    ``max_columns``: a file with more columns is refused from its header (parquet schema, csv
+    first line) before anything else is read.
     """
     path = Path(path)
     if not path.is_file():
@@ -40,8 +48,19 @@ def read_batch(path: str | Path, max_mb: float | None = None) -> pd.DataFrame:
         )
     if path.stat().st_size == 0:
         return pd.DataFrame()
+    wanted = None if columns is None else set(columns)
+    if max_columns is not None:
+        names = header(path)
+        if names is not None and len(names) > max_columns:
+            raise BatchError(
+                str(path),
+                f"{len(names)} columns, above landing.max_columns = {max_columns}: refused"
+                " unread (send only the model's columns, or raise the limit)",
+            )
     if suffix == ".csv":
         try:
+            if wanted is not None:
+                return pd.read_csv(path, encoding="utf-8", usecols=lambda c: c in wanted)
             return pd.read_csv(path, encoding="utf-8")
         except pd.errors.EmptyDataError:
             return pd.DataFrame()
@@ -52,6 +71,9 @@ def read_batch(path: str | Path, max_mb: float | None = None) -> pd.DataFrame:
         except pd.errors.ParserError as exc:
             raise BatchError(str(path), f"malformed csv: {exc}") from None
     try:
+        if wanted is not None:
+            names = header(path) or []
+            return pd.read_parquet(path, columns=[c for c in names if c in wanted])
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
         raise BatchError(
@@ -59,12 +81,47 @@ def read_batch(path: str | Path, max_mb: float | None = None) -> pd.DataFrame:
         ) from None
 
 
+def header(path: Path) -> list[str] | None:
+    """The column names, from the parquet footer or the csv's first line (None: unreadable, the
+    read itself will say why)."""
+    try:
+        if path.suffix.lower() == ".csv":
+            return list(pd.read_csv(path, encoding="utf-8", nrows=0).columns)
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    except Exception:  # the full read reports it, with the file's name
+        return None
+
+
+def model_columns(spec: ModelSettings) -> list[str]:
+    """What a batch is read for: the features, the target and the timestamp."""
+    return [*spec.features, spec.target, *([spec.timestamp] if spec.timestamp else [])]
+
+
 def read_validated(
-    path: str | Path, spec: ModelSettings, max_mb: float | None = None
+    path: str | Path,
+    spec: ModelSettings,
+    max_mb: float | None = None,
+    notes: list[str] | None = None,
+    landing: LandingSettings | None = None,
 ) -> pd.DataFrame:
-    """A batch file read and checked against the model spec; an empty file stays empty."""
-    raw = read_batch(path, max_mb)
-    return raw if raw.empty else validate_batch(raw, spec, str(path))
+    """A batch file read and checked against the model spec; an empty file stays empty.
+
+    Only the model's columns are read. With ``landing`` its limits apply (max_columns,
+    max_future_days); repairs and dropped rows are said in ``notes``.
+    """
+    raw = read_batch(
+        path,
+        max_mb,
+        columns=model_columns(spec),
+        max_columns=landing.max_columns if landing else None,
+    )
+    if raw.empty and not (len(raw.columns) == 0 and header(Path(path))):
+        return raw  # an empty file, or no rows: nothing to check
+    # (A file with columns but none of the model's reads as no columns: refused below.)
+    future = landing.max_future_days if landing else None
+    return validate_batch(raw, spec, str(path), notes, future)
 
 
 def split_batches(

@@ -1,12 +1,15 @@
 """The landing dir as the monitor's BatchSource: claim pending files in the ledger, read and
 validate each alone, and finish or fail them with the run's outcome.
 
-A landing file that cannot be read or fails the schema is recorded as failed in the ledger
-(quarantined after ``landing.max_attempts``) and left out; the others go on.
+A landing file that cannot be read or fails the schema (any error while reading or validating it,
+not only a BatchError) is recorded as failed in the ledger with its own reason (quarantined after
+``landing.max_attempts``) and left out; the others go on in the same run. A claimed file that
+disappeared is marked missing once; rows repaired or dropped are counted in the batch's warnings.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +18,9 @@ import pandas as pd
 
 from driftwatch.errors import BatchError, DriftwatchError
 from driftwatch.faults import checkpoint
-from driftwatch.model.schema import validate_batch
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Batch
-from driftwatch.store.batches import read_batch, read_validated
+from driftwatch.store.batches import read_validated
 from driftwatch.store.ledger import Ledger
 
 
@@ -34,6 +36,14 @@ def describe_failure(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, DriftwatchError) else f"{type(exc).__name__}: {exc}"
 
 
+def file_failure(path: str, exc: BaseException) -> str:
+    """One line naming the file (a BatchError names it already, with the column when known)."""
+    if isinstance(exc, BatchError):
+        return str(exc)
+    text = " ".join(str(exc).split())[:300]
+    return f"{path}: could not be read or validated ({type(exc).__name__}: {text})"
+
+
 class LandingFiles:
     """Every pending landing file (oldest first), or one given file (``batch_path``)."""
 
@@ -47,35 +57,44 @@ class LandingFiles:
         s = self.settings
         max_mb = s.landing.max_file_mb
         if self.batch_path is not None:
-            frame = read_batch(self.batch_path, max_mb)
-            if len(frame.columns):
-                frame = validate_batch(frame, s.model, str(self.batch_path))
+            notes: list[str] = []
+            frame = read_validated(self.batch_path, s.model, max_mb, notes, s.landing)
             return Batch(
-                frame, [str(self.batch_path)], False, new_rows=len(frame), window="1 given file"
+                frame,
+                [str(self.batch_path)],
+                False,
+                warnings=notes,
+                new_rows=len(frame),
+                window="1 given file",
             )
         warnings = self.ledger.scan(s.paths.landing, s.landing.settle_seconds)
         files = [r.path for r in self.ledger.pending()][: s.landing.max_files_per_run]
-        self.ledger.claim(files, run_id)
+        # A Prefect retry of this step runs it again with the same run id: the same attempt.
+        self.ledger.claim(files, run_id, once_per_run=True)
         checkpoint("after-claim")
-        frames, rejected = [], {}
+        frames, rejected, gone = [], {}, []
+        quarantine = s.paths.state / "quarantine"
         for path in files:
+            if self._gone(path, warnings):
+                gone.append(path)
+                continue
+            notes = []
             try:
-                frame = read_validated(path, s.model, max_mb)
-                if not frame.empty:
-                    frames.append(frame)
-            except BatchError as exc:
-                rejected[path] = str(exc)
-        if rejected:
-            moved = self.ledger.fail(
-                list(rejected),
-                "; ".join(rejected.values()),
-                s.landing.max_attempts,
-                s.paths.state / "quarantine",
-            )
-            for path, err in rejected.items():
-                state = "quarantined" if path in moved else "failed (will retry)"
-                warnings.append(f"{state}: {err}")
-        good = [f for f in files if f not in rejected]
+                frame = self._read(path, notes)
+            except Exception as exc:  # any error reading one file is that file's fault
+                if self._gone(path, warnings):
+                    gone.append(path)
+                    continue
+                rejected[path] = file_failure(path, exc)
+                # Each file is charged with its own reason, alone.
+                moved = self.ledger.fail([path], rejected[path], s.landing.max_attempts, quarantine)
+                state = "quarantined" if moved else "failed (will retry)"
+                warnings.append(f"{state}: {rejected[path]}")
+                continue
+            warnings.extend(notes)
+            if not frame.empty:
+                frames.append(frame)
+        good = [f for f in files if f not in rejected and f not in gone]
         new_rows = sum(len(f) for f in frames)
         window = f"{len(good)} new file(s)"
         context: list[str] = []
@@ -87,9 +106,9 @@ class LandingFiles:
                 if rec.first_seen < cutoff or rec.path in files or not Path(rec.path).is_file():
                     continue
                 try:
-                    earlier = read_validated(rec.path, s.model, max_mb)
-                except BatchError as exc:
-                    warnings.append(f"window: earlier file left out: {exc}")
+                    earlier = self._read(rec.path, [])  # its notes were reported in its run
+                except Exception as exc:
+                    warnings.append(f"window: earlier file left out: {file_failure(rec.path, exc)}")
                     continue
                 if not earlier.empty:
                     frames.append(earlier)
@@ -103,9 +122,30 @@ class LandingFiles:
             frame = frame.sort_values(ts, kind="stable").reset_index(drop=True)
         return Batch(frame, good, True, rejected, warnings, context, new_rows, window)
 
-    def read(self, ids: list[str]) -> pd.DataFrame:
+    def _read(self, path: str, notes: list[str]) -> pd.DataFrame:
         s = self.settings
-        frames = [read_validated(f, s.model, s.landing.max_file_mb) for f in ids]
+        if Path(path).is_symlink():
+            raise BatchError(path, "is now a symlink; refused, not followed")
+        return read_validated(path, s.model, s.landing.max_file_mb, notes, s.landing)
+
+    def _gone(self, path: str, warnings: list[str]) -> bool:
+        """A claimed file deleted or made unreadable since: marked missing once, never again."""
+        p = Path(path)
+        if p.is_symlink():
+            return False
+        if not p.exists():
+            reason = "deleted after it was claimed"
+        elif not p.is_file():
+            reason = "no longer a regular file (replaced after it was claimed)"
+        elif not os.access(p, os.R_OK):
+            reason = "no longer readable (permissions changed after it was claimed)"
+        else:
+            return False
+        warnings.append(f"missing: {self.ledger.missing(path, reason)}")
+        return True
+
+    def read(self, ids: list[str]) -> pd.DataFrame:
+        frames = [self._read(f, []) for f in ids if Path(f).is_file()]
         frames = [f for f in frames if not f.empty]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

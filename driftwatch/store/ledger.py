@@ -4,10 +4,14 @@ A file is claimed ("processing") when a run starts, and marked "done" only after
 a crash leaves it "processing", and the next run, after taking the landing lock, takes it back as
 pending. After ``max_attempts`` failures a file is moved to the quarantine dir with its reason.
 A file whose content changes after it was processed is reported, never silently re-used.
+A file deleted (or made unreadable) after it was claimed ends "missing"; a symlink in the landing
+dir is "refused" unread. Both are terminal (reported once), and ``requeue`` puts a quarantined or
+failed file back with a fresh attempt count.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -25,7 +29,8 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     first_seen TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending','processing','done','failed','quarantined')),
+    status TEXT NOT NULL CHECK (status IN (
+        'pending','processing','done','failed','quarantined','missing','refused')),
     attempts INTEGER NOT NULL DEFAULT 0,
     flow_run_id TEXT,
     outcome TEXT,
@@ -40,6 +45,21 @@ CREATE TABLE IF NOT EXISTS events (
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """A ledger written before 'missing' and 'refused' existed: its CHECK constraint would refuse
+    them, and sqlite cannot alter a constraint, so the table is copied into the new schema."""
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='files'"
+    ).fetchone()
+    if row is None or "'refused'" in row[0]:
+        return
+    conn.executescript(
+        "BEGIN IMMEDIATE; ALTER TABLE files RENAME TO files_old;"
+        + SCHEMA
+        + "INSERT INTO files SELECT * FROM files_old; DROP TABLE files_old; COMMIT;"
+    )
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,7 @@ class Ledger:
         conn = sqlite3.connect(self.db_path, timeout=30)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
+            _migrate(conn)
             conn.executescript(SCHEMA)
         finally:
             conn.close()
@@ -111,25 +132,36 @@ class Ledger:
 
         Files modified less than ``settle_seconds`` ago may still be being written: skipped now,
         seen at the next tick. Hidden files and temp files (``.x``, ``*.tmp``) are never read.
+        A symlink is refused, never followed: recorded once as "refused", with a warning.
         """
         warnings: list[str] = []
         if not landing.is_dir():
             return warnings
         now = datetime.now(UTC).timestamp()
         for p in sorted(landing.iterdir()):
-            if not p.is_file() or p.name.startswith(".") or p.suffix.lower() not in BATCH_SUFFIXES:
+            if p.name.startswith(".") or p.suffix.lower() not in BATCH_SUFFIXES:
+                continue
+            if p.is_symlink():
+                if self.get(p) is None:
+                    msg = (
+                        f"{p}: a symlink (to {os.readlink(p)}); refused, not read"
+                        " (copy or move the file itself into the landing dir)"
+                    )
+                    self._insert(str(p), 0, "", "refused", msg)
+                    warnings.append(msg)
+                continue
+            if not p.is_file():
                 continue
             st = p.stat()
             if now - st.st_mtime < settle_seconds:
                 continue
             rec = self.get(p)
             if rec is None:
-                with self._conn() as c:
-                    c.execute(
-                        "INSERT OR IGNORE INTO files(path,size,sha256,first_seen,status,updated)"
-                        " VALUES (?,?,?,?, 'pending', ?)",
-                        (str(p), st.st_size, file_hash(p), _now(), _now()),
-                    )
+                self._insert(str(p), st.st_size, file_hash(p), "pending", None)
+                continue
+            if rec.status == "missing":
+                # The name is back: a new file, taken as one (with a fresh attempt count).
+                self._reset(str(p), "reappeared", "the file is back in the landing dir")
                 continue
             if rec.status in ("done", "quarantined") and (
                 st.st_size != rec.size or file_hash(p) != rec.sha256
@@ -147,13 +179,20 @@ class Ledger:
             )
         return [r for r in self.records() if r.status in ("pending", "failed")]
 
-    def claim(self, paths: list[str], flow_run_id: str | None) -> None:
+    def claim(self, paths: list[str], flow_run_id: str | None, once_per_run: bool = False) -> None:
+        """Mark files as being processed, one attempt more each.
+
+        ``once_per_run``: a file this run (``flow_run_id``) claimed already is not charged again:
+        a step retried by Prefect (same run id) is the same attempt, not another one.
+        """
         with self._conn() as c:
             for p in paths:
+                again = once_per_run and flow_run_id is not None
                 c.execute(
-                    "UPDATE files SET status='processing', attempts=attempts+1, flow_run_id=?,"
-                    " updated=? WHERE path=?",
-                    (flow_run_id, _now(), p),
+                    "UPDATE files SET status='processing', flow_run_id=?, updated=?,"
+                    " attempts=attempts + (CASE WHEN ? AND flow_run_id IS ? THEN 0 ELSE 1 END)"
+                    " WHERE path=?",
+                    (flow_run_id, _now(), again, flow_run_id, p),
                 )
                 c.execute(
                     "INSERT INTO events VALUES (?,?,?,?)", (_now(), p, "claimed", flow_run_id)
@@ -193,6 +232,63 @@ class Ledger:
                 )
                 c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), p, status, detail))
         return moved
+
+    def missing(self, path: str, reason: str) -> str:
+        """A claimed file that is gone (or unreadable): terminal, so it is reported only once."""
+        detail = f"{path}: {reason}; marked missing (no more attempts)"
+        with self._conn() as c:
+            c.execute(
+                "UPDATE files SET status='missing', error=?, updated=? WHERE path=?",
+                (detail, _now(), path),
+            )
+            c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, "missing", detail))
+        return detail
+
+    def requeue(self, path: str, quarantine: Path) -> str:
+        """A quarantined (moved back from ``quarantine``) or failed file made pending again, with
+        a fresh attempt count. Returns one line saying what was done; ValueError if it cannot."""
+        rec = self.get(path)
+        if rec is None:
+            raise ValueError(f"{path}: not in the ledger")
+        if rec.status not in ("quarantined", "failed"):
+            raise ValueError(f"{path}: is {rec.status}, only quarantined or failed files requeue")
+        target = Path(rec.path)
+        note = ""
+        if rec.status == "quarantined":
+            held = quarantine / target.name
+            if target.exists():
+                raise ValueError(f"{path}: a file of that name is in the landing dir again")
+            if not held.is_file():
+                raise ValueError(f"{path}: not found in {quarantine}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(held, target)
+            (quarantine / (target.name + ".reason.txt")).unlink(missing_ok=True)
+            note = f" (moved back from {held})"
+        elif not target.is_file():
+            raise ValueError(f"{path}: the file is no longer in the landing dir")
+        self._reset(rec.path, "requeued", f"was {rec.status} after {rec.attempts} attempt(s)")
+        return f"requeued {rec.path}{note}: pending, attempts 0 (was {rec.status})"
+
+    def _insert(self, path: str, size: int, sha256: str, status: str, detail: str | None) -> None:
+        with self._conn() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO files(path,size,sha256,first_seen,status,error,updated)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (path, size, sha256, _now(), status, detail, _now()),
+            )
+            if detail:
+                c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, status, detail))
+
+    def _reset(self, path: str, event: str, detail: str) -> None:
+        """Pending again, as new: size and hash of the file as it is now, no attempts, no error."""
+        p = Path(path)
+        with self._conn() as c:
+            c.execute(
+                "UPDATE files SET status='pending', attempts=0, error=NULL, outcome=NULL,"
+                " flow_run_id=NULL, size=?, sha256=?, updated=? WHERE path=?",
+                (p.stat().st_size, file_hash(p), _now(), path),
+            )
+            c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, event, detail))
 
     def same_failures(self, path: str, error: str) -> int:
         """How many of the file's latest failures in a row ended with exactly ``error``."""
