@@ -171,7 +171,9 @@ def test_calibrate_on_time_blocks_writes_every_horizon_and_the_monitor_uses_it(
     from driftwatch.store.calibrations import CalibrationStore
     from driftwatch.store.references import ReferenceFiles
 
-    config = make_config(model={"timezone": "America/New_York"})
+    config = make_config(
+        model={"timezone": "America/New_York"}, drift={"horizons": ["1h", "6h", "1D"]}
+    )
     reference = ROOT / "reference_data" / "flights_2013_01.parquet"
     assert main(["calibrate", "--config", str(config), "--reference", str(reference)]) == 0
     out = capsys.readouterr().out
