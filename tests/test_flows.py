@@ -390,14 +390,3 @@ def test_disk_full_while_writing_the_report_fails_clearly_and_keeps_the_ledger(
     assert state.is_completed(), state.message
     (rec,) = ledger_for(load_settings(config).paths.state).records()
     assert (rec.status, rec.attempts) == ("done", 2)
-
-
-def test_steps_that_talk_to_mlflow_retry_with_exponential_backoff(make_config) -> None:
-    from driftwatch.monitor.plan import Plan
-    from driftwatch.orchestration.tasks import PrefectSteps
-
-    plan = Plan.load(make_config(orchestration={"retries": 3, "retry_delay_seconds": 2}))
-    options = PrefectSteps(plan, {}).retry_options
-    assert options["retries"] == 3 and options["retry_delay_seconds"](3) == [2, 4, 8]
-    none = PrefectSteps(Plan.load(make_config()), {}).retry_options  # conftest: retries 0
-    assert none["retries"] == 0

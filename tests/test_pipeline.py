@@ -138,3 +138,35 @@ def test_backtest_and_flow_make_the_same_decisions(
         assert (
             f.value == pytest.approx(b.value, rel=1e-9) if b.value is not None else f.value is None
         )
+
+
+def test_steps_that_talk_to_mlflow_retry_with_exponential_backoff(make_config) -> None:
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.orchestration.tasks import PrefectSteps
+
+    plan = Plan.load(make_config(orchestration={"retries": 3, "retry_delay_seconds": 2}))
+    options = PrefectSteps(plan, {}).retry_options
+    assert options["retries"] == 3 and options["retry_delay_seconds"](3) == [2, 4, 8]
+    none = PrefectSteps(Plan.load(make_config()), {}).retry_options  # conftest: retries 0
+    assert none["retries"] == 0
+
+
+def test_the_row_profile_cache_lives_under_the_state_dir_and_cannot_run_code(
+    make_config: Callable[..., Path],
+) -> None:
+    from driftwatch.store.references import ReferenceFiles
+
+    plan = Plan.load(make_config(drift={"calibration": {"quiet": "rows"}}))
+    files = ReferenceFiles(plan)
+    ref = files.locate(None)
+    first = files.profile(ref)
+    (cached,) = (plan.settings.paths.state / "profiles").glob("profile-*.npz")
+    again = ReferenceFiles(plan).profile(ref)  # a new process: read back from the file
+    assert again.n_rows == first.n_rows and list(again.columns) == list(first.columns)
+    # A pickle planted in its place is not loaded (np.load with allow_pickle=False): it is
+    # refitted and overwritten.
+    import pickle
+
+    cached.write_bytes(pickle.dumps({"evil": True}))
+    assert ReferenceFiles(plan).profile(ref).n_rows == first.n_rows
+    assert cached.read_bytes()[:2] == b"PK"  # an .npz (zip) again

@@ -121,3 +121,31 @@ def test_prune_without_a_champion_keeps_the_newest(settings: Settings, rows: pd.
 
 def store_reference(settings: Settings, frame, key: str) -> Path:
     return Path(ReferenceFiles(Plan(settings=settings)).store(frame, key))
+
+
+@pytest.mark.slow
+def test_time_block_caches_and_profiles_are_pruned_too(make_config, tmp_path: Path) -> None:
+    """The caches the monitor writes under state/ (time-block thresholds, row profiles) are
+    kept for the references still in use, plus the newest keep_last; the rest go."""
+    import os
+
+    import yaml
+
+    settings = load_settings(make_config())
+    cal_dir = settings.paths.state / "calibration"
+    cal_dir.mkdir(parents=True)
+    shipped = file_hash(settings.paths.reference)
+    for i in range(4):
+        sha = shipped if i == 3 else f"gone-{i}"
+        body = {"kind": "time_blocks", "horizons": [{"reference_sha256": sha}]}
+        path = cal_dir / f"blocks-{i}.yaml"
+        path.write_text(yaml.safe_dump(body))
+        os.utime(path, (1000 + i, 1000 + i))
+    profiles = settings.paths.state / "profiles"
+    profiles.mkdir()
+    for i in range(3):
+        (profiles / f"profile-{i}.npz").write_bytes(b"x")
+        os.utime(profiles / f"profile-{i}.npz", (2000 + i, 2000 + i))
+    prune_state(settings, keep_last=1)  # a real (empty) registry: no champion yet
+    assert sorted(p.name for p in cal_dir.iterdir()) == ["blocks-3.yaml"]
+    assert sorted(p.name for p in profiles.iterdir()) == ["profile-2.npz"]

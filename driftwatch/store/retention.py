@@ -20,7 +20,7 @@ from driftwatch.store.references import reference_dir
 from driftwatch.store.registry import Registry
 
 REFERENCE_GLOB = "reference-*.parquet"
-CALIBRATION_GLOB = "calibration-*.yaml"
+CALIBRATION_GLOBS = ("calibration-*.yaml", "blocks-*.yaml")  # random-row, time-block caches
 
 
 @dataclass
@@ -74,9 +74,12 @@ def prune_state(
 
     shipped = settings.paths.reference
     kept_shas = {file_hash(p) for p in [*keep_refs, shipped, *protected] if p.is_file()}
-    cals = _newest_first(calibration_dir(settings), CALIBRATION_GLOB)
+    cals = [p for g in CALIBRATION_GLOBS for p in _newest_first(calibration_dir(settings), g)]
+    cals.sort(key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
     keep_cals = [p for i, p in enumerate(cals) if i < keep_last or _reference_sha(p) in kept_shas]
-    return RetentionResult(references, _prune(cals, keep_cals, dry_run))
+    profiles = _newest_first(settings.paths.state / "profiles", "profile-*.npz")
+    cals += profiles[keep_last:]  # profile caches: the newest keep_last are enough
+    return RetentionResult(references, _prune(cals, keep_cals + profiles[:keep_last], dry_run))
 
 
 def _newest_first(directory: Path, pattern: str) -> list[Path]:
@@ -94,6 +97,8 @@ def _reference_sha(path: Path) -> str | None:
         raw = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
+    if isinstance(raw, dict) and raw.get("kind") == "time_blocks":  # one entry per horizon
+        raw = (raw.get("horizons") or [{}])[0]
     sha = raw.get("reference_sha256") if isinstance(raw, dict) else None
     return sha if isinstance(sha, str) else None
 
