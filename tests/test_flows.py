@@ -235,7 +235,7 @@ def test_unlabelled_batch_rollback_status_report_and_plot(
     assert "retrained-promoted" in out and "champion: v1" in out
     assert main(["report", "latest", "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "feature drift per column:" in out and "no quality verdict" in out
+    assert "feature drift per column" in out and "no quality verdict" in out
     png = tmp_path / "history.png"
     assert main(["report", "--plot", str(png), "--config", str(config)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
