@@ -74,9 +74,10 @@ def test_missing_column_and_duplicated_column(tmp_path: Path) -> None:
         validate_batch(dup, SPEC, "d.parquet")
 
 
-def test_extra_columns_are_kept_and_unused() -> None:
+def test_extra_columns_are_dropped() -> None:
+    # Only the model's columns go on, whoever reads the batch (landing, reference, backtest).
     df = validate_batch(frame().assign(tailnum="N1"), SPEC, "x")
-    assert "tailnum" in df.columns
+    assert "tailnum" not in df.columns and set(SPEC.features) <= set(df.columns)
 
 
 def test_strings_in_numeric_feature() -> None:

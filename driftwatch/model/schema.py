@@ -41,7 +41,9 @@ def validate_batch(
     for col in used:
         if col in frame.columns:
             reject_non_scalars(frame[col], col, source)
-    out = frame.copy()
+    # Only the model's columns go on: every reader (landing files, the reference, the
+    # backtest's frames) hands the monitor the same frame, and nothing else is carried along.
+    out = frame[[c for c in dict.fromkeys(used) if c in frame.columns]].copy()
     # Bools in a numerical feature or the target are taken as 0/1 (as_numeric), never refused.
     for col in spec.numerical:
         out[col] = as_numeric(out[col], col, source).astype(np.float64)
