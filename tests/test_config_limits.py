@@ -238,3 +238,67 @@ def test_an_alias_bomb_in_an_environment_variable_is_only_an_invalid_value(
     with pytest.raises(ConfigError, match=r"drift\.ignore: Input should be a valid list"):
         load_settings(write(tmp_path, shipped()), environ=environ)
     assert time.monotonic() - started < 2
+
+
+# -- 3. every failure is one line and an exit code; the traceback only with --debug ----------
+
+
+def small_config(tmp_path: Path) -> Path:
+    p = tmp_path / "config.yaml"
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "paths": {
+                    "reference": shipped()["paths"]["reference"],
+                    "state": str(tmp_path / "state"),
+                    "landing": str(tmp_path / "landing"),
+                },
+                "model": {"numerical": ["temp"], "categorical": ["origin"]},
+            }
+        )
+    )
+    return p
+
+
+def test_a_corrupt_ledger_is_one_line_and_exit_3(tmp_path: Path, capsys) -> None:
+    config = small_config(tmp_path)
+    ledger = tmp_path / "state" / "ledger.sqlite"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_bytes(b"this is not a sqlite database\n" * 200)
+    assert main(["status", "--config", str(config)]) == 3
+    out = capsys.readouterr()
+    assert out.err == (
+        f"driftwatch: error: {ledger}: file is not a database (DatabaseError);"
+        " run with --debug for the traceback\n"
+    )
+    for argv in (["--debug", "status"], ["status", "--debug"]):  # before or after the command
+        assert main([*argv, "--config", str(config)]) == 3
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback (most recent call last):\n")
+        assert err.endswith(
+            f"driftwatch: error: {ledger}: file is not a database (DatabaseError)\n"
+        )
+
+
+def test_a_truncated_run_result_is_one_line_and_exit_3(tmp_path: Path, capsys) -> None:
+    config = small_config(tmp_path)
+    runs = tmp_path / "state" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "20240101T000000Z-abcdef12.json").write_text('{"run_id": "abcdef12", "star')
+    assert main(["report", "--config", str(config)]) == 3
+    assert capsys.readouterr().err == (
+        f"driftwatch: error: {runs / '20240101T000000Z-abcdef12.json'}: not a readable run"
+        " result: Unterminated string starting at: line 1 column 24 (char 23) (ValueError);"
+        " run with --debug for the traceback\n"
+    )
+
+
+def test_bad_input_stays_exit_2_and_debug_adds_the_traceback(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "config.yaml"
+    p.write_bytes("model: {name: caf\xe9}\n".encode("latin-1"))
+    line = f"driftwatch: error: {p}: not UTF-8 text (byte 0xe9 at offset 17); re-save as UTF-8\n"
+    assert main(["config", "--config", str(p)]) == 2
+    assert capsys.readouterr().err == line
+    assert main(["--debug", "config", "--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):\n") and err.endswith(line)

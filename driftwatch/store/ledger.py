@@ -84,6 +84,8 @@ class Ledger:
             conn.execute("PRAGMA journal_mode=WAL")
             _migrate(conn)
             conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:  # a damaged file: say which one
+            raise sqlite3.DatabaseError(f"{db_path}: {exc}") from exc
         finally:
             conn.close()
 
