@@ -566,27 +566,39 @@ def _check_estimator(model: ModelSettings) -> None:
         raise ConfigError(f"model.estimator: module {module!r} has no attribute {attr!r}")
 
 
-def _check_builtin(model: ModelSettings) -> None:
-    from driftwatch.model.estimators import BUILTIN_ESTIMATORS, build_estimator
+# The final step of each built-in pipeline of driftwatch.model.estimators, the step that gets
+# model.params. Named here because config sits below model in the layers (tests/test_layers.py);
+# tests/test_config_limits.py checks this table against build_estimator for every name and task.
+BUILTIN_FINAL_STEPS: dict[str, dict[str, str]] = {
+    "hist_gradient_boosting": {
+        "regression": "sklearn.ensemble:HistGradientBoostingRegressor",
+        "classification": "sklearn.ensemble:HistGradientBoostingClassifier",
+    },
+    "linear": {
+        "regression": "sklearn.linear_model:Ridge",
+        "classification": "sklearn.linear_model:LogisticRegression",
+    },
+}
 
-    if model.estimator not in BUILTIN_ESTIMATORS:
+
+def _check_builtin(model: ModelSettings) -> None:
+    if model.estimator not in BUILTIN_FINAL_STEPS:
         raise ConfigError(
             f"model.estimator: unknown estimator {model.estimator!r}"
-            f"{_did_you_mean(model.estimator, list(BUILTIN_ESTIMATORS))}; use one of"
-            f" {sorted(BUILTIN_ESTIMATORS)} or 'package.module:factory'"
+            f"{_did_you_mean(model.estimator, list(BUILTIN_FINAL_STEPS))}; use one of"
+            f" {sorted(BUILTIN_FINAL_STEPS)} or 'package.module:factory'"
         )
-    # build_estimator hands model.params to the pipeline's final step ("model").
-    bare = build_estimator(model.model_copy(update={"params": {}}))
-    final = bare.steps[-1][1]
-    allowed = sorted(final.get_params(deep=False))
+    module, _, name = BUILTIN_FINAL_STEPS[model.estimator][model.task].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    allowed = sorted(cls().get_params(deep=False))
     for key in model.params:
         if key not in allowed:
             raise ConfigError(
-                f"model.params.{key}: not a parameter of {type(final).__name__}"
+                f"model.params.{key}: not a parameter of {name}"
                 f" (model.estimator {model.estimator!r}, task {model.task!r})"
                 f"{_did_you_mean(str(key), allowed)}; allowed: {allowed}"
             )
-    final = build_estimator(model).steps[-1][1]
+    final = cls(**model.params)
     validate = getattr(final, "_validate_params", None)  # scikit-learn >= 1.2: what fit checks
     if validate is not None:
         try:

@@ -302,3 +302,18 @@ def test_bad_input_stays_exit_2_and_debug_adds_the_traceback(tmp_path: Path, cap
     assert main(["--debug", "config", "--config", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last):\n") and err.endswith(line)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_the_final_step_table_matches_build_estimator(task: str) -> None:
+    import importlib
+
+    from driftwatch.config import BUILTIN_FINAL_STEPS, ModelSettings
+    from driftwatch.model.estimators import BUILTIN_ESTIMATORS, build_estimator
+
+    assert sorted(BUILTIN_FINAL_STEPS) == sorted(BUILTIN_ESTIMATORS)
+    for name, steps in BUILTIN_FINAL_STEPS.items():
+        spec = ModelSettings(estimator=name, task=task, numerical=["a"], categorical=["b"])
+        final = build_estimator(spec).steps[-1][1]
+        module, _, cls = steps[task].partition(":")
+        assert getattr(importlib.import_module(module), cls) is type(final)
