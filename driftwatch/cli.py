@@ -483,6 +483,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
+    from driftwatch.files import escaped, shown
     from driftwatch.monitor.result import load_results
     from driftwatch.report import tables
     from driftwatch.store.landing import ledger_for
@@ -498,8 +499,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     ]
     if open_files:
         table = tables.table("status", "file", "attempts", "error", right=("attempts",))
-        for r in open_files:
-            table.add_row(r.status, str(r.path), str(r.attempts), r.error or "")
+        for r in open_files:  # names and errors escaped: a name cannot forge a row or a line
+            table.add_row(r.status, shown(r.path), str(r.attempts), escaped(r.error or ""))
         tables.echo(table)
     results = load_results(settings.paths.state / "runs")[-10:]
     if results:
@@ -530,6 +531,8 @@ def cmd_requeue(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    from driftwatch.files import shown
+
     settings = load_settings(args.config)
     ledger = ledger_for(settings.paths.state)
     quarantine = settings.paths.state / "quarantine"
@@ -552,7 +555,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         ]
         if len(matches) != 1:
             why = "not in the ledger" if not matches else f"matches {len(matches)} ledger entries"
-            print(f"driftwatch: error: {args.file}: {why}", file=sys.stderr)
+            print(f"driftwatch: error: {shown(args.file)}: {why}", file=sys.stderr)
             return EXIT_BAD_INPUT
         paths = matches
     code = EXIT_OK

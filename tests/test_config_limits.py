@@ -304,6 +304,40 @@ def test_bad_input_stays_exit_2_and_debug_adds_the_traceback(tmp_path: Path, cap
     assert err.startswith("Traceback (most recent call last):\n") and err.endswith(line)
 
 
+# -- 4. file names cannot forge lines in warnings, logs and tables -----------------------------
+
+
+def test_a_landing_name_with_a_newline_cannot_inject_lines(make_config, capsys) -> None:
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.store.landing import LandingFiles
+
+    config = make_config(landing={"max_attempts": 1})
+    plan = Plan.load(config)
+    landing = plan.settings.paths.landing
+    landing.mkdir(parents=True)
+    name = "evil\nERROR driftwatch: forged line\x1b[31m.csv"
+    bad = landing / name
+    bad.write_text("not,a\nbatch,file\n")
+    assert bad.is_file() and "\n" in bad.name  # a real file, named as Linux allows
+    batch = LandingFiles(plan).collect("run-1")
+    quarantined = plan.settings.paths.state / "quarantine" / name
+    assert batch.files == [] and quarantined.is_file()
+    assert len(batch.warnings) == 1
+    (warning,) = batch.warnings
+    assert warning.startswith(f"quarantined: column 'distance' in {str(bad)!r}: ")
+    assert "\n" not in warning
+    assert "\x1b" not in warning and "\\x1b[31m" in warning
+    assert main(["status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and not any(line.startswith("ERROR") for line in out.splitlines())
+    assert f"{str(landing)!r}"[:-1] in out  # the name, quoted and escaped in the table
+    assert main(["requeue", "--config", str(config), str(quarantined)]) == 0
+    assert capsys.readouterr().out == (
+        f"requeued {str(bad)!r} (moved back from {str(quarantined)!r}): pending, attempts 0"
+        " (was quarantined)\n"
+    )
+
+
 @pytest.mark.parametrize("task", ["regression", "classification"])
 def test_the_final_step_table_matches_build_estimator(task: str) -> None:
     import importlib
