@@ -3,7 +3,8 @@
 Only argparse and the standard library are imported at the top, so ``driftwatch --help`` is
 instant; each command imports what it needs (Prefect ~2 s, MLflow ~5 s, Evidently ~6 s).
 Exit codes: 0 ran, 1 ran and found what ``--fail-on-drift`` asked to fail on, 2 bad input
-(file, column or setting; the message names it), 3 the run itself failed.
+(file, column or setting; the message names it), 3 the run itself failed. Every failure is one
+line on stderr; ``--debug`` (before or after the command) adds the traceback.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftwatch",
         description="Drift monitoring that retrains and promotes a model only when it helps.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of a failure, not one line"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -130,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="validate config.yaml and print the effective settings")
     _config_arg(p)
+    for command in sub.choices.values():  # `driftwatch status --debug` works too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")
     return parser
 
 
@@ -148,11 +154,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(COMMANDS[args.command](args) or 0)
     except DriftwatchError as exc:
+        _traceback(args)
         print(f"driftwatch: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("driftwatch: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # anything else: one line and exit 3, the traceback on --debug
+        _traceback(args)
+        what = " ".join(str(exc).split())[:500] or "failed"
+        hint = "" if args.debug else "; run with --debug for the traceback"
+        print(f"driftwatch: error: {what} ({type(exc).__name__}){hint}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _traceback(args: argparse.Namespace) -> None:
+    if args.debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -463,6 +483,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
+    from driftwatch.files import escaped, shown
     from driftwatch.monitor.result import load_results
     from driftwatch.report import tables
     from driftwatch.store.landing import ledger_for
@@ -478,8 +499,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     ]
     if open_files:
         table = tables.table("status", "file", "attempts", "error", right=("attempts",))
-        for r in open_files:
-            table.add_row(r.status, str(r.path), str(r.attempts), r.error or "")
+        for r in open_files:  # names and errors escaped: a name cannot forge a row or a line
+            table.add_row(r.status, shown(r.path), str(r.attempts), escaped(r.error or ""))
         tables.echo(table)
     results = load_results(settings.paths.state / "runs")[-10:]
     if results:
@@ -510,6 +531,8 @@ def cmd_requeue(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    from driftwatch.files import shown
+
     settings = load_settings(args.config)
     ledger = ledger_for(settings.paths.state)
     quarantine = settings.paths.state / "quarantine"
@@ -532,7 +555,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         ]
         if len(matches) != 1:
             why = "not in the ledger" if not matches else f"matches {len(matches)} ledger entries"
-            print(f"driftwatch: error: {args.file}: {why}", file=sys.stderr)
+            print(f"driftwatch: error: {shown(args.file)}: {why}", file=sys.stderr)
             return EXIT_BAD_INPUT
         paths = matches
     code = EXIT_OK

@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from driftwatch.errors import ConfigError
+from driftwatch.yamlio import load_yaml, read_yaml_file
 
 ENV_PREFIX = "DRIFTWATCH_"
 ENV_NESTED_DELIMITER = "__"
@@ -216,9 +217,11 @@ class OrchestrationSettings(_Strict):
     retry_delay_seconds: float = Field(5, ge=0)
     schedule: str = "0 * * * *"
     # Daemon: a tick that starts later than this after its time is skipped (coalesced).
-    misfire_grace_seconds: float = Field(600, gt=0)
-    # Daemon: on SIGTERM wait this long for the current run, then abandon it (safely).
-    shutdown_grace_seconds: float = Field(30, ge=0)
+    # APScheduler takes whole seconds >= 1 (the value is truncated); a day at most.
+    misfire_grace_seconds: float = Field(600, ge=1, le=86_400, allow_inf_nan=False)
+    # Daemon: on SIGTERM wait this long for the current run, then abandon it (safely); an hour
+    # at most (a service manager kills a daemon that takes longer to stop anyway).
+    shutdown_grace_seconds: float = Field(30, ge=0, le=3_600, allow_inf_nan=False)
     # PREFECT_API_URL set but the server does not answer: "ephemeral" runs the check anyway on
     # a temporary local Prefect API (logged; the run is missing from the server's UI), "fail"
     # fails the run (the daemon logs it and retries at the next tick; files are untouched).
@@ -227,8 +230,19 @@ class OrchestrationSettings(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, v: str) -> str:
+        """Parsed by the very function the daemon uses, so a schedule that loads is one it runs."""
+        from datetime import UTC, datetime
+
+        from apscheduler.triggers.cron import CronTrigger
+
         if len(v.split()) != 5:
             raise ValueError(f"expected a 5-field cron expression like '0 * * * *', got {v!r}")
+        try:
+            trigger = CronTrigger.from_crontab(v, timezone=UTC)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not a valid cron expression: {exc}") from None
+        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+            raise ValueError(f"{v!r} never fires (no such date)")
         return v
 
 
@@ -403,19 +417,17 @@ def _parse_strings(value: Any, annotation: Any) -> Any:
     if _is_scalar(annotation):
         return value
     try:
-        return yaml.safe_load(value)
-    except yaml.YAMLError:
+        return load_yaml(value)
+    except yaml.YAMLError:  # YamlLimitError too: an alias bomb stays an (invalid) string
         return value  # pydantic then names the setting and shows the string
 
 
 class _YamlFile(YamlConfigSettingsSource):
-    """The config file, with errors that name it (and YAML tags never executed)."""
+    """The config file, with errors that name it: read within driftwatch.yamlio's limits (size,
+    UTF-8, depth, alias expansion), YAML tags never executed."""
 
     def _read_file(self, path: Any) -> dict[str, Any]:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raw = read_yaml_file(path, ConfigError) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         return raw
@@ -441,7 +453,7 @@ class _Environment(EnvSettingsSource):
         # YAML, of which JSON is a subset: [a, b] and ["a", "b"]; not YAML: pydantic names the
         # setting and shows the string.
         try:
-            return yaml.safe_load(value)
+            return load_yaml(value)
         except yaml.YAMLError:
             return value
 
@@ -507,7 +519,14 @@ def load_settings(
     except SettingsError as exc:  # a source that could not read its value
         raise ConfigError(f"{exc}: {exc.__cause__}") from None
     settings = settings.resolved(path.resolve().parent)
-    _check_estimator_importable(settings.model.estimator)
+    # The whole config is checked before anything runs (and before the daemon keeps it as its
+    # last good config): what pydantic cannot see alone, the model's features and estimator.
+    if not settings.model.features:
+        raise ConfigError(
+            f"{path}: model: no features; list the model's input columns in model.numerical"
+            " and/or model.categorical"
+        )
+    _check_estimator(settings.model)
     if not settings.paths.reference.exists():
         raise ConfigError(
             f"{path}: paths.reference: file not found: {settings.paths.reference}"
@@ -529,10 +548,15 @@ def _describe(path: Path, sources: tuple[Any, ...]) -> str:
     return " + ".join(layers)
 
 
-def _check_estimator_importable(spec: str) -> None:
-    """A factory that cannot be imported should stop the run before anything else happens."""
+def _check_estimator(model: ModelSettings) -> None:
+    """The estimator as the run will build it: a built-in is built, and ``model.params`` must be
+    parameters of the step they go to (the pipeline's final step) with values it accepts; a
+    factory that cannot be imported stops the run before anything else happens (its params are
+    the factory's own business: it is not called here)."""
+    spec = model.estimator
     if ":" not in spec:
-        return  # a built-in name, checked by driftwatch.model.estimators
+        _check_builtin(model)
+        return
     module, _, attr = spec.partition(":")
     try:
         found = hasattr(importlib.import_module(module), attr)
@@ -540,3 +564,48 @@ def _check_estimator_importable(spec: str) -> None:
         raise ConfigError(f"model.estimator: cannot import {spec!r}: {exc}") from None
     if not found:
         raise ConfigError(f"model.estimator: module {module!r} has no attribute {attr!r}")
+
+
+# The final step of each built-in pipeline of driftwatch.model.estimators, the step that gets
+# model.params. Named here because config sits below model in the layers (tests/test_layers.py);
+# tests/test_config_limits.py checks this table against build_estimator for every name and task.
+BUILTIN_FINAL_STEPS: dict[str, dict[str, str]] = {
+    "hist_gradient_boosting": {
+        "regression": "sklearn.ensemble:HistGradientBoostingRegressor",
+        "classification": "sklearn.ensemble:HistGradientBoostingClassifier",
+    },
+    "linear": {
+        "regression": "sklearn.linear_model:Ridge",
+        "classification": "sklearn.linear_model:LogisticRegression",
+    },
+}
+
+
+def _check_builtin(model: ModelSettings) -> None:
+    if model.estimator not in BUILTIN_FINAL_STEPS:
+        raise ConfigError(
+            f"model.estimator: unknown estimator {model.estimator!r}"
+            f"{_did_you_mean(model.estimator, list(BUILTIN_FINAL_STEPS))}; use one of"
+            f" {sorted(BUILTIN_FINAL_STEPS)} or 'package.module:factory'"
+        )
+    module, _, name = BUILTIN_FINAL_STEPS[model.estimator][model.task].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    allowed = sorted(cls().get_params(deep=False))
+    for key in model.params:
+        if key not in allowed:
+            raise ConfigError(
+                f"model.params.{key}: not a parameter of {name}"
+                f" (model.estimator {model.estimator!r}, task {model.task!r})"
+                f"{_did_you_mean(str(key), allowed)}; allowed: {allowed}"
+            )
+    final = cls(**model.params)
+    validate = getattr(final, "_validate_params", None)  # scikit-learn >= 1.2: what fit checks
+    if validate is not None:
+        try:
+            validate()
+        except (ValueError, TypeError) as exc:
+            import re
+
+            named = re.match(r"The '(\w+)' parameter", str(exc))
+            where = f"model.params.{named[1]}" if named else "model.params"
+            raise ConfigError(f"{where}: {exc}") from None

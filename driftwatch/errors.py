@@ -18,7 +18,9 @@ class BatchError(DriftwatchError):
         self.path = str(path)
         self.column = column
         self.reason = reason
-        where = f"column {column!r} in {self.path}" if column else self.path
+        from driftwatch.files import shown
+
+        where = f"column {column!r} in {shown(self.path)}" if column else shown(self.path)
         super().__init__(f"{where}: {reason}")
 
 

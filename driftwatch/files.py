@@ -13,9 +13,26 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes", "file_hash"]
+__all__ = ["atomic_write", "atomic_write_bytes", "escaped", "file_hash", "shown"]
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """A file name as it goes into a message, a log line or a table: verbatim when every
+    character is printable, else ``repr``-quoted, so that a landing file named
+    ``"x\nERROR fake line.csv"`` (Linux allows any byte but "/" and NUL) or one with terminal
+    escapes cannot forge a line or recolour a terminal; the quotes keep it unambiguous."""
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)
+
+
+def escaped(text: str) -> str:
+    """Free text (an error message that may quote a file name): one line, every non-printable
+    character as its Python escape (``\n``, ``\x1b``, ``\u2028``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], object]) -> Path:

@@ -12,6 +12,7 @@ import pandas as pd
 from driftwatch.config import ModelSettings
 from driftwatch.engine.drift import as_categorical, as_numeric
 from driftwatch.errors import SchemaError
+from driftwatch.files import shown
 
 
 def validate_batch(
@@ -96,7 +97,7 @@ def check_values(
         if inf.any():
             out.loc[inf, col] = np.nan
             notes.append(
-                f"column {col!r} in {source}: {int(inf.sum())} infinite value(s) set to missing"
+                f"column {col!r} in {shown(source)}: {int(inf.sum())} infinite value(s) set to missing"
             )
     ts = spec.timestamp
     if not ts or ts not in out.columns:
@@ -105,7 +106,7 @@ def check_values(
     drop = out_of_range.copy()
     if out_of_range.any():
         notes.append(
-            f"column {ts!r} in {source}: {int(out_of_range.sum())} row(s) dropped, timestamp"
+            f"column {ts!r} in {shown(source)}: {int(out_of_range.sum())} row(s) dropped, timestamp"
             " out of the range pandas can hold"
         )
     if max_future_days is not None:
@@ -113,7 +114,7 @@ def check_values(
         future = (times > limit).to_numpy() & ~drop
         if future.any():
             notes.append(
-                f"column {ts!r} in {source}: {int(future.sum())} row(s) dropped, timestamp more"
+                f"column {ts!r} in {shown(source)}: {int(future.sum())} row(s) dropped, timestamp more"
                 f" than landing.max_future_days = {max_future_days:g} day(s) in the future"
                 f" (e.g. {times[future].iloc[0]})"
             )

@@ -127,7 +127,11 @@ class MonitorResult(_Frozen):
 
 
 def load_results(runs_dir: Path) -> list[MonitorResult]:
-    return [
-        MonitorResult.from_dict(json.loads(p.read_text(encoding="utf-8")))
-        for p in sorted(runs_dir.glob("*.json"))
-    ]
+    """Every stored run, oldest first; a damaged file fails with its name (ValueError)."""
+    results = []
+    for p in sorted(runs_dir.glob("*.json")):
+        try:
+            results.append(MonitorResult.from_dict(json.loads(p.read_text(encoding="utf-8"))))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"{p}: not a readable run result: {exc}") from exc
+    return results

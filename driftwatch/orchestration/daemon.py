@@ -51,21 +51,26 @@ class Daemon:
         return self.settings.paths.state / "daemon" / "config.last-good.yaml"
 
     def reload(self) -> Path:
-        """The config to run this tick with: the file if valid, else the last good settings."""
+        """The config to run this tick with: the file if it passes load_settings' full check
+        (estimator, params, schedule, YAML limits), else the last good settings."""
         try:
             settings = load_settings(self.config_path)
         except ConfigError as exc:
             log.error("config reload failed, keeping the last good settings: %s", exc)
             return self._last_good_path()
         self.settings = settings
+        self._keep(settings)
+        if self.scheduler is not None and self.interval_seconds is None:
+            self._maybe_reschedule(settings.orchestration.schedule)
+        return self.config_path
+
+    def _keep(self, settings: Settings) -> None:
+        """Only settings that passed the full check are kept as the last good config."""
         # Atomic: a crash mid-write must not leave a torn "last good" config to fall back on.
         atomic_write_bytes(
             self._last_good_path(),
             yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).encode(),
         )
-        if self.scheduler is not None and self.interval_seconds is None:
-            self._maybe_reschedule(settings.orchestration.schedule)
-        return self.config_path
 
     def _trigger(self, cron: str | None = None) -> Any:
         from apscheduler.triggers.cron import CronTrigger
@@ -142,6 +147,7 @@ class Daemon:
         with lock.waiting(daemon_lock, self.stopping, on_wait=self._standby):
             if self.stopping.is_set():
                 return 0
+            self._keep(self.settings)  # edited into a bad one before the first tick: this runs
             log.info(
                 "driftwatch daemon (pid %d) on %s: %s",
                 os.getpid(),

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from driftwatch.engine.drift import ColumnDrift, DriftResult
+from driftwatch.files import shown
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
 from driftwatch.report import tables
 
@@ -135,7 +136,7 @@ def batch_row(result: MonitorResult) -> dict[str, Any]:
     """One row of the demo's per-batch table."""
     q = result.quality
     return {
-        "files": ",".join(f.rsplit("/", 1)[-1] for f in result.files) or "-",
+        "files": ",".join(shown(f.rsplit("/", 1)[-1]) for f in result.files) or "-",
         "rows": result.rows,
         # Columns that count towards the alarm (report-only columns are not in n_tested).
         "drifted": f"{result.drift.n_drifted}/{result.drift.n_tested}" if result.drift else "-",

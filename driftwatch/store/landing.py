@@ -18,6 +18,7 @@ import pandas as pd
 
 from driftwatch.errors import BatchError, DriftwatchError
 from driftwatch.faults import checkpoint
+from driftwatch.files import escaped, shown
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Batch
 from driftwatch.store.batches import read_validated
@@ -33,15 +34,15 @@ def lock_path(state: Path) -> Path:
 
 
 def describe_failure(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, DriftwatchError) else f"{type(exc).__name__}: {exc}"
+    return escaped(str(exc) if isinstance(exc, DriftwatchError) else f"{type(exc).__name__}: {exc}")
 
 
 def file_failure(path: str, exc: BaseException) -> str:
     """One line naming the file (a BatchError names it already, with the column when known)."""
     if isinstance(exc, BatchError):
         return str(exc)
-    text = " ".join(str(exc).split())[:300]
-    return f"{path}: could not be read or validated ({type(exc).__name__}: {text})"
+    text = escaped(" ".join(str(exc).split())[:300])
+    return f"{shown(path)}: could not be read or validated ({type(exc).__name__}: {text})"
 
 
 class LandingFiles:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from driftwatch.files import atomic_write_bytes, file_hash
+from driftwatch.files import atomic_write_bytes, file_hash, shown
 from driftwatch.store.batches import BATCH_SUFFIXES
 
 SCHEMA = """
@@ -84,6 +84,8 @@ class Ledger:
             conn.execute("PRAGMA journal_mode=WAL")
             _migrate(conn)
             conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:  # a damaged file: say which one
+            raise sqlite3.DatabaseError(f"{db_path}: {exc}") from exc
         finally:
             conn.close()
 
@@ -144,7 +146,7 @@ class Ledger:
             if p.is_symlink():
                 if self.get(p) is None:
                     msg = (
-                        f"{p}: a symlink (to {os.readlink(p)}); refused, not read"
+                        f"{shown(p)}: a symlink (to {shown(os.readlink(p))}); refused, not read"
                         " (copy or move the file itself into the landing dir)"
                     )
                     self._insert(str(p), 0, "", "refused", msg)
@@ -166,7 +168,7 @@ class Ledger:
             if rec.status in ("done", "quarantined") and (
                 st.st_size != rec.size or file_hash(p) != rec.sha256
             ):
-                msg = f"{p}: changed after it was processed ({rec.status}); not re-processed"
+                msg = f"{shown(p)}: changed after it was processed ({rec.status}); not re-processed"
                 self._event(str(p), "changed", msg)
                 warnings.append(msg)
         return warnings
@@ -221,7 +223,7 @@ class Ledger:
                 atomic_write_bytes(
                     quarantine / (Path(p).name + ".reason.txt"), (error + "\n").encode()
                 )
-                status, detail = "quarantined", f"{error} (moved to {dest})"
+                status, detail = "quarantined", f"{error} (moved to {shown(dest)})"
                 moved.append(p)
             else:
                 status, detail = "failed", error
@@ -235,7 +237,7 @@ class Ledger:
 
     def missing(self, path: str, reason: str) -> str:
         """A claimed file that is gone (or unreadable): terminal, so it is reported only once."""
-        detail = f"{path}: {reason}; marked missing (no more attempts)"
+        detail = f"{shown(path)}: {reason}; marked missing (no more attempts)"
         with self._conn() as c:
             c.execute(
                 "UPDATE files SET status='missing', error=?, updated=? WHERE path=?",
@@ -248,26 +250,27 @@ class Ledger:
         """A quarantined (moved back from ``quarantine``) or failed file made pending again, with
         a fresh attempt count. Returns one line saying what was done; ValueError if it cannot."""
         rec = self.get(path)
+        name = shown(path)
         if rec is None:
-            raise ValueError(f"{path}: not in the ledger")
+            raise ValueError(f"{name}: not in the ledger")
         if rec.status not in ("quarantined", "failed"):
-            raise ValueError(f"{path}: is {rec.status}, only quarantined or failed files requeue")
+            raise ValueError(f"{name}: is {rec.status}, only quarantined or failed files requeue")
         target = Path(rec.path)
         note = ""
         if rec.status == "quarantined":
             held = quarantine / target.name
             if target.exists():
-                raise ValueError(f"{path}: a file of that name is in the landing dir again")
+                raise ValueError(f"{name}: a file of that name is in the landing dir again")
             if not held.is_file():
-                raise ValueError(f"{path}: not found in {quarantine}")
+                raise ValueError(f"{name}: not found in {shown(quarantine)}")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(held, target)
             (quarantine / (target.name + ".reason.txt")).unlink(missing_ok=True)
-            note = f" (moved back from {held})"
+            note = f" (moved back from {shown(held)})"
         elif not target.is_file():
-            raise ValueError(f"{path}: the file is no longer in the landing dir")
+            raise ValueError(f"{name}: the file is no longer in the landing dir")
         self._reset(rec.path, "requeued", f"was {rec.status} after {rec.attempts} attempt(s)")
-        return f"requeued {rec.path}{note}: pending, attempts 0 (was {rec.status})"
+        return f"requeued {shown(rec.path)}{note}: pending, attempts 0 (was {rec.status})"
 
     def _insert(self, path: str, size: int, sha256: str, status: str, detail: str | None) -> None:
         with self._conn() as c:
