@@ -15,20 +15,7 @@ import yaml
 from driftwatch.cli import main
 from driftwatch.config import load_settings
 from driftwatch.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def write(tmp_path: Path, raw: dict) -> Path:
-    p = tmp_path / "config.yaml"
-    p.write_text(yaml.safe_dump(raw))
-    return p
-
-
-def shipped() -> dict:
-    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
-    raw["paths"]["reference"] = str(ROOT / raw["paths"]["reference"])
-    return raw
+from tests.test_config import shipped, write
 
 
 def refused(path: Path) -> str:
