@@ -10,18 +10,10 @@ import pandas as pd
 import pytest
 
 from driftwatch.cli import main
-from driftwatch.monitor.memory import (
-    MemoryBatches,
-    MemoryReferences,
-    MemoryRegistry,
-    MemoryThresholds,
-    ResultLog,
-)
-from driftwatch.monitor.pipeline import MonitorCycle
 from driftwatch.monitor.plan import Plan
 from driftwatch.store.batches import split_batches
 from driftwatch.store.flights import FLIGHTS_TZ
-from driftwatch.store.replay import shipped_reference
+from tests.test_pipeline import memory_cycle
 
 FAST = {"estimator": "linear", "params": {}, "timezone": FLIGHTS_TZ}
 
@@ -29,18 +21,6 @@ FAST = {"estimator": "linear", "params": {}, "timezone": FLIGHTS_TZ}
 def day(flights: pd.DataFrame, month: int, number: int) -> pd.DataFrame:
     local = flights["time_hour"].dt.tz_convert(FLIGHTS_TZ)
     return flights[(local.dt.month == month) & (local.dt.day == number)]
-
-
-def hourly_cycle(plan: Plan, frames: list[tuple[str, pd.DataFrame]]) -> MonitorCycle:
-    references = MemoryReferences(plan, shipped_reference(plan.settings))
-    return MonitorCycle(
-        plan,
-        MemoryBatches(plan, frames),
-        references,
-        MemoryThresholds(plan, references),
-        MemoryRegistry(),
-        ResultLog(),
-    )
 
 
 def test_hourly_ticks_are_judged_at_each_horizon_and_an_incident_alarms(
@@ -52,7 +32,7 @@ def test_hourly_ticks_are_judged_at_each_horizon_and_an_incident_alarms(
     broken = day(flights, 2, 6).assign(temp=lambda f: (f["temp"] - 32) / 1.8)  # °C, not °F
     hours = [*split_batches(quiet, "time_hour", "h", FLIGHTS_TZ)]
     hours += [(f"c-{k}", b) for k, b in split_batches(broken, "time_hour", "h", FLIGHTS_TZ)]
-    cycle = hourly_cycle(plan, hours)
+    cycle, _ = memory_cycle(plan, hours)
     results = [cycle.run(run_id=str(i)) for i in range(len(hours))]
     judged = [r for r in results[1:] if r.rows]
     assert all([h.span for h in r.horizons] == ["1h", "1d"] for r in judged)
