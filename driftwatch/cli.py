@@ -211,7 +211,6 @@ def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -
     from driftwatch.engine.drift import frame_fingerprint
     from driftwatch.model.schema import validate_batch
     from driftwatch.monitor.plan import Plan
-    from driftwatch.store.calibrations import calibrate_frame
 
     plan = Plan.load(args.config)
     spec = plan.settings.model
@@ -223,15 +222,15 @@ def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -
 
         current = validate_batch(current, spec, args.current)
         span = span_of(plan.local_times(current))
-        calibrator = plan.block_calibrator(span, rate=plan.settings.drift.false_alarm_rate)
-        fitted = calibrator.fit(reference, plan.local_times(reference), span)
+        fitted = plan.calibrate_blocks(reference, span, rate=plan.settings.drift.false_alarm_rate)
         for note in fitted.thresholds_.warnings:
             print(f"note: {note}", file=sys.stderr)
-        counting = [c for c in spec.features if c not in plan.settings.drift.report_only]
-        detector = BlockDetector(fitted.profile_, fitted.thresholds_, counting, "", len(reference))
+        detector = BlockDetector(
+            fitted.profile_, fitted.thresholds_, plan.counting, "", len(reference)
+        )
         return detector.check(current, source=args.current)
     rows = plan.calibration_rows(len(current))
-    cal = calibrate_frame(plan, reference, frame_fingerprint(reference), rows)
+    cal = plan.calibrate_rows(reference, frame_fingerprint(reference), rows)
     return plan.detector(cal.tests()).fit(reference).check(current, source=args.current)
 
 

@@ -126,6 +126,7 @@ class BlockProfile:
     columns: dict[str, BlockColumn]
     means: dict[str, float]
     regressions: list[Regression]
+    n_rows: int = 0
 
     @property
     def components(self) -> list[str]:
@@ -184,7 +185,7 @@ def fit_profile(
             regressions.append(
                 Regression(t, predictors, beta, float(max(r.std(), 1e-9)), float(r2))
             )
-    return BlockProfile(cols, means, regressions)
+    return BlockProfile(cols, means, regressions, len(reference))
 
 
 def _merged_counts(

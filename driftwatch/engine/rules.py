@@ -8,7 +8,7 @@ name, so a new method is one new class here.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,8 +20,6 @@ from driftwatch.engine.stattests import (
     p_value_test,
     test_by_name,
 )
-
-Method = Literal["evidently", "bonferroni", "bh", "calibrated"]
 
 
 class ColumnRule(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from driftwatch.engine.blocks import BlockProfile, BlockThresholds
-from driftwatch.engine.calibration import Calibration, calibrate
+from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ReferenceProfile, frame_fingerprint
 from driftwatch.errors import BatchError
 from driftwatch.model.schema import validate_batch
@@ -125,8 +125,7 @@ class MemoryBlockThresholds:
         key = (ref.sha256, span)
         if key not in self._cache:
             frame = self.references.frame(ref)
-            fitted = self.plan.block_calibrator(span).fit(frame, self.plan.local_times(frame), span)
-            self._cache[key] = fitted.thresholds_
+            self._cache[key] = self.plan.calibrate_blocks(frame, span).thresholds_
         return self._cache[key]
 
 
@@ -141,12 +140,7 @@ class MemoryThresholds(MemoryBlockThresholds):
         rows = self.plan.calibration_rows(batch_rows)
         key = (ref.sha256, rows)
         if key not in self._rows:
-            self._rows[key] = calibrate(
-                self.plan.detector(),
-                self.references.frame(ref),
-                ref.sha256,
-                **self.plan.calibration_spec(rows),
-            )
+            self._rows[key] = self.plan.calibrate_rows(self.references.frame(ref), ref.sha256, rows)
         return self._rows[key]
 
 

@@ -64,7 +64,6 @@ class BlockJudging:
     profile: BlockProfile
     thresholds: tuple[BlockThresholds, ...]
     fingerprint: str
-    reference_rows: int
 
 
 # -- the pure steps ----------------------------------------------------------------------------
@@ -104,7 +103,7 @@ def assess(
         if reference is not None:
             prediction = prediction_drift(plan, model, reference, batch.frame)
     decision = decide(
-        list(horizons) or drift,
+        list(horizons) or ([drift] if drift is not None else []),
         quality,
         prediction,
         champion is not None,
@@ -123,9 +122,8 @@ def judge_horizon(
     rows = frame
     if plan.settings.drift.horizons and len(frame):  # the newest span of the window
         rows = frame[local > local.max() - thresholds.span]
-    counting = [c for c in plan.settings.model.features if c not in plan.settings.drift.report_only]
     detector = BlockDetector(
-        blocks.profile, thresholds, counting, blocks.fingerprint, blocks.reference_rows
+        blocks.profile, thresholds, plan.counting, blocks.fingerprint, blocks.profile.n_rows
     )
     least = plan.settings.drift.calibration.min_block_rows
     label = span_label(thresholds.span)
@@ -369,8 +367,7 @@ class MonitorCycle:
             )
             for span in self.plan.spans(batch.frame)
         )
-        rows = int(sum(c.counts.sum() + c.n_missing for c in list(profile.columns.values())[:1]))
-        return BlockJudging(profile, thresholds, ref.sha256[:16], rows)
+        return BlockJudging(profile, thresholds, ref.sha256[:16])
 
     def retrain(self, files: list[str], reason: str, key: str) -> RetrainOutcome:
         """Challenger vs champion on the same holdout; the alias moves last, only if it wins.

@@ -25,9 +25,10 @@ from driftwatch.engine.blocks import (
     fit_profile,
     span_of,
 )
-from driftwatch.engine.calibration import size_bucket
+from driftwatch.engine.calibration import Calibration, calibrate, size_bucket
 from driftwatch.engine.drift import DriftDetector
 from driftwatch.engine.rules import ColumnRule, DatasetRule, rule_for
+from driftwatch.errors import NotEnoughData
 
 # What starts a retrain: "monitor" when drift or degraded quality says so; "always" and "never"
 # replace the trigger (the backtest's baselines; "always" is also a plain retraining schedule).
@@ -109,6 +110,28 @@ class Plan(BaseModel):
         own rounded down to a step of sqrt(2)."""
         return self.settings.drift.calibration.batch_rows or size_bucket(batch_rows)
 
+    def calibrate_rows(
+        self,
+        reference: pd.DataFrame,
+        reference_sha256: str,
+        batch_rows: int,
+        pins: Mapping[str, tuple[str, float]] | None = None,
+        reference_path: str = "",
+    ) -> Calibration:
+        """Random-row thresholds of the configured detector (plus ``pins``) at ``batch_rows``;
+        a reference too small to calibrate on is the user's to fix (NotEnoughData, exit 2)."""
+        try:
+            return calibrate(
+                self.detector(dict(pins or {})),
+                reference,
+                reference_sha256,
+                **self.calibration_spec(batch_rows),
+                reference_path=reference_path,
+            )
+        except ValueError as exc:
+            where = reference_path or "the reference"
+            raise NotEnoughData(f"cannot calibrate drift thresholds on {where}: {exc}") from exc
+
     def calibration_spec(self, batch_rows: int) -> dict[str, Any]:
         """Every setting a calibration depends on (part of its cache key)."""
         conf = self.settings.drift.calibration
@@ -130,6 +153,12 @@ class Plan(BaseModel):
             and s.drift.calibration.quiet == "time_blocks"
             and bool(s.model.timestamp)
         )
+
+    @property
+    def counting(self) -> list[str]:
+        """The features that raise the dataset alarm (all but the report-only ones)."""
+        d = self.settings.drift
+        return [c for c in self.settings.model.features if c not in d.ignore + d.report_only]
 
     @property
     def horizon_rate(self) -> float:
@@ -173,8 +202,15 @@ class Plan(BaseModel):
             confidence=s.drift.calibration.confidence,
             min_rows=s.drift.calibration.min_block_rows,
             pinned=pinned,
-            counts=[c for c in features if c not in s.drift.report_only],
+            counts=self.counting,
         )
+
+    def calibrate_blocks(
+        self, reference: pd.DataFrame, span: pd.Timedelta, rate: float | None = None
+    ) -> BlockCalibrator:
+        """Time-block thresholds for ``span`` fitted on ``reference`` (see ``block_calibrator``)."""
+        calibrator = self.block_calibrator(span, rate)
+        return calibrator.fit(reference, self.local_times(reference), span)
 
     def block_profile(self, reference: pd.DataFrame) -> BlockProfile:
         c = self.block_calibrator(pd.Timedelta("1h"))

@@ -9,7 +9,7 @@ from driftwatch.monitor.result import Decision, PromotionDecision
 
 
 def decide(
-    drift: DriftResult | list[DriftResult] | None,
+    verdicts: list[DriftResult],
     quality: QualityResult | None,
     prediction: ColumnDrift | None,
     has_champion: bool,
@@ -21,9 +21,9 @@ def decide(
     Prediction drift alone is reported but does not retrain: without labels it cannot show
     the model got worse, and retraining on every shift of the output would churn the model.
     ``policy`` "always" / "never" replace the trigger (the findings are still reported).
-    ``drift``: one verdict, or one per horizon (time blocks: any horizon's alarm counts).
+    ``verdicts``: the feature-drift verdict of each horizon judged (one without horizons, none
+    on an empty batch); any horizon's alarm counts.
     """
-    verdicts = drift if isinstance(drift, list) else [drift] if drift is not None else []
     if rows == 0:
         return Decision(action="no_data", reason="no new data")
     if not has_champion:

@@ -95,10 +95,6 @@ class MonitorResult(_Frozen):
             return "retrained-promoted" if self.retrain.promoted else "retrained-kept"
         return self.decision.action.replace("_", "-")
 
-    @property
-    def triggers(self) -> frozenset[str]:
-        return frozenset(self.decision.triggers)
-
     def to_dict(self) -> dict[str, Any]:
         d = self.model_dump(mode="json")
         d["outcome"] = self.outcome

@@ -24,15 +24,6 @@ def training_window(
     return pool
 
 
-def split_window(
-    reference: pd.DataFrame, batch: pd.DataFrame, settings: Settings
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(window, train, holdout) from the reference and the new rows already in memory."""
-    window = training_window(reference, batch, settings)
-    train, holdout = split_holdout(window, settings)
-    return window, train, holdout
-
-
 def split_holdout(window: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The holdout is the most recent labelled slice: the data the next hours will look like."""
     lab = labelled(window, settings.model)

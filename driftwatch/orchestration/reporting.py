@@ -13,7 +13,6 @@ from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import (
     Batch,
     Challenge,
-    ModelRegistry,
     ReferenceHandle,
     ReferenceStore,
 )
@@ -25,10 +24,11 @@ from driftwatch.report.text import (
     report_lines,
     retrain_markdown,
 )
+from driftwatch.store.models import RegistryModels
 
 
 class PrefectReporter:
-    def __init__(self, plan: Plan, references: ReferenceStore, registry: ModelRegistry) -> None:
+    def __init__(self, plan: Plan, references: ReferenceStore, registry: RegistryModels) -> None:
         self.plan = plan
         self.settings = plan.settings
         self.references = references
@@ -104,13 +104,11 @@ class PrefectReporter:
 
     def record(self, result: MonitorResult) -> None:
         """Stored JSON (for `driftwatch report`) and MLflow metrics (for trends in its UI)."""
-        from driftwatch.store.registry import Registry
-
         result.save(self.settings.paths.state / "runs")
-        Registry(self.settings).log_monitor(
+        self.registry.log_monitor(
             monitor_metrics(result),
+            result.run_id,
             params={"files": ",".join(result.files)[:500], "outcome": result.outcome},
             tags={"driftwatch.outcome": result.outcome, "driftwatch.prefect_run": result.run_id},
             artifacts=[result.html_report] if result.html_report else [],
-            key=f"monitor:{result.run_id}",
         )

@@ -19,36 +19,13 @@ from driftwatch.engine.blocks import (
     thresholds_from_dict,
     thresholds_to_dict,
 )
-from driftwatch.engine.calibration import Calibration, calibrate, calibration_key
+from driftwatch.engine.calibration import Calibration, calibration_key
 from driftwatch.errors import NotEnoughData
 from driftwatch.files import atomic_write_bytes
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import ReferenceHandle, ReferenceStore
 
 log = logging.getLogger("driftwatch.calibration")
-
-
-def calibrate_frame(
-    plan: Plan,
-    reference: pd.DataFrame,
-    reference_sha256: str,
-    batch_rows: int,
-    pins: dict[str, tuple[str, float]] | None = None,
-    reference_path: str = "",
-) -> Calibration:
-    """Calibrate the configured detector (plus ``pins``) on a reference already in memory."""
-    try:
-        return calibrate(
-            plan.detector(dict(pins or {})),
-            reference,
-            reference_sha256,
-            **plan.calibration_spec(batch_rows),
-            reference_path=reference_path,
-        )
-    except ValueError as exc:
-        raise NotEnoughData(
-            f"cannot calibrate drift thresholds on {reference_path or 'the reference'}: {exc}"
-        ) from exc
 
 
 BLOCKS_FILE_KIND = "time_blocks"
@@ -86,7 +63,7 @@ def block_entry(
             f"{ref.path}: no timestamp column {plan.settings.model.timestamp!r} to cut time"
             " blocks from (drift.calibration.quiet: time_blocks); use quiet: rows"
         )
-    fitted = plan.block_calibrator(span).fit(reference, plan.local_times(reference), span)
+    fitted = plan.calibrate_blocks(reference, span)
     entry = thresholds_to_dict(fitted.thresholds_)
     entry |= {
         "key": plan.block_key(ref.sha256, span),
@@ -146,9 +123,7 @@ class CalibrationStore:
         found = read_calibration(cached)
         if found and found.key == key:
             return found
-        cal = calibrate_frame(
-            plan, self.references.frame(ref), ref.sha256, rows, pins, str(ref.path)
-        )
+        cal = plan.calibrate_rows(self.references.frame(ref), ref.sha256, rows, pins, str(ref.path))
         cal.save(cached)
         for warning in cal.warnings:
             log.warning("calibration: %s", warning)
@@ -173,14 +148,8 @@ def write_calibration(
     looks (drift.calibration.file); pinned entries of the existing file are kept."""
     out = out or plan.settings.drift.calibration.file
     existing = read_calibration(out)
-    cal = calibrate_frame(
-        plan,
-        reference,
-        ref.sha256,
-        batch_rows,
-        existing.pins() if existing else None,
-        str(ref.path),
-    )
+    pins = existing.pins() if existing else None
+    cal = plan.calibrate_rows(reference, ref.sha256, batch_rows, pins, str(ref.path))
     return cal, cal.save(out)
 
 

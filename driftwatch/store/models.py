@@ -80,6 +80,11 @@ class RegistryModels:
                 key=f"challenger:{key}",
             )
 
+    def log_monitor(self, metrics: dict[str, float], run_id: str, **extra: Any) -> str:
+        """One MLflow run per monitor run (keyed by ``run_id``: a retry finds it)."""
+        with self._talking():
+            return self.registry.log_monitor(metrics, key=f"monitor:{run_id}", **extra)
+
     def record_verdict(self, run_id: str, verdict: PromotionDecision) -> None:
         with self._talking():
             self.registry.log_decision(run_id, verdict)

@@ -29,9 +29,6 @@ from driftwatch.store.batches import read_batch
 
 log = logging.getLogger("driftwatch.retention")
 
-# Kept for callers of the earlier name.
-ActiveReference = ReferenceHandle
-
 
 def reference_dir(state: Path) -> Path:
     return state / "reference"
