@@ -74,6 +74,20 @@ def make_config(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture
+def settings(make_config: Callable[..., Path]) -> Any:
+    """Settings of a config under tmp_path with a tiny model (registry and retention tests)."""
+    from driftwatch.config import load_settings
+
+    return load_settings(make_config(model={"params": {"max_iter": 5}}))
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    """300 labelled January flights: enough to train and log a model."""
+    return pd.read_parquet(REFERENCE).dropna(subset=["air_time"]).head(300)
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     """One real Prefect API for the session (~25 s to start: its own temporary database)."""

@@ -17,7 +17,6 @@ from driftwatch.errors import DriftwatchError, NotEnoughData, StateError
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Batch
 from driftwatch.monitor.window import split_holdout
-from driftwatch.store.calibrations import calibrate_frame
 from driftwatch.store.landing import LandingFiles, ledger_for
 from driftwatch.store.references import active_reference
 
@@ -44,7 +43,7 @@ def test_errors_a_user_can_act_on_are_driftwatch_errors(
     with pytest.raises(NotEnoughData, match="only 1 labelled rows"):
         split_holdout(january.head(1), plan.settings)
     with pytest.raises(NotEnoughData, match="cannot calibrate"):
-        calibrate_frame(plan, january.head(10), "x", 100)
+        plan.calibrate_rows(january.head(10), "x", 100)
     assert issubclass(NotEnoughData, DriftwatchError) and issubclass(StateError, DriftwatchError)
 
 

@@ -8,24 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 
-from driftwatch.config import Settings, load_settings
+from driftwatch.config import Settings
 from driftwatch.model.estimators import train
 from driftwatch.store.registry import TAG_REFERENCE, TAG_RUN_TYPE, Registry
-from tests.conftest import REFERENCE
 
 KEY_TAG = "driftwatch.idempotency_key"
-
-
-@pytest.fixture
-def settings(make_config) -> Settings:
-    return load_settings(make_config(model={"params": {"max_iter": 5}}))
-
-
-@pytest.fixture(scope="module")
-def rows() -> pd.DataFrame:
-    return pd.read_parquet(REFERENCE).dropna(subset=["air_time"]).head(300)
 
 
 def runs_of(reg: Registry, run_type: str) -> list[Any]:

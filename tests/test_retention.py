@@ -17,17 +17,6 @@ from driftwatch.store.batches import file_hash
 from driftwatch.store.references import ReferenceFiles
 from driftwatch.store.registry import Registry
 from driftwatch.store.retention import prune_state
-from tests.conftest import REFERENCE
-
-
-@pytest.fixture
-def settings(make_config) -> Settings:
-    return load_settings(make_config(model={"params": {"max_iter": 5}}))
-
-
-@pytest.fixture(scope="module")
-def rows() -> pd.DataFrame:
-    return pd.read_parquet(REFERENCE).dropna(subset=["air_time"]).head(300)
 
 
 def age(path: Path, minutes: int) -> Path:
