@@ -58,6 +58,9 @@ class PathsSettings(_Strict):
     reference: Path = Path("reference_data/flights_2013_01.parquet")
     landing: Path = Path("state/landing")
     state: Path = Path("state")
+    # Late labels land here as their own files (id + label): see README, "Late labels". None:
+    # labels come only with the features, in the batch files.
+    labels: Path | None = None
 
 
 class LandingSettings(_Strict):
@@ -94,6 +97,8 @@ class ModelSettings(_Strict):
     estimator: str = "hist_gradient_boosting"
     params: dict[str, Any] = Field(default_factory=dict)
     timestamp: str | None = "time_hour"
+    # The column that identifies a row (a flight, a transaction): late labels are joined on it.
+    id_column: str | None = None
     # The time zone the data's days follow (calendar days of the time-block calibration).
     timezone: str = "UTC"
     # Classification only: a numeric target is turned into a label by ``target > threshold``
@@ -200,6 +205,9 @@ class QualitySettings(_Strict):
     relative_tolerance: float | None = Field(0.10, ge=0)
     absolute_tolerance: float | None = Field(None, ge=0)
     min_labelled_rows: int = Field(30, ge=1)
+    # With late labels: judge the champion on the predictions of the last N hours whose labels
+    # have arrived (from history), not only on the labels inside the new files. None: the batch.
+    lookback_hours: float | None = Field(None, gt=0)
 
 
 class RetrainSettings(_Strict):
@@ -210,6 +218,16 @@ class RetrainSettings(_Strict):
     # The challenger must beat the champion on the holdout by this relative margin.
     promotion_margin: float = Field(0.01, ge=0, lt=1)
     random_state: int = 0
+    # After the holdout has decided, the model that is registered is refit on the whole window
+    # (holdout included): the newest rows are the most valuable ones to learn from.
+    refit: bool = True
+
+
+class HistorySettings(_Strict):
+    """Every processed batch's rows, kept under <state>/history: see README, "History"."""
+
+    # Rows whose timestamp is older than this (counted back from the newest row) are pruned.
+    keep_days: float = Field(400, gt=0)
 
 
 class OrchestrationSettings(_Strict):
@@ -286,6 +304,7 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @field_validator("paths")
     @classmethod
@@ -303,6 +322,12 @@ class Settings(BaseSettings):
         if self.model.task == "classification" and metric not in ("accuracy", "f1", "roc_auc"):
             raise ValueError(
                 f"quality.metric {metric!r} is not a classification metric (accuracy, f1, roc_auc)"
+            )
+        if self.history.keep_days < self.retrain.window_days:
+            raise ValueError(
+                f"history.keep_days ({self.history.keep_days:g}) is shorter than"
+                f" retrain.window_days ({self.retrain.window_days:g}): the training window would"
+                " be pruned away; keep at least the window"
             )
         known = set(self.model.features)
         # "prediction" names the champion's output, judged by the same engine (prediction drift).
@@ -339,7 +364,7 @@ class Settings(BaseSettings):
     def resolved(self, base: Path) -> Settings:
         """Paths in config.yaml are relative to the file, not to wherever the daemon started."""
         paths = {
-            name: (p if p.is_absolute() else (base / p)).resolve()
+            name: None if p is None else (p if p.is_absolute() else base / p).resolve()
             for name, p in self.paths.model_dump().items()
         }
         cal = self.drift.calibration

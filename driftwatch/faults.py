@@ -3,6 +3,8 @@
 Checkpoints, in the order a monitor + retrain run reaches them:
 
 - ``after-claim``: landing files claimed in the ledger
+- ``after-history``: the batch's rows written to history, the files not yet done (the next run
+  removes those rows and processes the files again)
 - ``after-train``: challenger trained, nothing logged yet
 - ``after-log``: challenger logged and registered in MLflow, its reference file written
 - ``after-decision``: the promotion decision recorded on the challenger's run
@@ -24,6 +26,7 @@ import time
 
 CHECKPOINTS = (
     "after-claim",
+    "after-history",
     "after-train",
     "after-log",
     "after-decision",

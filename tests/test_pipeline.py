@@ -17,6 +17,7 @@ from driftwatch.config import load_settings
 from driftwatch.monitor.backtest import Backtester, BatchVerdict, verdict
 from driftwatch.monitor.memory import (
     MemoryBatches,
+    MemoryHistory,
     MemoryReferences,
     MemoryRegistry,
     MemoryThresholds,
@@ -57,6 +58,7 @@ def decisions(rows: list[BatchVerdict]) -> list[tuple]:
             b.promoted,
             b.champion,
             tuple(b.drifted),
+            b.train_rows,
         )
         for b in rows
     ]
@@ -74,6 +76,7 @@ def memory_cycle(
         MemoryThresholds(plan, references),
         MemoryRegistry(),
         log,
+        MemoryHistory(plan),
     )
     return cycle, log
 

@@ -21,8 +21,13 @@ def score(model: Any, frame: pd.DataFrame, spec: ModelSettings) -> dict[str, flo
     rows = labelled(frame, spec)
     if rows.empty:
         return {}
-    y = target(rows, spec).to_numpy()
-    p = predict(model, rows, spec)
+    return score_predictions(target(rows, spec).to_numpy(), predict(model, rows, spec), spec)
+
+
+def score_predictions(y: np.ndarray, p: np.ndarray, spec: ModelSettings) -> dict[str, float]:
+    """The task's metrics from labels and predictions made earlier (history keeps both)."""
+    if len(y) == 0:
+        return {}
     if spec.task == "regression":
         return {
             "rmse": float(np.sqrt(skm.mean_squared_error(y, p))),

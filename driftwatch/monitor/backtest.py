@@ -23,6 +23,7 @@ from driftwatch.config import Settings
 from driftwatch.engine.drift import ColumnDrift
 from driftwatch.monitor.memory import (
     MemoryBatches,
+    MemoryHistory,
     MemoryReferences,
     MemoryRegistry,
     MemoryThresholds,
@@ -57,6 +58,7 @@ class BatchVerdict:
     champion: int  # backtest-local model version after the batch (1 is the bootstrap)
     reason: str
     triggers: list[str] = field(default_factory=list)
+    train_rows: int | None = None  # rows the retrain's registered model learnt from
 
 
 @dataclass
@@ -142,7 +144,13 @@ class Backtester:
         registry = MemoryRegistry()
         log = ResultLog()
         cycle = MonitorCycle(
-            plan, source, references, MemoryThresholds(plan, references), registry, log
+            plan,
+            source,
+            references,
+            MemoryThresholds(plan, references),
+            registry,
+            log,
+            MemoryHistory(plan),
         )
         out = BacktestResult(self.name, self.policy, s.drift.method, [], list(s.drift.report_only))
         while len(source):
@@ -177,4 +185,5 @@ def verdict(result: MonitorResult, label: str, plan: Plan) -> BatchVerdict:
         champion=int(result.champion_version or 0),
         reason=result.decision.reason,
         triggers=sorted(result.decision.triggers),
+        train_rows=retrain.train_rows if retrain else None,
     )

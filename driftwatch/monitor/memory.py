@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from driftwatch.engine.blocks import BlockProfile, BlockThresholds
@@ -19,7 +20,15 @@ from driftwatch.engine.drift import ReferenceProfile, frame_fingerprint
 from driftwatch.errors import BatchError
 from driftwatch.model.schema import validate_batch
 from driftwatch.monitor.plan import Plan
-from driftwatch.monitor.ports import Batch, Challenge, Champion, ReferenceHandle
+from driftwatch.monitor.ports import (
+    FROM_FILE,
+    PREDICTED,
+    SERVED_BY,
+    Batch,
+    Challenge,
+    Champion,
+    ReferenceHandle,
+)
 from driftwatch.monitor.result import MonitorResult, PromotionDecision, RetrainOutcome
 
 
@@ -48,10 +57,18 @@ class MemoryBatches:
         context = self._context(frame)
         self._seen[label] = frame
         files = [label] if not frame.empty else []
-        if not context:
-            return Batch(frame, files, True, new_rows=len(frame), window=label)
-        window = pd.concat([*(self._seen[c] for c in context), frame], ignore_index=True)
-        return Batch(window, files, True, context_files=context, new_rows=len(frame), window=label)
+        parts = [*context, label]
+        window = pd.concat([self._seen[c] for c in parts], ignore_index=True)
+        origin = pd.Series(np.repeat(parts, [len(self._seen[c]) for c in parts]), dtype="category")
+        return Batch(
+            window if context else frame,
+            files,
+            True,
+            context_files=context,
+            new_rows=len(frame),
+            window=label,
+            origin=origin,
+        )
 
     def _context(self, frame: pd.DataFrame) -> list[str]:
         """Earlier batches within the plan's context hours of this one's newest row."""
@@ -73,6 +90,55 @@ class MemoryBatches:
     def fail(self, batch: Batch | None, exc: BaseException) -> None:
         if batch is not None:
             self.failed.update(dict.fromkeys(batch.files, str(exc)))
+
+
+class MemoryHistory:
+    """History in a dict of frames by batch label: appended, read, pruned as the files are."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.parts: dict[str, pd.DataFrame] = {}
+
+    def repair(self) -> str:
+        return "history: in memory"
+
+    def append(self, batch: Batch, predictions: pd.Series | None, champion: str | None) -> str:
+        if not batch.files or not batch.rows or batch.origin is None:
+            return "history: nothing to add"
+        for label in batch.files:
+            mine = (batch.origin == label).to_numpy()
+            rows = batch.frame[mine].copy()
+            rows[FROM_FILE] = label
+            rows[SERVED_BY] = champion
+            rows[PREDICTED] = predictions[mine].to_numpy() if predictions is not None else np.nan
+            self.parts[label] = rows
+        return f"history: {len(batch.files)} batch(es) added"
+
+    def rows(self, pending: list[str] | None = None, days: float | None = None) -> pd.DataFrame:
+        frames = [f for f in self.parts.values() if not f.empty]
+        if not frames:
+            return pd.DataFrame()
+        frame = pd.concat(frames, ignore_index=True)
+        ts = self.plan.settings.model.timestamp
+        if ts and ts in frame.columns:
+            frame = frame.sort_values(ts, kind="stable").reset_index(drop=True)
+            if days is not None:
+                frame = frame[frame[ts] > frame[ts].max() - pd.Timedelta(days=days + 1)]
+        return frame
+
+    def prune(self) -> str:
+        ts, keep = self.plan.settings.model.timestamp, self.plan.settings.history.keep_days
+        if not ts or not self.parts:
+            return "history: nothing to prune"
+        newest = max(f[ts].max() for f in self.parts.values() if len(f))
+        old = [
+            k
+            for k, f in self.parts.items()
+            if len(f) and f[ts].max() < newest - pd.Timedelta(days=keep)
+        ]
+        for k in old:
+            del self.parts[k]
+        return f"history: {len(old)} batch(es) pruned"
 
 
 class MemoryReferences:
@@ -188,12 +254,13 @@ class ResultLog:
     def __init__(self) -> None:
         self.results: list[MonitorResult] = []
         self.retrains: list[RetrainOutcome] = []
+        self.challenges: list[Challenge] = []
 
     def report(self, result: MonitorResult, batch: Batch, ref: ReferenceHandle) -> MonitorResult:
         return result
 
     def report_challenge(self, challenge: Challenge) -> None:
-        pass
+        self.challenges.append(challenge)
 
     def report_retrain(self, outcome: RetrainOutcome) -> None:
         self.retrains.append(outcome)

@@ -15,23 +15,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from driftwatch.config import ModelSettings
 from driftwatch.engine.blocks import BlockDetector, BlockProfile, BlockThresholds, span_label
 from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ColumnDrift, DriftResult, ReferenceProfile
 from driftwatch.faults import checkpoint
 from driftwatch.model.estimators import predict, train
-from driftwatch.model.quality import QualityResult, score
+from driftwatch.model.quality import QualityResult, score, score_predictions
 from driftwatch.model.quality import assess as assess_quality
 from driftwatch.model.schema import labelled
 from driftwatch.monitor.plan import PREDICTION, Plan
 from driftwatch.monitor.policy import decide, promotion_decision
 from driftwatch.monitor.ports import (
+    PREDICTED,
+    SERVED_BY,
     Batch,
     BatchSource,
     Challenge,
     Champion,
+    History,
     InlineSteps,
     ModelRegistry,
     ReferenceHandle,
@@ -54,6 +59,8 @@ class Findings:
     decision: Decision
     # Time blocks: one verdict per horizon (``drift`` is the alarming one, else the first).
     horizons: tuple[DriftResult, ...] = ()
+    # The champion's prediction for every row of the batch (kept in history with the rows).
+    predictions: pd.Series | None = None
 
 
 @dataclass(frozen=True)
@@ -78,10 +85,14 @@ def assess(
     calibration: Calibration | None,
     reference: pd.DataFrame | None,
     blocks: BlockJudging | None = None,
+    recent: pd.DataFrame | None = None,
 ) -> Findings:
     """Feature drift against the reference (per horizon on time-block thresholds), the
-    champion's quality where labels have arrived, drift of its predictions, and the decision."""
-    drift = quality = prediction = None
+    champion's quality where labels have arrived, drift of its predictions, and the decision.
+
+    ``recent``: history rows of the quality lookback (``quality.lookback_hours``) whose late
+    labels have arrived, with the champion's predictions made when they were served."""
+    drift = quality = prediction = predictions = None
     horizons: tuple[DriftResult, ...] = ()
     if batch.rows and blocks is not None:
         horizons = tuple(judge_horizon(plan, batch, blocks, t) for t in blocks.thresholds)
@@ -92,14 +103,12 @@ def assess(
         drift = detector.check(batch.frame, source=",".join(batch.files) or "batch")
     if batch.rows and champion is not None and model is not None:
         spec = plan.settings.model
-        n_lab = len(labelled(batch.frame, spec))
+        predictions = pd.Series(predict(model, batch.frame, spec), index=batch.frame.index)
+        y, p = realised(batch.frame, predictions, recent, champion.version, spec)
         quality = assess_quality(
-            score(model, batch.frame, spec),
-            champion.baseline,
-            n_lab,
-            plan.metric,
+            score_predictions(y, p, spec), champion.baseline, len(y), plan.metric,
             plan.settings.quality,
-        )
+        )  # fmt: skip
         if reference is not None:
             prediction = prediction_drift(plan, model, reference, batch.frame)
     decision = decide(
@@ -110,7 +119,31 @@ def assess(
         batch.new_rows,
         plan.policy,
     )
-    return Findings(drift, quality, prediction, decision, horizons)
+    return Findings(drift, quality, prediction, decision, horizons, predictions)
+
+
+def realised(
+    frame: pd.DataFrame,
+    predictions: pd.Series,
+    recent: pd.DataFrame | None,
+    champion: str,
+    spec: ModelSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and the champion's predictions to judge it on: the batch's labelled rows, plus
+    the lookback's history rows this champion served whose labels have arrived since (each
+    counted at the time it was predicted, not when its label came)."""
+    has = frame[spec.target].notna().to_numpy()
+    y = [frame[spec.target].to_numpy()[has]]
+    p = [predictions.to_numpy()[has]]
+    if recent is not None and len(recent) and PREDICTED in recent.columns:
+        mine = recent[
+            (recent[SERVED_BY].astype(str) == champion)
+            & recent[spec.target].notna()
+            & recent[PREDICTED].notna()
+        ]
+        y.append(mine[spec.target].to_numpy())
+        p.append(mine[PREDICTED].to_numpy(dtype=float))
+    return np.concatenate(y).astype(float), np.concatenate(p).astype(float)
 
 
 def judge_horizon(
@@ -163,13 +196,21 @@ def prediction_drift(
 
 def challenge(plan: Plan, window: pd.DataFrame, champion_model: Any, trigger: str) -> Challenge:
     """Train a challenger on the window's older rows and score it and the champion on the same,
-    most recent, holdout; the verdict says whether it earns the promotion."""
+    most recent, holdout; the verdict says whether it earns the promotion.
+
+    With ``retrain.refit`` a winner is then refit on the whole labelled window, holdout included
+    (the holdout decided; the newest rows are the most valuable to learn from): that is the
+    model registered, and ``train_rows`` are the rows it learnt from.
+    """
     s = plan.settings
     train_rows, holdout = split_holdout(window, s)
     model = train(train_rows, s.model, random_state=s.retrain.random_state)
     ch_scores = score(model, holdout, s.model)
     cp_scores = score(champion_model, holdout, s.model) if champion_model is not None else None
     verdict = promotion_decision(plan.metric, ch_scores, cp_scores, s.retrain.promotion_margin)
+    if verdict.promote and s.retrain.refit:
+        train_rows = labelled(window, s.model)
+        model = train(train_rows, s.model, random_state=s.retrain.random_state)
     return Challenge(model, window, train_rows, holdout, ch_scores, cp_scores, verdict, trigger)
 
 
@@ -279,10 +320,12 @@ class MonitorCycle:
         thresholds: ThresholdStore,
         registry: ModelRegistry,
         reporter: Reporter,
+        history: History,
         steps: Steps | None = None,
     ) -> None:
         self.plan = plan
         self.batches = batches
+        self.history = history
         self.references = references
         self.thresholds = thresholds
         self.registry = registry
@@ -298,10 +341,14 @@ class MonitorCycle:
         try:
             champion = step("read champion", self.registry.champion, retry=True)
             ref = step("locate reference", self.references.locate, champion, retry=True)
+            step("repair history", self.history.repair, retry=True)
             batch = step("load batch", self.batches.collect, run_id, retry=True)
             findings = self.assess(batch, champion, ref)
             result = monitor_result(self.plan, batch, findings, champion, ref, started, run_id)
             result = step("report", self.reporter.report, result, batch, ref)
+            served = champion.version if champion else None
+            step("add to history", self.history.append, batch, findings.predictions, served)
+            checkpoint("after-history")
             if findings.decision.retrain:
                 outcome = step.subflow(
                     "retrain", self.retrain, batch.all_files, findings.decision.reason, run_id
@@ -316,6 +363,7 @@ class MonitorCycle:
             step("finish batch", self.batches.finish, batch, result.outcome)
             if batch.rows:  # a run that judged rows may have added a reference or calibration
                 step("prune state", self.references.prune)
+                step("prune history", self.history.prune)
         except BaseException as exc:
             self.batches.fail(batch, exc)
             raise
@@ -324,12 +372,14 @@ class MonitorCycle:
     def assess(self, batch: Batch, champion: Champion | None, ref: ReferenceHandle) -> Findings:
         """Load what judging needs (only when there are rows), then the pure ``assess`` step."""
         step, plan = self.steps, self.plan
-        model = profile = calibration = reference = blocks = None
+        model = profile = calibration = reference = blocks = recent = None
         if batch.rows:
             if champion is not None:
                 model = step(
                     "load champion model", self.registry.load_model, champion.version, retry=True
                 )
+                if plan.settings.quality.lookback_hours:
+                    recent = step("read recent history", self.recent_history, retry=True)
                 if plan.settings.drift.prediction_drift:
                     reference = step("load reference", self.references.frame, ref, retry=True)
             if plan.time_blocks:
@@ -351,7 +401,17 @@ class MonitorCycle:
             calibration,
             reference,
             blocks,
+            recent,
         )
+
+    def recent_history(self) -> pd.DataFrame:
+        """History rows of the quality lookback (the newest ``quality.lookback_hours``)."""
+        hours = self.plan.settings.quality.lookback_hours or 0
+        rows = self.history.rows(days=hours / 24)
+        ts = self.plan.settings.model.timestamp
+        if rows.empty or not ts or ts not in rows.columns:
+            return rows
+        return rows[rows[ts] > rows[ts].max() - pd.Timedelta(hours=hours)]
 
     def block_judging(self, batch: Batch, ref: ReferenceHandle) -> BlockJudging:
         """The reference's block profile and each horizon's thresholds (cached per span)."""
@@ -378,8 +438,7 @@ class MonitorCycle:
         """
         step, plan, started = self.steps, self.plan, time.time()
         champion = step("read champion", self.registry.champion, retry=True)
-        ref = step("locate reference", self.references.locate, champion, retry=True)
-        window = step("build training window", self.training_window, ref, files, retry=True)
+        window = step("build training window", self.training_window, files, retry=True)
         model = None
         if champion is not None:
             model = step(
@@ -402,6 +461,12 @@ class MonitorCycle:
         step("retrain report", self.reporter.report_retrain, outcome)
         return outcome
 
-    def training_window(self, ref: ReferenceHandle, files: list[str]) -> pd.DataFrame:
-        reference = self.references.frame(ref)
-        return training_window(reference, self.batches.read(files), self.plan.settings)
+    def training_window(self, files: list[str]) -> pd.DataFrame:
+        """The last ``retrain.window_days`` of history, this run's files included, topped up
+        with the shipped reference while history is shorter than the window."""
+        s = self.plan.settings
+        rows = self.history.rows(pending=files, days=s.retrain.window_days)
+        shipped = None
+        if s.retrain.include_reference:
+            shipped = self.references.frame(self.references.locate(None))
+        return training_window(rows, shipped, s)

@@ -22,6 +22,12 @@ from driftwatch.monitor.result import MonitorResult, PromotionDecision, RetrainO
 
 T = TypeVar("T")
 
+# What history keeps next to each row's model columns: its file, the file's history key, when
+# it arrived, the champion that served it, and that champion's prediction for it.
+FROM_FILE, BATCH_KEY, ARRIVED, SERVED_BY, PREDICTED = (
+    "_file", "_batch", "_arrived", "_champion", "_prediction",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -36,6 +42,8 @@ class Batch:
     context_files: list[str] = field(default_factory=list)
     new_rows: int = 0
     window: str = ""
+    # Per row of ``frame``: the file it came from (history keeps the new files' rows by file).
+    origin: pd.Series | None = None
 
     @property
     def rows(self) -> int:
@@ -93,6 +101,16 @@ class ReferenceStore(Protocol):
     def profile(self, ref: ReferenceHandle) -> ReferenceProfile: ...
     def block_profile(self, ref: ReferenceHandle) -> BlockProfile: ...
     def store(self, frame: pd.DataFrame, key: str) -> str: ...
+    def prune(self) -> str: ...
+
+
+class History(Protocol):
+    """Every processed batch's rows with the champion's predictions (and late labels joined):
+    what the retrain learns from. ``pending``: files of the current run, not yet committed."""
+
+    def repair(self) -> str: ...
+    def append(self, batch: Batch, predictions: pd.Series | None, champion: str | None) -> str: ...
+    def rows(self, pending: list[str] | None = None, days: float | None = None) -> pd.DataFrame: ...
     def prune(self) -> str: ...
 
 

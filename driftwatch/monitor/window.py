@@ -10,13 +10,24 @@ from driftwatch.model.schema import labelled
 
 
 def training_window(
-    reference: pd.DataFrame, batch: pd.DataFrame, settings: Settings
+    history: pd.DataFrame, shipped: pd.DataFrame | None, settings: Settings
 ) -> pd.DataFrame:
-    """Reference (optionally) plus the new batch, cut to the last ``window_days`` of time."""
-    parts = [reference, batch] if settings.retrain.include_reference else [batch]
-    # drop_duplicates: with a rolling drift window, earlier files may already be in the reference.
-    pool = pd.concat([p for p in parts if not p.empty], ignore_index=True).drop_duplicates()
+    """The last ``retrain.window_days`` of history (every batch processed, labels joined), plus
+    the shipped reference's rows older than history while history is shorter than the window
+    (``retrain.include_reference``), oldest first. Columns are the model's; history's own
+    bookkeeping columns (file, prediction, ...) stay behind."""
     ts = settings.model.timestamp
+    history = history[[c for c in history.columns if not str(c).startswith("_")]]
+    has_time = bool(ts) and ts in history.columns and history[ts].notna().any()
+    parts = [history]
+    if shipped is not None and settings.retrain.include_reference and not shipped.empty:
+        if has_time and ts in shipped.columns:
+            # Only what history does not cover yet: the reference fills the window's older end.
+            parts.insert(0, shipped[shipped[ts] < history[ts].min()])
+        elif history.empty:
+            parts = [shipped]
+    filled = [p for p in parts if not p.empty]
+    pool = pd.concat(filled, ignore_index=True) if filled else history
     if ts and ts in pool.columns and pool[ts].notna().any():
         pool = pool.sort_values(ts, kind="stable").reset_index(drop=True)
         start = pool[ts].max() - pd.Timedelta(days=settings.retrain.window_days)

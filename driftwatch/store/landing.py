@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from driftwatch.errors import BatchError, DriftwatchError
@@ -45,6 +46,21 @@ def file_failure(path: str, exc: BaseException) -> str:
     return f"{shown(path)}: could not be read or validated ({type(exc).__name__}: {text})"
 
 
+def stack(
+    frames: list[pd.DataFrame], names: list[str], ts: str | None
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The files' rows as one frame, oldest first, and per row the file it came from."""
+    if not frames:
+        return pd.DataFrame(), pd.Series([], dtype="category")
+    frame = pd.concat(frames, ignore_index=True)
+    origin = pd.Series(np.repeat(names, [len(f) for f in frames])).astype("category")
+    if ts and ts in frame.columns:
+        order = frame.sort_values(ts, kind="stable").index.to_numpy()
+        frame = frame.iloc[order].reset_index(drop=True)
+        origin = origin.iloc[order].reset_index(drop=True)
+    return frame, origin
+
+
 class LandingFiles:
     """Every pending landing file (oldest first), or one given file (``batch_path``)."""
 
@@ -73,7 +89,7 @@ class LandingFiles:
         # A Prefect retry of this step runs it again with the same run id: the same attempt.
         self.ledger.claim(files, run_id, once_per_run=True)
         checkpoint("after-claim")
-        frames, rejected, gone = [], {}, []
+        frames, names, rejected, gone = [], [], {}, []
         quarantine = s.paths.state / "quarantine"
         for path in files:
             if self._gone(path, warnings):
@@ -95,6 +111,7 @@ class LandingFiles:
             warnings.extend(notes)
             if not frame.empty:
                 frames.append(frame)
+                names.append(path)
         good = [f for f in files if f not in rejected and f not in gone]
         new_rows = sum(len(f) for f in frames)
         window = f"{len(good)} new file(s)"
@@ -113,15 +130,13 @@ class LandingFiles:
                     continue
                 if not earlier.empty:
                     frames.append(earlier)
+                    names.append(rec.path)
                     context.append(rec.path)
             window = (
                 f"last {hours:g} h of arrivals: {len(good)} new + {len(context)} earlier file(s)"
             )
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        ts = s.model.timestamp
-        if ts and ts in frame.columns:
-            frame = frame.sort_values(ts, kind="stable").reset_index(drop=True)
-        return Batch(frame, good, True, rejected, warnings, context, new_rows, window)
+        frame, origin = stack(frames, names, s.model.timestamp)
+        return Batch(frame, good, True, rejected, warnings, context, new_rows, window, origin)
 
     def _read(self, path: str, notes: list[str]) -> pd.DataFrame:
         s = self.settings

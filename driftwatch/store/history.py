@@ -1,0 +1,181 @@
+"""The history store: every processed batch's rows, with the champion's prediction for each,
+and the labels that arrived later, under ``<state>/history/``.
+
+Layout (a partitioned parquet dataset, readable by pandas, pyarrow, DuckDB or Spark as it is)::
+
+    history/rows/date=2013-03-01/<key>.parquet     rows of one landing file on one (UTC) day
+    history/labels/<key>.parquet                   one label file's rows (id, label, times)
+
+Why partitioned parquet and not DuckDB or sqlite: history is append-only and read by time range
+(the training window, a quality lookback), which is exactly what date partitions give, with
+pruning as deleting directories; each batch is written once, immutable, by the process that
+holds the landing lock, so no concurrent writer needs a database; and the commit record already
+exists: the ledger. A part counts only when its landing file is ``done`` in the ledger (its key
+is derived from the file's path and content hash as the ledger recorded them). The monitor writes
+a batch's parts before it marks the batch done; a crash in between leaves parts of a file that is
+not done, which the next run removes (:meth:`HistoryFiles.repair`) before it processes the file
+again. So a batch is in history exactly when it is done: both or neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from driftwatch.engine.drift import as_categorical
+from driftwatch.files import atomic_write
+from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.ports import ARRIVED, BATCH_KEY, FROM_FILE, PREDICTED, SERVED_BY, Batch
+from driftwatch.store.batches import read_validated
+from driftwatch.store.ledger import FileRecord, Ledger
+
+log = logging.getLogger("driftwatch.history")
+
+
+def part_key(record: FileRecord) -> str:
+    """A landing file's history key: its path and its content as the ledger recorded them (a
+    file re-dropped with new content under the same name is another batch)."""
+    return hashlib.sha256(f"{record.path}\0{record.sha256}".encode()).hexdigest()[:24]
+
+
+def history_dir(state: Path) -> Path:
+    return state / "history"
+
+
+class HistoryFiles:
+    """The monitor's History port over ``<state>/history`` and the landing ledger."""
+
+    def __init__(self, plan: Plan, ledger: Ledger) -> None:
+        self.plan = plan
+        self.settings = plan.settings
+        self.ledger = ledger
+        self.root = history_dir(self.settings.paths.state)
+        self.rows_dir = self.root / "rows"
+
+    # -- writing --------------------------------------------------------------------------
+
+    def append(self, batch: Batch, predictions: pd.Series | None, champion: str | None) -> str:
+        """Write the batch's new rows (not its context rows), one part per file and day.
+
+        Idempotent: a retried or repeated append rewrites the same parts with the same rows.
+        Rows of a file not in the ledger (a single file given to ``run --batch``) are not kept:
+        history is what the landing dir delivered.
+        """
+        if not batch.from_landing or not batch.files or not batch.rows:
+            return "history: nothing to add"
+        frame = batch.frame
+        origin = batch.origin if batch.origin is not None else pd.Series("", index=frame.index)
+        arrived = pd.Timestamp(datetime.now(UTC))
+        ts = self.settings.model.timestamp
+        written = 0
+        for path in batch.files:
+            record = self.ledger.get(path)
+            if record is None:
+                continue
+            rows = frame[(origin == path).to_numpy()]
+            if rows.empty:
+                continue
+            part = rows.copy()
+            for col in self.settings.model.categorical:  # plain text: one schema in every part
+                part[col] = part[col].astype(object).where(part[col].notna(), None)
+            part[FROM_FILE] = path
+            part[BATCH_KEY] = part_key(record)
+            part[ARRIVED] = arrived
+            part[SERVED_BY] = champion
+            part[PREDICTED] = (
+                predictions.reindex(rows.index).astype(float) if predictions is not None else None
+            )
+            if ts and ts in part.columns and part[ts].notna().any():
+                days = part[ts].dt.strftime("%Y-%m-%d").fillna(arrived.strftime("%Y-%m-%d"))
+            else:
+                days = pd.Series(arrived.strftime("%Y-%m-%d"), index=part.index)
+            for day, group in part.groupby(days, sort=True):
+                target = self.rows_dir / f"date={day}" / f"{part_key(record)}.parquet"
+                atomic_write(target, lambda tmp, g=group: g.to_parquet(tmp, index=False))
+            written += len(part)
+        return f"history: {written} row(s) of {len(batch.files)} file(s) added"
+
+    def repair(self) -> str:
+        """Remove parts whose file is not ``done`` in the ledger (a run that crashed between
+        writing history and finishing its files); those files are processed again. Run under
+        the landing lock, before the files are claimed."""
+        committed = self._committed()
+        removed = 0
+        for part in self._parts():
+            if part.stem not in committed:
+                part.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.warning("history: removed %d part(s) of files not finished by their run", removed)
+            return f"history: removed {removed} uncommitted part(s)"
+        return "history: consistent"
+
+    def prune(self) -> str:
+        """Day partitions older than ``history.keep_days`` before the newest day go."""
+        days = self._days()
+        if not days:
+            return "history: empty"
+        cutoff = days[-1] - pd.Timedelta(days=self.settings.history.keep_days)
+        gone = [d for d in days if d < cutoff]
+        for d in gone:
+            shutil.rmtree(self.rows_dir / f"date={d:%Y-%m-%d}", ignore_errors=True)
+        return f"history: {len(gone)} day(s) pruned, {len(days) - len(gone)} kept"
+
+    # -- reading --------------------------------------------------------------------------
+
+    def rows(self, pending: list[str] | None = None, days: float | None = None) -> pd.DataFrame:
+        """Committed rows (plus those of ``pending`` files of the current run), newest ``days``
+        of partitions only when given; categories typed as the model expects."""
+        keys = self._committed()
+        given = []  # a file given to ``run --batch`` is in no ledger: read as it is
+        for path in pending or []:
+            record = self.ledger.get(path)
+            if record is not None:
+                keys.add(part_key(record))
+            elif Path(path).is_file():
+                given.append(read_validated(path, self.settings.model))
+        all_days = self._days()
+        if days is not None and all_days:
+            start = all_days[-1] - pd.Timedelta(days=days + 1)
+            all_days = [d for d in all_days if d >= start]
+        files = [
+            p
+            for d in all_days
+            for p in sorted((self.rows_dir / f"date={d:%Y-%m-%d}").glob("*.parquet"))
+            if p.stem in keys
+        ]
+        if not files and not given:
+            return pd.DataFrame()
+        import pyarrow.dataset as ds
+
+        frames = [ds.dataset([str(f) for f in files], format="parquet").to_table().to_pandas()]
+        frame = pd.concat([f for f in frames + given if not f.empty], ignore_index=True)
+        for col in self.settings.model.categorical:
+            if col in frame.columns:
+                frame[col] = as_categorical(frame[col])
+        ts = self.settings.model.timestamp
+        if ts and ts in frame.columns:
+            frame = frame.sort_values(ts, kind="stable").reset_index(drop=True)
+        return frame
+
+    def _committed(self) -> set[str]:
+        return {part_key(r) for r in self.ledger.records("done")}
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.rows_dir.glob("date=*/*.parquet")) if self.rows_dir.is_dir() else []
+
+    def _days(self) -> list[pd.Timestamp]:
+        if not self.rows_dir.is_dir():
+            return []
+        out = []
+        for d in self.rows_dir.glob("date=*"):
+            try:
+                out.append(pd.Timestamp(d.name.removeprefix("date=")))
+            except ValueError:
+                continue
+        return sorted(out)
