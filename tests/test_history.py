@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import FROM_FILE, PREDICTED, SERVED_BY
@@ -131,3 +132,126 @@ def test_the_shipped_reference_fills_the_window_only_while_history_is_short(
     window = training_window(long, shipped, settings)
     assert (window["time_hour"].dt.month >= 7).all()  # no January (reference) row
     assert len(window) < len(july)  # cut to the last 20 days
+
+
+# -- late labels ---------------------------------------------------------------------------------
+
+LATE = {"id_column": "flight_id"}
+
+
+def late_label_setup(make_config: Callable[..., Path], tmp_path: Path) -> Plan:
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    return Plan.load(make_config(model=LATE, paths={"labels": str(labels)}))
+
+
+def features_only(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(air_time=float("nan"))
+
+
+def labels_of(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[["flight_id", "air_time"]].dropna().reset_index(drop=True)
+
+
+def process(plan: Plan, run_id: str) -> tuple[HistoryFiles, list[str]]:
+    """One tick's history part: take labels, take the landing files, add them to history."""
+    source = LandingFiles(plan)
+    history = HistoryFiles(plan, source.ledger)
+    history.repair()
+    batch = source.collect(run_id)
+    notes = history.ingest_labels()
+    history.append(batch, pd.Series(150.0, index=batch.frame.index), "1")
+    source.finish(batch, "no-drift")
+    return history, notes
+
+
+def test_labels_arriving_after_their_features_fill_the_rows_they_belong_to(
+    make_config: Callable[..., Path], tmp_path: Path, january: pd.DataFrame
+) -> None:
+    plan = late_label_setup(make_config, tmp_path)
+    monday = day(january, 7)
+    landing_with(plan, {"features.parquet": features_only(monday)})
+    history, _ = process(plan, "run-1")
+    assert history.rows()["air_time"].isna().all()
+    lab = labels_of(monday)
+    lab.to_csv(plan.settings.paths.labels / "labels-1.csv", index=False)
+    history, notes = process(plan, "run-2")
+    assert notes == [
+        f"labels from labels-1.csv: {len(lab)} applied, 0 waiting for their rows (ids not in"
+        " history yet), 0 duplicate(s) ignored, 0 changed"
+    ]
+    rows = history.rows()
+    assert rows["air_time"].notna().sum() == len(lab)
+    # Each label sits on its own flight, counted at the time it was predicted.
+    joined = rows.set_index("flight_id")["air_time"].dropna()
+    assert joined.to_dict() == lab.set_index("flight_id")["air_time"].to_dict()
+
+
+def test_labels_before_features_wait_and_duplicates_and_changes_are_reported(
+    make_config: Callable[..., Path], tmp_path: Path, january: pd.DataFrame
+) -> None:
+    plan = late_label_setup(make_config, tmp_path)
+    labels_dir = plan.settings.paths.labels
+    tuesday = day(january, 8)
+    lab = labels_of(tuesday)
+    lab.to_parquet(labels_dir / "early.parquet", index=False)
+    history, notes = process(plan, "run-1")  # no features yet: unknown ids wait
+    assert f"0 applied, {len(lab)} waiting for their rows" in notes[0]
+    landing_with(plan, {"features.parquet": features_only(tuesday)})
+    history, _ = process(plan, "run-2")
+    assert history.rows()["air_time"].notna().sum() == len(lab)  # applied on arrival
+    # The same labels again under another name, and one changed value.
+    lab.to_parquet(labels_dir / "again.parquet", index=False)
+    changed = lab.head(1).assign(air_time=lab["air_time"].iloc[0] + 60)
+    changed.to_csv(labels_dir / "zz-changed.csv", index=False)
+    history, notes = process(plan, "run-3")
+    assert (
+        f"0 applied, 0 waiting for their rows (ids not in history yet), {len(lab)} duplicate"
+        in notes[0]
+    )
+    assert "1 changed (not applied: the first label stands; e.g. id " in notes[1]
+    rows = history.rows().set_index("flight_id")
+    first = lab["flight_id"].iloc[0]
+    assert rows.loc[first, "air_time"] == lab["air_time"].iloc[0]  # never applied twice
+    assert rows["air_time"].notna().sum() == len(lab)
+
+
+def test_a_bad_label_file_is_charged_alone(
+    make_config: Callable[..., Path], tmp_path: Path, january: pd.DataFrame
+) -> None:
+    plan = late_label_setup(make_config, tmp_path)
+    labels_dir = plan.settings.paths.labels
+    pd.DataFrame({"flight": [1], "air_time": [100.0]}).to_csv(labels_dir / "a-bad.csv", index=False)
+    labels_of(day(january, 9)).to_csv(labels_dir / "b-good.csv", index=False)
+    _, notes = process(plan, "run-1")
+    assert notes[0] == (
+        "labels failed: column 'flight_id' in " + str(labels_dir / "a-bad.csv")
+        + ": missing column 'flight_id' (a label file holds id + label)"
+    )  # fmt: skip
+    assert notes[1].startswith("labels from b-good.csv: 0 applied, ")
+
+
+def test_the_realised_metric_of_a_day_changes_when_its_late_labels_arrive(
+    make_config: Callable[..., Path], tmp_path: Path, january: pd.DataFrame
+) -> None:
+    from driftwatch.monitor.realised import realised
+
+    plan = late_label_setup(make_config, tmp_path)
+    wednesday = day(january, 9)
+    landing_with(plan, {"features.parquet": features_only(wednesday)})
+    history, _ = process(plan, "run-1")
+    before = realised(history.rows(), plan)
+    assert before["labelled"].sum() == 0 and before["rmse"].isna().all()
+    lab = labels_of(wednesday)
+    half = lab.iloc[: len(lab) // 2]
+    half.to_parquet(plan.settings.paths.labels / "first-half.parquet", index=False)
+    history, _ = process(plan, "run-2")
+    partly = realised(history.rows(), plan).set_index("period")
+    lab.iloc[len(lab) // 2 :].to_parquet(plan.settings.paths.labels / "rest.parquet", index=False)
+    history, _ = process(plan, "run-3")
+    full = realised(history.rows(), plan).set_index("period")
+    assert partly.loc["2013-01-09", "labelled"] == len(half)
+    assert full.loc["2013-01-09", "labelled"] == len(lab)
+    assert full.loc["2013-01-09", "rmse"] != partly.loc["2013-01-09", "rmse"]
+    expected = ((lab["air_time"] - 150.0) ** 2).mean() ** 0.5  # every prediction was 150
+    assert full.loc["2013-01-09", "rmse"] == pytest.approx(expected)

@@ -38,7 +38,12 @@ def validate_batch(
             f"missing required column(s) {missing} (model.numerical / model.categorical)",
             column=missing[0],
         )
-    used = [*spec.features, spec.target, *([spec.timestamp] if spec.timestamp else [])]
+    used = [
+        *spec.features,
+        spec.target,
+        *([spec.timestamp] if spec.timestamp else []),
+        *([spec.id_column] if spec.id_column else []),
+    ]
     for col in used:
         if col in frame.columns:
             reject_non_scalars(frame[col], col, source)
@@ -50,6 +55,8 @@ def validate_batch(
         out[col] = as_numeric(out[col], col, source).astype(np.float64)
     for col in spec.categorical:
         out[col] = as_categorical(out[col])
+    if spec.id_column and spec.id_column in out.columns:  # joined as text with late labels
+        out[spec.id_column] = out[spec.id_column].astype("string")
     if spec.target in out.columns:
         out[spec.target] = as_numeric(out[spec.target], spec.target, source).astype(np.float64)
     else:

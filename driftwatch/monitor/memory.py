@@ -126,6 +126,9 @@ class MemoryHistory:
                 frame = frame[frame[ts] > frame[ts].max() - pd.Timedelta(days=days + 1)]
         return frame
 
+    def ingest_labels(self) -> list[str]:
+        return []  # a replay's labels come with its batches
+
     def prune(self) -> str:
         ts, keep = self.plan.settings.model.timestamp, self.plan.settings.history.keep_days
         if not ts or not self.parts:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -343,6 +343,8 @@ class MonitorCycle:
             ref = step("locate reference", self.references.locate, champion, retry=True)
             step("repair history", self.history.repair, retry=True)
             batch = step("load batch", self.batches.collect, run_id, retry=True)
+            labels = step("take late labels", self.history.ingest_labels, retry=True)
+            batch = replace(batch, warnings=[*batch.warnings, *labels]) if labels else batch
             findings = self.assess(batch, champion, ref)
             result = monitor_result(self.plan, batch, findings, champion, ref, started, run_id)
             result = step("report", self.reporter.report, result, batch, ref)

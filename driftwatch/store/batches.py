@@ -95,8 +95,13 @@ def header(path: Path) -> list[str] | None:
 
 
 def model_columns(spec: ModelSettings) -> list[str]:
-    """What a batch is read for: the features, the target and the timestamp."""
-    return [*spec.features, spec.target, *([spec.timestamp] if spec.timestamp else [])]
+    """What a batch is read for: the features, the target, the timestamp and the row id."""
+    return [
+        *spec.features,
+        spec.target,
+        *([spec.timestamp] if spec.timestamp else []),
+        *([spec.id_column] if spec.id_column else []),
+    ]
 
 
 def read_validated(

@@ -22,6 +22,7 @@ WEATHER_COLUMNS = [
     "visib",
 ]
 FLIGHT_COLUMNS = [
+    "flight_id",
     "time_hour",
     "origin",
     "dest",
@@ -61,6 +62,7 @@ def load_flights(data_dir: Path | None = None) -> pd.DataFrame:
             "month",
             "day",
             "carrier",
+            "flight",
             "origin",
             "dest",
             "air_time",
@@ -78,6 +80,11 @@ def load_flights(data_dir: Path | None = None) -> pd.DataFrame:
     df = flights.merge(weather, on=["origin", "time_hour"], how="left", validate="many_to_one")
     df["time_hour"] = pd.to_datetime(df["time_hour"], utc=True)
     df["weekday"] = pd.to_datetime(df[["year", "month", "day"]]).dt.day_name().str[:3]
+    # One departure: its scheduled hour, carrier, flight number and origin (late labels join on it).
+    df["flight_id"] = (
+        df["time_hour"].dt.strftime("%Y%m%d%H") + "-" + df["carrier"] + df["flight"].astype(str)
+        + "-" + df["origin"]
+    )  # fmt: skip
     df = df.sort_values("time_hour", kind="stable").reset_index(drop=True)
     for col in ("distance", "hour", "air_time", "arr_delay", "dep_delay", "wind_dir"):
         df[col] = df[col].astype(np.float64)

@@ -25,6 +25,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from driftwatch.engine.drift import as_categorical
@@ -32,6 +33,7 @@ from driftwatch.files import atomic_write
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import ARRIVED, BATCH_KEY, FROM_FILE, PREDICTED, SERVED_BY, Batch
 from driftwatch.store.batches import read_validated
+from driftwatch.store.labels import LabelFiles, apply_labels
 from driftwatch.store.ledger import FileRecord, Ledger
 
 log = logging.getLogger("driftwatch.history")
@@ -56,6 +58,7 @@ class HistoryFiles:
         self.ledger = ledger
         self.root = history_dir(self.settings.paths.state)
         self.rows_dir = self.root / "rows"
+        self.labels = LabelFiles(self.settings, self.root)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -149,19 +152,34 @@ class HistoryFiles:
             for p in sorted((self.rows_dir / f"date={d:%Y-%m-%d}").glob("*.parquet"))
             if p.stem in keys
         ]
-        if not files and not given:
+        frames = [f for f in [_read(files), *given] if not f.empty]
+        if not frames:
             return pd.DataFrame()
-        import pyarrow.dataset as ds
-
-        frames = [ds.dataset([str(f) for f in files], format="parquet").to_table().to_pandas()]
-        frame = pd.concat([f for f in frames + given if not f.empty], ignore_index=True)
+        frame = pd.concat(frames, ignore_index=True)
         for col in self.settings.model.categorical:
             if col in frame.columns:
                 frame[col] = as_categorical(frame[col])
-        ts = self.settings.model.timestamp
-        if ts and ts in frame.columns:
-            frame = frame.sort_values(ts, kind="stable").reset_index(drop=True)
+        spec = self.settings.model
+        if spec.id_column and spec.id_column in frame.columns:
+            labels = self.labels.labels()
+            frame = apply_labels(frame, labels, spec.id_column, spec.target)
+        if spec.timestamp and spec.timestamp in frame.columns:
+            frame = frame.sort_values(spec.timestamp, kind="stable").reset_index(drop=True)
         return frame
+
+    def ingest_labels(self) -> list[str]:
+        """Take the new label files (``paths.labels``); one line per file on what they did."""
+        spec = self.settings.model
+        if self.settings.paths.labels is None or not spec.id_column:
+            return []
+        keys = self._committed()
+        files = [p for p in self._parts() if p.stem in keys]
+        known = _read(files, [spec.id_column, spec.target])
+        if known.empty:
+            ids = pd.Series(dtype=np.float64)
+        else:
+            ids = known.set_index(known[spec.id_column].astype("string"))[spec.target]
+        return self.labels.ingest(ids)
 
     def _committed(self) -> set[str]:
         return {part_key(r) for r in self.ledger.records("done")}
@@ -179,3 +197,14 @@ class HistoryFiles:
             except ValueError:
                 continue
         return sorted(out)
+
+
+def _read(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
+    """The parts as one frame, read by pyarrow's dataset reader (in parallel, one schema)."""
+    if not files:
+        return pd.DataFrame()
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    names = None if columns is None else [c for c in columns if c in dataset.schema.names]
+    return dataset.to_table(columns=names).to_pandas()
