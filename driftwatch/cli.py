@@ -132,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", help="write a PNG of the recent history instead")
     p.add_argument("--last", type=int, default=100, help="runs in the plot (default 100)")
 
+    p = sub.add_parser(
+        "realised", help="the champion's realised metric per period, as late labels fill in"
+    )
+    _config_arg(p)
+    p.add_argument("--freq", default="D", help="period (pandas: D, W, h; default D)")
+    p.add_argument("--last", type=int, default=30, help="periods shown (default 30)")
+
     p = sub.add_parser("config", help="validate config.yaml and print the effective settings")
     _config_arg(p)
     for command in sub.choices.values():  # `driftwatch status --debug` works too
@@ -578,10 +585,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("no stored runs yet")
         return EXIT_OK
     if args.plot:
+        from driftwatch.monitor.plan import Plan
         from driftwatch.report.plot import plot_history
+        from driftwatch.store.history import read_realised
 
         out = plot_history(
-            results[-args.last :], Path(args.plot), title=f"driftwatch: {settings.model.name}"
+            results[-args.last :],
+            Path(args.plot),
+            title=f"driftwatch: {settings.model.name}",
+            realised=read_realised(Plan(settings=settings)),
         )
         print(f"wrote {out}")
         return EXIT_OK
@@ -606,6 +618,19 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_realised(args: argparse.Namespace) -> int:
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.store.history import read_realised
+
+    plan = Plan.load(args.config)
+    table = read_realised(plan, args.freq).tail(args.last)
+    if table.empty:
+        print("no predictions in history yet")
+        return EXIT_OK
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Any] = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -619,6 +644,7 @@ COMMANDS: dict[str, Any] = {
     "status": cmd_status,
     "requeue": cmd_requeue,
     "report": cmd_report,
+    "realised": cmd_realised,
     "config": cmd_config,
 }
 

@@ -255,3 +255,28 @@ def test_the_realised_metric_of_a_day_changes_when_its_late_labels_arrive(
     assert full.loc["2013-01-09", "rmse"] != partly.loc["2013-01-09", "rmse"]
     expected = ((lab["air_time"] - 150.0) ** 2).mean() ** 0.5  # every prediction was 150
     assert full.loc["2013-01-09", "rmse"] == pytest.approx(expected)
+
+
+def test_realised_command_and_report_plot_show_the_periods(
+    make_config: Callable[..., Path], tmp_path: Path, january: pd.DataFrame, capsys
+) -> None:
+    from driftwatch.cli import main
+    from driftwatch.report.plot import plot_history
+    from driftwatch.store.history import read_realised
+
+    plan = late_label_setup(make_config, tmp_path)
+    config = tmp_path / "config.yaml"
+    assert main(["realised", "--config", str(config)]) == 0
+    assert "no predictions in history yet" in capsys.readouterr().out
+    thursday = day(january, 10)
+    landing_with(plan, {"features.parquet": features_only(thursday)})
+    process(plan, "run-1")
+    labels_of(thursday).to_csv(plan.settings.paths.labels / "l.csv", index=False)
+    process(plan, "run-2")
+    assert main(["realised", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "period" in out and "labelled" in out and "2013-01-10" in out
+    table = read_realised(plan)
+    cycle, _ = memory_cycle(Plan.load(make_config(model=FAST)), [("d", thursday)])
+    png = plot_history([cycle.run()], tmp_path / "h.png", realised=table)
+    assert png.stat().st_size > 10_000

@@ -23,7 +23,7 @@ from driftwatch.engine.blocks import BlockDetector, BlockProfile, BlockThreshold
 from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ColumnDrift, DriftResult, ReferenceProfile
 from driftwatch.faults import checkpoint
-from driftwatch.model.estimators import predict, train
+from driftwatch.model.estimators import predict, target, train
 from driftwatch.model.quality import QualityResult, score, score_predictions
 from driftwatch.model.quality import assess as assess_quality
 from driftwatch.model.schema import labelled
@@ -133,7 +133,7 @@ def realised(
     the lookback's history rows this champion served whose labels have arrived since (each
     counted at the time it was predicted, not when its label came)."""
     has = frame[spec.target].notna().to_numpy()
-    y = [frame[spec.target].to_numpy()[has]]
+    y = [target(frame[has], spec).to_numpy(dtype=float)]
     p = [predictions.to_numpy()[has]]
     if recent is not None and len(recent) and PREDICTED in recent.columns:
         mine = recent[
@@ -141,7 +141,7 @@ def realised(
             & recent[spec.target].notna()
             & recent[PREDICTED].notna()
         ]
-        y.append(mine[spec.target].to_numpy())
+        y.append(target(mine, spec).to_numpy(dtype=float))
         p.append(mine[PREDICTED].to_numpy(dtype=float))
     return np.concatenate(y).astype(float), np.concatenate(p).astype(float)
 
@@ -299,6 +299,8 @@ def monitor_metrics(result: MonitorResult) -> dict[str, float]:
     if result.quality is not None:
         for k, v in result.quality.metrics.items():
             m[f"champion_{k}"] = v
+        # With late labels: how many rows (batch + lookback) the realised metric rests on.
+        m["quality_labelled_rows"] = float(result.quality.labelled_rows)
     if result.prediction is not None and result.prediction.score is not None:
         m["prediction_drift_score"] = float(result.prediction.score)
     m["retrained"] = float(result.retrain is not None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from driftwatch.model.estimators import target
 from driftwatch.model.quality import score_predictions
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import PREDICTED, SERVED_BY
@@ -30,7 +31,7 @@ def realised(rows: pd.DataFrame, plan: Plan, freq: str = "D") -> pd.DataFrame:
     for period, g in served.groupby(local.dt.to_period(freq), sort=True):
         lab = g[g[spec.target].notna()]
         scores = score_predictions(
-            lab[spec.target].to_numpy(dtype=float), lab[PREDICTED].to_numpy(dtype=float), spec
+            target(lab, spec).to_numpy(dtype=float), lab[PREDICTED].to_numpy(dtype=float), spec
         )
         champions = ",".join(sorted(g[SERVED_BY].dropna().astype(str).unique()))
         out.append((str(period), len(g), len(lab), scores.get(metric, np.nan), champions))

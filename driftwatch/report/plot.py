@@ -4,15 +4,24 @@ retrains and promotions marked. Drawn from the stored run results (no server nee
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftwatch.monitor.result import MonitorResult
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from driftwatch.monitor.backtest import BacktestResult
 
 
-def plot_history(results: list[MonitorResult], path: Path, title: str = "") -> Path:
+def plot_history(
+    results: list[MonitorResult],
+    path: Path,
+    title: str = "",
+    realised: pd.DataFrame | None = None,
+) -> Path:
+    """Drifted share and the champion's metric per run; with ``realised`` (from history) a
+    third panel: the realised metric per period of prediction time and its labelled rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +45,15 @@ def plot_history(results: list[MonitorResult], path: Path, title: str = "") -> P
         for r in results
     ]
 
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(12, 6.5), height_ratios=[1, 1.2])
+    more = realised is not None and not realised.empty
+    fig, axes = plt.subplots(
+        3 if more else 2,
+        1,
+        figsize=(12, 9.5 if more else 6.5),
+        height_ratios=[1, 1.2, 1.2] if more else [1, 1.2],
+    )
+    top, bottom = axes[0], axes[1]
+    bottom.sharex(top)
     top.bar(x, share, color=["#d62728" if a else "#7f7f7f" for a in alarm], width=0.8)
     if threshold is not None:
         top.axhline(
@@ -89,12 +106,37 @@ def plot_history(results: list[MonitorResult], path: Path, title: str = "") -> P
     step = max(1, len(x) // 14)
     bottom.set_xticks(x[::step], labels[::step], rotation=30, ha="right", fontsize=8)
     bottom.set_xlabel("monitor run (UTC start)")
+    if more:
+        assert realised is not None
+        _realised_panel(axes[2], realised, metric)
     fig.suptitle(title or f"driftwatch: last {len(results)} runs")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _realised_panel(ax: Any, realised: pd.DataFrame, metric: str) -> None:
+    """Realised metric per period (as labels filled in so far), labelled rows as bars."""
+    metric = next((c for c in realised.columns if c not in REALISED_COLUMNS), metric)
+    x = list(range(len(realised)))
+    counts = ax.twinx()
+    counts.bar(x, realised["labelled"], color="#bbbbbb", alpha=0.5, label="labelled rows")
+    counts.set_ylabel("labelled rows")
+    ax.set_zorder(counts.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.plot(
+        x, realised[metric], marker="o", markersize=3, color="#9467bd", label=f"realised {metric}"
+    )
+    ax.set_ylabel(f"realised {metric}")
+    step = max(1, len(x) // 14)
+    ax.set_xticks(x[::step], list(realised["period"])[::step], rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel("period of prediction (labels arrived so far)")
+    ax.legend(loc="upper left", fontsize=8)
+
+
+REALISED_COLUMNS = ("period", "rows", "labelled", "champions")
 
 
 def plot_backtest(

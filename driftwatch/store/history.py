@@ -208,3 +208,13 @@ def _read(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
     dataset = ds.dataset([str(f) for f in files], format="parquet")
     names = None if columns is None else [c for c in columns if c in dataset.schema.names]
     return dataset.to_table(columns=names).to_pandas()
+
+
+def read_realised(plan: Plan, freq: str = "D") -> pd.DataFrame:
+    """The realised metric per period from the state dir's history (for ``driftwatch realised``
+    and the report's plot)."""
+    from driftwatch.monitor.realised import realised
+    from driftwatch.store.landing import ledger_for
+
+    history = HistoryFiles(plan, ledger_for(plan.settings.paths.state))
+    return realised(history.rows(), plan, freq)
