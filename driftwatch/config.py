@@ -211,16 +211,25 @@ class QualitySettings(_Strict):
 
 
 class RetrainSettings(_Strict):
-    # Training pool = reference (the champion's window) + the new batch, cut to the last N days.
+    # Training pool = the last N days of history (every batch processed, late labels joined).
     window_days: float = Field(60, gt=0)
+    # While history is shorter than the window, the shipped reference fills its older end.
     include_reference: bool = True
     holdout_fraction: float = Field(0.2, gt=0, lt=1)
     # The challenger must beat the champion on the holdout by this relative margin.
-    promotion_margin: float = Field(0.01, ge=0, lt=1)
+    # Negative: a tolerance (-0.05: promoted unless more than 5% worse), for a fresh model that
+    # is scored against a champion which has seen part of the holdout's time already.
+    promotion_margin: float = Field(0.01, gt=-0.5, lt=1)
     random_state: int = 0
     # After the holdout has decided, the model that is registered is refit on the whole window
     # (holdout included): the newest rows are the most valuable ones to learn from.
     refit: bool = True
+    # Retrain too when the champion's training data ends more than this many days before the
+    # newest batch, whatever drift and quality say (a schedule as a floor). None: never by age.
+    max_age_days: float | None = Field(None, gt=0)
+    # "if_better": a challenger must beat the champion on the holdout (by promotion_margin);
+    # "always": every challenger is deployed (a plain retraining schedule).
+    promote: Literal["if_better", "always"] = "if_better"
 
 
 class HistorySettings(_Strict):

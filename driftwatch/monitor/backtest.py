@@ -24,6 +24,7 @@ from driftwatch.engine.drift import ColumnDrift
 from driftwatch.monitor.memory import (
     MemoryBatches,
     MemoryHistory,
+    MemoryLabels,
     MemoryReferences,
     MemoryRegistry,
     MemoryThresholds,
@@ -33,8 +34,13 @@ from driftwatch.monitor.pipeline import MonitorCycle
 from driftwatch.monitor.plan import Plan, RetrainPolicy
 from driftwatch.monitor.result import MonitorResult
 
-Policy = Literal["config", "always", "never"]
-POLICIES: dict[str, RetrainPolicy] = {"config": "monitor", "always": "always", "never": "never"}
+Policy = Literal["config", "always", "never", "schedule"]
+POLICIES: dict[str, RetrainPolicy] = {
+    "config": "monitor",
+    "always": "always",
+    "never": "never",
+    "schedule": "schedule",  # by age only (retrain.max_age_days)
+}
 
 
 @dataclass
@@ -59,6 +65,7 @@ class BatchVerdict:
     reason: str
     triggers: list[str] = field(default_factory=list)
     train_rows: int | None = None  # rows the retrain's registered model learnt from
+    quality_rows: int = 0  # labelled rows behind ``value`` (the batch's, or the lookback's)
 
 
 @dataclass
@@ -70,7 +77,7 @@ class BacktestResult:
     report_only: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        vals = [(b.value, b.labelled_rows) for b in self.batches if b.value is not None]
+        vals = [(b.value, b.quality_rows) for b in self.batches if b.value is not None]
         return {
             "config": self.name,
             "policy": self.policy,
@@ -125,10 +132,20 @@ class Backtester:
     bootstraps one from the configured reference plus that batch.
     """
 
-    def __init__(self, settings: Settings, name: str = "config", policy: Policy = "config"):
+    def __init__(
+        self,
+        settings: Settings,
+        name: str = "config",
+        policy: Policy = "config",
+        label_time: str | None = None,
+    ):
+        """``label_time``: a column of the batches holding when each row's label becomes known;
+        the batches then arrive without labels and each label joins history at its time
+        (needs ``model.id_column``), as late labels do in production."""
         self.settings = settings
         self.name = name
         self.policy = policy
+        self.label_time = label_time
         self.plan = Plan(settings=settings, policy=POLICIES[policy])
 
     def run(
@@ -139,7 +156,8 @@ class Backtester:
     ) -> BacktestResult:
         """``reference``: the first reference (``paths.reference``, read by the caller)."""
         plan, s = self.plan, self.settings
-        source = MemoryBatches(plan, batches)
+        labels = MemoryLabels(plan, self.label_time) if self.label_time else None
+        source = MemoryBatches(plan, batches, labels)
         references = MemoryReferences(plan, reference)
         registry = MemoryRegistry()
         log = ResultLog()
@@ -150,7 +168,7 @@ class Backtester:
             MemoryThresholds(plan, references),
             registry,
             log,
-            MemoryHistory(plan),
+            MemoryHistory(plan, labels),
         )
         out = BacktestResult(self.name, self.policy, s.drift.method, [], list(s.drift.report_only))
         while len(source):
@@ -160,6 +178,11 @@ class Backtester:
                 out.batches.append(verdict(result, label, plan))
             if progress:
                 progress(label)
+        if labels is not None:  # the replay is over: every label has arrived by now
+            labels.now = pd.Timestamp.max.tz_localize("UTC")
+            labels.release()
+        # Every row with the prediction of the champion that served it (realised performance).
+        self.history_ = cycle.history.rows()
         return out
 
 
@@ -186,4 +209,5 @@ def verdict(result: MonitorResult, label: str, plan: Plan) -> BatchVerdict:
         reason=result.decision.reason,
         triggers=sorted(result.decision.triggers),
         train_rows=retrain.train_rows if retrain else None,
+        quality_rows=quality.labelled_rows if quality else 0,
     )

@@ -8,6 +8,7 @@ live in dicts for the life of the object.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ReferenceProfile, frame_fingerprint
 from driftwatch.errors import BatchError
 from driftwatch.model.schema import validate_batch
+from driftwatch.monitor.labels import apply_labels
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import (
     FROM_FILE,
@@ -32,22 +34,69 @@ from driftwatch.monitor.ports import (
 from driftwatch.monitor.result import MonitorResult, PromotionDecision, RetrainOutcome
 
 
+class MemoryLabels:
+    """Late labels in a replay: each batch arrives without its labels, and each label is
+    released when the replay's clock (the newest row seen) passes its label time."""
+
+    def __init__(self, plan: Plan, label_time: str) -> None:
+        self.plan = plan
+        self.label_time = label_time
+        self.waiting: list[pd.DataFrame] = []
+        self.arrived = pd.DataFrame()
+        self.now: pd.Timestamp | None = None
+
+    def withhold(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The batch as it lands (no labels); its labels wait for their time."""
+        spec = self.plan.settings.model
+        assert spec.id_column, "late labels in a replay need model.id_column"
+        if spec.target in raw.columns and self.label_time in raw.columns:
+            lab = raw[[spec.id_column, spec.target, self.label_time]].dropna()
+            self.waiting.append(
+                lab.assign(**{spec.id_column: lab[spec.id_column].astype("string")})
+            )
+        ts = spec.timestamp
+        if ts and ts in raw.columns and len(raw):
+            newest = pd.to_datetime(raw[ts], utc=True).max()
+            self.now = newest if self.now is None else max(self.now, newest)
+        return raw.drop(columns=[c for c in (spec.target, self.label_time) if c in raw.columns])
+
+    def release(self) -> int:
+        """Labels whose time has come join the arrived ones (in label-time order)."""
+        if not self.waiting or self.now is None:
+            return 0
+        pool = pd.concat(self.waiting, ignore_index=True)
+        due = pool[self.label_time] <= self.now
+        self.waiting = [pool[~due]] if (~due).any() else []
+        new = pool[due].sort_values(self.label_time, kind="stable")
+        self.arrived = pd.concat([self.arrived, new], ignore_index=True)
+        return len(new)
+
+
 class MemoryBatches:
     """Hands out one labelled frame per ``collect``; a frame that fails the schema is rejected
-    alone (named in the warnings), as a landing file would be."""
+    alone (named in the warnings), as a landing file would be. With ``labels`` the frames
+    arrive without their labels, which come later (:class:`MemoryLabels`)."""
 
-    def __init__(self, plan: Plan, batches: Iterable[tuple[str, pd.DataFrame]]) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        batches: Iterable[tuple[str, pd.DataFrame]],
+        labels: MemoryLabels | None = None,
+    ) -> None:
         self.plan = plan
         self._queue = list(batches)
         self._seen: dict[str, pd.DataFrame] = {}
         self.finished: dict[str, str] = {}
         self.failed: dict[str, str] = {}
+        self.labels = labels
 
     def __len__(self) -> int:
         return len(self._queue)
 
     def collect(self, run_id: str | None) -> Batch:
         label, raw = self._queue.pop(0)
+        if self.labels is not None:
+            raw = self.labels.withhold(raw)
         try:
             frame = (
                 validate_batch(raw, self.plan.settings.model, label) if len(raw.columns) else raw
@@ -95,9 +144,10 @@ class MemoryBatches:
 class MemoryHistory:
     """History in a dict of frames by batch label: appended, read, pruned as the files are."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, labels: MemoryLabels | None = None) -> None:
         self.plan = plan
         self.parts: dict[str, pd.DataFrame] = {}
+        self.labels = labels
 
     def repair(self) -> str:
         return "history: in memory"
@@ -119,7 +169,10 @@ class MemoryHistory:
         if not frames:
             return pd.DataFrame()
         frame = pd.concat(frames, ignore_index=True)
-        ts = self.plan.settings.model.timestamp
+        spec = self.plan.settings.model
+        if self.labels is not None and spec.id_column and len(self.labels.arrived):
+            frame = apply_labels(frame, self.labels.arrived, spec.id_column, spec.target)
+        ts = spec.timestamp
         if ts and ts in frame.columns:
             frame = frame.sort_values(ts, kind="stable").reset_index(drop=True)
             if days is not None:
@@ -127,7 +180,10 @@ class MemoryHistory:
         return frame
 
     def ingest_labels(self) -> list[str]:
-        return []  # a replay's labels come with its batches
+        if self.labels is None:
+            return []  # the replay's labels come with its batches
+        n = self.labels.release()
+        return [f"labels: {n} arrived"] if n else []
 
     def prune(self) -> str:
         ts, keep = self.plan.settings.model.timestamp, self.plan.settings.history.keep_days
@@ -243,10 +299,13 @@ class MemoryRegistry:
     def record_verdict(self, run_id: str, verdict: PromotionDecision) -> None:
         self.verdicts[run_id] = verdict
 
+    def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None:
+        c = self.versions[version]
+        self.versions[version] = replace(c, baseline=dict(scores), validated_until=until)
+
     def promote(self, version: str) -> str | None:
         previous = self.champion_version
-        c = self.versions[version]
-        self.versions[version] = Champion(c.version, c.run_id, c.baseline, c.reference, previous)
+        self.versions[version] = replace(self.versions[version], previous=previous)
         self.champion_version = version
         return previous
 

@@ -86,6 +86,7 @@ def assess(
     reference: pd.DataFrame | None,
     blocks: BlockJudging | None = None,
     recent: pd.DataFrame | None = None,
+    age: float | None = None,
 ) -> Findings:
     """Feature drift against the reference (per horizon on time-block thresholds), the
     champion's quality where labels have arrived, drift of its predictions, and the decision.
@@ -118,8 +119,25 @@ def assess(
         champion is not None,
         batch.new_rows,
         plan.policy,
+        age,
+        plan.settings.retrain.max_age_days,
     )
     return Findings(drift, quality, prediction, decision, horizons, predictions)
+
+
+def champion_age(
+    plan: Plan, trained: pd.DataFrame, frame: pd.DataFrame, validated: str | None = None
+) -> float | None:
+    """Days from the end of the champion's training data (its reference), or of the newest
+    holdout it held its own on, to the batch's newest row: data time, so a replay ages its
+    champions as the daemon does."""
+    ts = plan.settings.model.timestamp
+    if not ts or ts not in trained.columns or ts not in frame.columns or trained.empty:
+        return None
+    fresh = trained[ts].max()
+    if validated:
+        fresh = max(fresh, pd.Timestamp(validated))
+    return float((frame[ts].max() - fresh) / pd.Timedelta(days=1))
 
 
 def realised(
@@ -207,7 +225,9 @@ def challenge(plan: Plan, window: pd.DataFrame, champion_model: Any, trigger: st
     model = train(train_rows, s.model, random_state=s.retrain.random_state)
     ch_scores = score(model, holdout, s.model)
     cp_scores = score(champion_model, holdout, s.model) if champion_model is not None else None
-    verdict = promotion_decision(plan.metric, ch_scores, cp_scores, s.retrain.promotion_margin)
+    verdict = promotion_decision(
+        plan.metric, ch_scores, cp_scores, s.retrain.promotion_margin, s.retrain.promote == "always"
+    )
     if verdict.promote and s.retrain.refit:
         train_rows = labelled(window, s.model)
         model = train(train_rows, s.model, random_state=s.retrain.random_state)
@@ -376,7 +396,7 @@ class MonitorCycle:
     def assess(self, batch: Batch, champion: Champion | None, ref: ReferenceHandle) -> Findings:
         """Load what judging needs (only when there are rows), then the pure ``assess`` step."""
         step, plan = self.steps, self.plan
-        model = profile = calibration = reference = blocks = recent = None
+        model = profile = calibration = reference = blocks = recent = age = None
         if batch.rows:
             if champion is not None:
                 model = step(
@@ -386,6 +406,11 @@ class MonitorCycle:
                     recent = step("read recent history", self.recent_history, retry=True)
                 if plan.settings.drift.prediction_drift:
                     reference = step("load reference", self.references.frame, ref, retry=True)
+                if plan.settings.retrain.max_age_days:
+                    trained = reference
+                    if trained is None:
+                        trained = step("load reference", self.references.frame, ref, retry=True)
+                    age = champion_age(plan, trained, batch.frame, champion.validated_until)
             if plan.time_blocks:
                 blocks = self.block_judging(batch, ref)
             else:
@@ -406,6 +431,7 @@ class MonitorCycle:
             reference,
             blocks,
             recent,
+            age,
         )
 
     def recent_history(self) -> pd.DataFrame:
@@ -461,6 +487,19 @@ class MonitorCycle:
         if c.verdict.promote:
             step("move champion alias", self.registry.promote, version, retry=True)
             checkpoint("after-promote")
+        elif champion is not None and c.champion_scores:
+            # The champion held its own against a fresh model on the newest data: its score
+            # there is its new normal, so the same evidence does not retrain it every tick.
+            ts = plan.settings.model.timestamp
+            until = str(c.holdout[ts].max()) if ts and ts in c.holdout.columns else None
+            step(
+                "re-baseline champion",
+                self.registry.rebaseline,
+                champion.version,
+                c.champion_scores,
+                until,
+                retry=True,
+            )
         outcome = retrain_outcome(plan, c, run_id, version, champion, stored, started)
         step("retrain report", self.reporter.report_retrain, outcome)
         return outcome

@@ -30,12 +30,13 @@ from driftwatch.engine.drift import DriftDetector
 from driftwatch.engine.rules import ColumnRule, DatasetRule, rule_for
 from driftwatch.errors import NotEnoughData
 
-# What starts a retrain: "monitor" when drift or degraded quality says so; "always" and "never"
-# replace the trigger (the backtest's baselines; "always" is also a plain retraining schedule).
+# What starts a retrain: "monitor" when drift, degraded quality or the champion's age
+# (retrain.max_age_days) says so; "always", "never" and "schedule" (age only) replace the trigger
+# (the backtest's baselines; "always" and "schedule" are also plain retraining schedules).
 # The champion's output, judged like a column: ``drift.columns.prediction`` configures its test.
 PREDICTION = "prediction"
 
-RetrainPolicy = Literal["monitor", "always", "never"]
+RetrainPolicy = Literal["monitor", "always", "never", "schedule"]
 
 
 class Plan(BaseModel):

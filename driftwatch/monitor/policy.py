@@ -15,6 +15,8 @@ def decide(
     has_champion: bool,
     rows: int,
     policy: RetrainPolicy = "monitor",
+    age: float | None = None,
+    max_age: float | None = None,
 ) -> Decision:
     """Retrain when features drifted (dataset rule) or the champion's quality degraded.
 
@@ -22,7 +24,8 @@ def decide(
     the model got worse, and retraining on every shift of the output would churn the model.
     ``policy`` "always" / "never" replace the trigger (the findings are still reported).
     ``verdicts``: the feature-drift verdict of each horizon judged (one without horizons, none
-    on an empty batch); any horizon's alarm counts.
+    on an empty batch); any horizon's alarm counts. ``age``: days from the end of the
+    champion's training data to the batch's newest row; past ``max_age`` it retrains too.
     """
     if rows == 0:
         return Decision(action="no_data", reason="no new data")
@@ -41,6 +44,22 @@ def decide(
     if quality is not None and quality.degraded:
         triggers.add("quality")
         reasons.append(quality.reason)
+    old = age is not None and max_age is not None and age >= max_age
+    if old:
+        triggers.add("age")
+        reasons.append(
+            f"the champion's data ends {age:.1f} days before this batch"
+            f" (retrain.max_age_days = {max_age:g})"
+        )
+    if policy == "schedule":
+        if old:
+            reason = f"retrain schedule: the champion is {age:.1f} days old (>= {max_age:g})"
+            return Decision(action="retrain", reason=reason, triggers=frozenset({"age"}))
+        return Decision(
+            action="no_retrain",
+            reason="retrain schedule: not due",
+            triggers=frozenset(triggers - {"age"}),
+        )
     if policy == "always":
         return Decision(
             action="retrain",
@@ -62,9 +81,14 @@ def decide(
 
 
 def promotion_decision(
-    metric: str, challenger: dict[str, float], champion: dict[str, float] | None, margin: float
+    metric: str,
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    margin: float,
+    always: bool = False,
 ) -> PromotionDecision:
-    """Promote a challenger only when it beats the champion on the same holdout by ``margin``."""
+    """Promote a challenger only when it beats the champion on the same holdout by ``margin``
+    (or every challenger, ``always``: ``retrain.promote: always``)."""
     ch = challenger[metric]
     base = {"metric": metric, "challenger": ch, "margin": margin}
     if champion is None:
@@ -72,13 +96,23 @@ def promotion_decision(
             promote=True, champion=None, reason="no champion yet: bootstrap", **base
         )
     cp = champion[metric]
+    if always:
+        reason = f"retrain.promote: always (challenger {metric} {ch:.4g}, champion {cp:.4g})"
+        return PromotionDecision(promote=True, champion=cp, reason=reason, **base)
     if better(metric, ch, cp, margin):
         reason = f"challenger {metric} {ch:.4g} beats champion {cp:.4g} by more than {margin:.0%}"
+        if margin < 0:
+            reason = f"challenger {metric} {ch:.4g} is within {-margin:.0%} of champion {cp:.4g}"
         return PromotionDecision(promote=True, champion=cp, reason=reason, **base)
     reason = (
         f"challenger {metric} {ch:.4g} does not beat champion {cp:.4g} by {margin:.0%}:"
         " kept champion"
     )
+    if margin < 0:
+        reason = (
+            f"challenger {metric} {ch:.4g} is more than {-margin:.0%} worse than champion"
+            f" {cp:.4g}: kept champion"
+        )
     return PromotionDecision(promote=False, champion=cp, reason=reason, **base)
 
 

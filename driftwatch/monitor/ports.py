@@ -63,6 +63,8 @@ class Champion:
     baseline: dict[str, float]
     reference: str | None  # the id of its training window in the reference store
     previous: str | None
+    # When a challenger lost to it: the newest time of that holdout (it is as fresh as that).
+    validated_until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class ModelRegistry(Protocol):
     def log_challenger(self, challenge: Challenge, reference: str, key: str) -> tuple[str, str]: ...
     def record_verdict(self, run_id: str, verdict: PromotionDecision) -> None: ...
     def promote(self, version: str) -> str | None: ...
+    def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None: ...
 
 
 class Reporter(Protocol):

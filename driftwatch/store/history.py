@@ -30,10 +30,11 @@ import pandas as pd
 
 from driftwatch.engine.drift import as_categorical
 from driftwatch.files import atomic_write
+from driftwatch.monitor.labels import apply_labels
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import ARRIVED, BATCH_KEY, FROM_FILE, PREDICTED, SERVED_BY, Batch
 from driftwatch.store.batches import read_validated
-from driftwatch.store.labels import LabelFiles, apply_labels
+from driftwatch.store.labels import LabelFiles
 from driftwatch.store.ledger import FileRecord, Ledger
 
 log = logging.getLogger("driftwatch.history")

@@ -44,7 +44,14 @@ class RegistryModels:
             info = self.registry.champion()
         if info is None:
             return None
-        return Champion(info.version, info.run_id, info.baseline, info.reference, info.previous)
+        return Champion(
+            info.version,
+            info.run_id,
+            info.baseline,
+            info.reference,
+            info.previous,
+            info.validated_until,
+        )
 
     def load_model(self, version: str) -> Any:
         with self._talking():
@@ -92,3 +99,7 @@ class RegistryModels:
     def promote(self, version: str) -> str | None:
         with self._talking():
             return self.registry.promote(version)
+
+    def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None:
+        with self._talking():
+            self.registry.set_baseline(version, scores, until)

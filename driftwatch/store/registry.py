@@ -26,6 +26,8 @@ from driftwatch.errors import RegistryError
 CHAMPION = "champion"
 TAG_REFERENCE = "driftwatch.reference"
 TAG_PREVIOUS = "driftwatch.previous_champion"
+TAG_BASELINE = "driftwatch.baseline."
+TAG_VALIDATED = "driftwatch.validated_until"
 TAG_RUN_TYPE = "driftwatch.run_type"
 # A write's idempotency key: a retried write finds the run (and model version) made for its key.
 TAG_KEY = "driftwatch.idempotency_key"
@@ -50,6 +52,7 @@ class ChampionInfo:
     baseline: dict[str, float]
     reference: str | None
     previous: str | None
+    validated_until: str | None = None
 
 
 @cache
@@ -109,12 +112,18 @@ class Registry:
             for k, v in run.data.metrics.items()
             if k.startswith("holdout_challenger_")
         }
+        # A champion re-validated on a newer holdout (a challenger lost to it) carries that
+        # score as its baseline, on the model version (see set_baseline).
+        for k, v in mv.tags.items():
+            if k.startswith(TAG_BASELINE):
+                baseline[k.removeprefix(TAG_BASELINE)] = float(v)
         return ChampionInfo(
             version=str(mv.version),
             run_id=mv.run_id,
             baseline=baseline,
             reference=mv.tags.get(TAG_REFERENCE),
             previous=mv.tags.get(TAG_PREVIOUS),
+            validated_until=mv.tags.get(TAG_VALIDATED),
         )
 
     def reference_of(self, version: str) -> str | None:
@@ -254,6 +263,14 @@ class Registry:
         for k, v in tags.items():
             self.client.set_tag(run_id, k, v)
         self.client.set_terminated(run_id)
+
+    def set_baseline(self, version: str, scores: dict[str, float], until: str | None) -> None:
+        """The champion's baseline from now on: its scores on the newest holdout (which ends at
+        ``until``: the champion counts as validated up to then)."""
+        for k, v in scores.items():
+            self.client.set_model_version_tag(self.name, version, f"{TAG_BASELINE}{k}", repr(v))
+        if until:
+            self.client.set_model_version_tag(self.name, version, TAG_VALIDATED, until)
 
     def promote(self, version: str) -> str | None:
         """Point ``champion`` at ``version``; tag it with the champion it replaced."""
