@@ -159,10 +159,10 @@ def process(plan: Plan, run_id: str) -> tuple[HistoryFiles, list[str]]:
     history = HistoryFiles(plan, source.ledger)
     history.repair()
     batch = source.collect(run_id)
-    notes = history.ingest_labels()
+    notes, warned = history.ingest_labels(batch)
     history.append(batch, pd.Series(150.0, index=batch.frame.index), "1")
     source.finish(batch, "no-drift")
-    return history, notes
+    return history, [*warned, *notes]
 
 
 def test_labels_arriving_after_their_features_fill_the_rows_they_belong_to(
@@ -205,11 +205,10 @@ def test_labels_before_features_wait_and_duplicates_and_changes_are_reported(
     changed = lab.head(1).assign(air_time=lab["air_time"].iloc[0] + 60)
     changed.to_csv(labels_dir / "zz-changed.csv", index=False)
     history, notes = process(plan, "run-3")
-    assert (
-        f"0 applied, 0 waiting for their rows (ids not in history yet), {len(lab)} duplicate"
-        in notes[0]
-    )
-    assert "1 changed (not applied: the first label stands; e.g. id " in notes[1]
+    (dup,) = [n for n in notes if "again.parquet" in n]
+    (changes,) = [n for n in notes if "zz-changed.csv" in n]
+    assert f"0 applied, 0 waiting for their rows (ids not in history yet), {len(lab)} dup" in dup
+    assert "1 changed (not applied: the first label stands; e.g. id " in changes
     rows = history.rows().set_index("flight_id")
     first = lab["flight_id"].iloc[0]
     assert rows.loc[first, "air_time"] == lab["air_time"].iloc[0]  # never applied twice

@@ -89,8 +89,9 @@ def test_decisions_carry_their_triggers_as_data(
     results = [cycle.run(run_id=str(i)) for i in range(4)]
     assert results[0].decision.triggers == {"bootstrap"} and results[0].retrain.promoted
     assert results[1].decision.action == "no_drift" and not results[1].decision.triggers
-    # July against a January champion: the data moved and the model got worse.
-    assert results[2].decision.triggers == {"drift", "quality"}
+    # July against a January champion: the data moved, the model got worse, and it is old
+    # (its data ends months before July; retrain.max_age_days is 28 in the shipped config).
+    assert results[2].decision.triggers == {"drift", "quality", "age"}
     assert results[2].outcome.startswith("retrained-")
     # The result is frozen and serialises itself; triggers survive the round trip.
     again = MonitorResult.from_dict(results[2].to_dict())

@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from rich.table import Table
 
@@ -111,11 +112,21 @@ def run_demo(
     if state.exists() and not keep:
         shutil.rmtree(state)
     # Daily batches are judged at their own span (one day of flights against day blocks of the
-    # reference); the hourly horizons of config.yaml are for an hourly daemon.
-    demo_config = write_demo_config(config, state, drift={"horizons": []})
+    # reference); the hourly horizons of config.yaml are for an hourly daemon. Labels come late,
+    # as their own files: the champion is judged on its last 7 days of predictions with labels.
+    demo_config = write_demo_config(
+        config,
+        state,
+        drift={"horizons": []},
+        paths={"labels": str((state / "labels").resolve())},
+        quality={"lookback_hours": 168},
+    )
     settings = load_settings(demo_config)
-    landing = settings.paths.landing
+    landing, labels_dir = settings.paths.landing, settings.paths.labels
     landing.mkdir(parents=True, exist_ok=True)
+    assert labels_dir is not None
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    late = LateLabels(settings.model.target)
 
     flights = load_flights()
     reference_months = set(local_month(_read_reference(settings.paths.reference)).unique())
@@ -136,7 +147,13 @@ def run_demo(
     failures = 0
     for i, (key, frame) in enumerate(ticks):
         if frame is not None:
-            frame.to_parquet(landing / f"flights-{key.replace('/', '_')}.parquet", index=False)
+            name = key.replace("/", "_")
+            features = late.withhold(frame)  # the day's flights land without their air_time
+            features.to_parquet(landing / f"flights-{name}.parquet", index=False)
+            # ... and the air_times of the flights that have landed by the end of the day.
+            due = late.due(frame["time_hour"].max() + pd.Timedelta(hours=1))
+            if len(due):
+                due.to_csv(labels_dir / f"labels-{name}.csv", index=False)
         t0 = time.time()
         final_state, result = run_once(str(demo_config))
         if result is None:
@@ -158,9 +175,30 @@ def run_demo(
     return 0 if failures == 0 else 3
 
 
-def _read_reference(path: Path):
-    import pandas as pd
+class LateLabels:
+    """Each flight's ``air_time`` becomes known when it lands: departure hour + departure delay
+    + air time + 20 minutes to report it."""
 
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.waiting = pd.DataFrame()
+
+    def withhold(self, frame: pd.DataFrame) -> pd.DataFrame:
+        lab = frame[["flight_id", self.target]].dropna(subset=[self.target])
+        minutes = frame["dep_delay"].fillna(0) + frame[self.target] + 20
+        lab = lab.assign(label_time=frame["time_hour"] + pd.to_timedelta(minutes, unit="min"))
+        self.waiting = pd.concat([self.waiting, lab.dropna()], ignore_index=True)
+        return frame.drop(columns=[self.target])
+
+    def due(self, now: pd.Timestamp) -> pd.DataFrame:
+        if self.waiting.empty:
+            return self.waiting
+        ready = self.waiting["label_time"] <= now
+        out, self.waiting = self.waiting[ready], self.waiting[~ready]
+        return out.reset_index(drop=True)
+
+
+def _read_reference(path: Path):
     return pd.read_parquet(path, columns=["time_hour"])
 
 

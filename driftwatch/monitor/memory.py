@@ -179,11 +179,11 @@ class MemoryHistory:
                 frame = frame[frame[ts] > frame[ts].max() - pd.Timedelta(days=days + 1)]
         return frame
 
-    def ingest_labels(self) -> list[str]:
+    def ingest_labels(self, batch: Batch) -> tuple[list[str], list[str]]:
         if self.labels is None:
-            return []  # the replay's labels come with its batches
+            return [], []  # the replay's labels come with its batches
         n = self.labels.release()
-        return [f"labels: {n} arrived"] if n else []
+        return ([f"{n} labels arrived"] if n else []), []
 
     def prune(self) -> str:
         ts, keep = self.plan.settings.model.timestamp, self.plan.settings.history.keep_days

@@ -263,6 +263,7 @@ def monitor_result(
         champion_version=champion.version if champion else None,
         reference_version=ref.version,
         warnings=list(batch.warnings),
+        labels=list(batch.labels),
         rejected=dict(batch.rejected),
     )
 
@@ -365,8 +366,8 @@ class MonitorCycle:
             ref = step("locate reference", self.references.locate, champion, retry=True)
             step("repair history", self.history.repair, retry=True)
             batch = step("load batch", self.batches.collect, run_id, retry=True)
-            labels = step("take late labels", self.history.ingest_labels, retry=True)
-            batch = replace(batch, warnings=[*batch.warnings, *labels]) if labels else batch
+            notes, warned = step("take late labels", self.history.ingest_labels, batch, retry=True)
+            batch = replace(batch, warnings=[*batch.warnings, *warned], labels=notes)
             findings = self.assess(batch, champion, ref)
             result = monitor_result(self.plan, batch, findings, champion, ref, started, run_id)
             result = step("report", self.reporter.report, result, batch, ref)

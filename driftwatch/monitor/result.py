@@ -20,7 +20,7 @@ from driftwatch.model.quality import QualityResult
 Action = Literal["no_data", "no_drift", "no_retrain", "retrain", "bootstrap"]
 # Why a retrain was started: drift (the dataset rule), quality (the champion degraded),
 # bootstrap (no champion yet), schedule (retrain policy "always").
-Trigger = Literal["drift", "quality", "bootstrap", "schedule"]
+Trigger = Literal["drift", "quality", "bootstrap", "schedule", "age"]
 
 
 class _Frozen(BaseModel):
@@ -84,6 +84,8 @@ class MonitorResult(_Frozen):
     reference_version: str | None = None
     retrain: RetrainOutcome | None = None
     warnings: list[str] = Field(default_factory=list)
+    # Late label files taken at this run: what their labels did, one line each.
+    labels: list[str] = Field(default_factory=list)
     # Files of this run left out (schema, unreadable, too large), with their reasons.
     rejected: dict[str, str] = Field(default_factory=dict)
     html_report: str | None = None

@@ -73,6 +73,7 @@ def report_lines(result: MonitorResult) -> list[str]:
         lines.append(prediction_line(result.prediction))
     if result.quality is not None:
         lines.append(f"quality: {result.quality.reason}")
+    lines += result.labels
     for w in result.warnings:
         lines.append(f"warning: {w}")
     if result.html_report:

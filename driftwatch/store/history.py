@@ -168,14 +168,18 @@ class HistoryFiles:
             frame = frame.sort_values(spec.timestamp, kind="stable").reset_index(drop=True)
         return frame
 
-    def ingest_labels(self) -> list[str]:
-        """Take the new label files (``paths.labels``); one line per file on what they did."""
+    def ingest_labels(self, batch: Batch) -> tuple[list[str], list[str]]:
+        """Take the new label files (``paths.labels``): (one line per file on what its labels
+        did, warnings). Ids of this run's batch count as known."""
         spec = self.settings.model
         if self.settings.paths.labels is None or not spec.id_column:
-            return []
+            return [], []
         keys = self._committed()
         files = [p for p in self._parts() if p.stem in keys]
         known = _read(files, [spec.id_column, spec.target])
+        if batch.rows and spec.id_column in batch.frame.columns:
+            mine = batch.frame[[spec.id_column, spec.target]]
+            known = pd.concat([known, mine], ignore_index=True) if len(known) else mine
         if known.empty:
             ids = pd.Series(dtype=np.float64)
         else:

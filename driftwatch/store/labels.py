@@ -89,14 +89,17 @@ class LabelFiles:
         self.parts = root / "labels"
         self.ledger = Ledger(settings.paths.state / "labels-ledger.sqlite")
 
-    def ingest(self, known: pd.Series) -> list[str]:
-        """Take every new label file; one line per file saying what its labels did.
+    def ingest(self, known: pd.Series) -> tuple[list[str], list[str]]:
+        """Take every new label file: (one line per file saying what its labels did, warnings:
+        files refused, rows dropped, labels changed).
 
-        ``known``: history's ids with their labels (NaN when the row has none yet)."""
+        ``known``: the ids of history and of this run's batch with their labels (NaN when the
+        row has none yet)."""
         s = self.settings
         if self.dir is None:
-            return []
-        lines = self.ledger.scan(self.dir, s.landing.settle_seconds)
+            return [], []
+        warnings = self.ledger.scan(self.dir, s.landing.settle_seconds)
+        lines: list[str] = []
         files = [r.path for r in self.ledger.pending()][: s.landing.max_files_per_run]
         self.ledger.claim(files, None)
         quarantine = s.paths.state / "quarantine" / "labels"
@@ -106,7 +109,7 @@ class LabelFiles:
             except Exception as exc:  # this file's fault, and only this file's
                 reason = str(exc) if isinstance(exc, BatchError) else f"{shown(path)}: {exc}"
                 moved = self.ledger.fail([path], reason, s.landing.max_attempts, quarantine)
-                lines.append(f"labels {'quarantined' if moved else 'failed'}: {reason}")
+                warnings.append(f"labels {'quarantined' if moved else 'failed'}: {reason}")
                 continue
             record = self.ledger.get(path)
             assert record is not None  # scanned above
@@ -116,8 +119,8 @@ class LabelFiles:
             target = self.parts / f"{label_key(record)}.parquet"
             atomic_write(target, lambda tmp, f=new: f.to_parquet(tmp, index=False))
             self.ledger.finish([path], "labels")
-            lines.extend(notes)
-            lines.append(
+            warnings.extend(notes)
+            (warnings if out["changed"] else lines).append(
                 f"labels from {shown(Path(path).name)}: {out['applied']} applied,"
                 f" {out['waiting']} waiting for their rows (ids not in history yet),"
                 f" {out['duplicates']} duplicate(s) ignored, {out['changed']} changed"
@@ -127,7 +130,7 @@ class LabelFiles:
                     else ""
                 )
             )
-        return lines
+        return lines, warnings
 
     def labels(self) -> pd.DataFrame:
         """Every committed label, in arrival order (ledger order: oldest file first)."""
