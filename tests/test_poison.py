@@ -131,7 +131,7 @@ def test_unused_columns_are_never_loaded_and_too_many_columns_are_refused_unread
     pq.write_table(too_wide, landing / "c-too-wide.parquet")
 
     batch = LandingFiles(plan).collect("run-1")
-    keep = {*spec.features, spec.target, spec.timestamp}
+    keep = {*spec.features, spec.target, spec.timestamp, spec.id_column}
     assert set(batch.frame.columns) == keep and batch.rows == 40
     assert batch.rejected == {
         str(landing / "c-too-wide.parquet"): f"{landing / 'c-too-wide.parquet'}: 60 columns,"
