@@ -1,7 +1,8 @@
 """Kill a monitor + retrain run at each of its steps, then check nothing is half-done.
 
-For every checkpoint of ``driftwatch.faults`` (claimed, trained, logged, decided, promoted,
-before the result is stored, before the files are marked done), in a fresh state dir:
+For every checkpoint of ``driftwatch.faults`` (claimed, written to history, trained, logged,
+decided, promoted, before the result is stored, before the files are marked done), in a fresh
+state dir:
 
 1. ``driftwatch run`` on a January batch: the first champion (v1);
 2. a July batch (drifted, and the January model is worse on it, so a challenger is trained and
@@ -9,7 +10,8 @@ before the result is stored, before the files are marked done), in a fresh state
 3. checks: the ledger passes sqlite's integrity check and holds only known states; the
    ``champion`` alias points at a version whose run has its holdout metrics and a promotion
    decision, and whose reference file is a readable parquet; every stored reference, result and
-   calibration file parses; no file is marked done without its stored result;
+   calibration file parses; no file is marked done without its stored result; history (as
+   readers see it) holds the rows of every done file once and none of a file not done;
 4. ``driftwatch run`` again without the fault: it must complete, and the July file must end
    ``done`` exactly once, with the champion either the old one or the new one.
 
@@ -35,11 +37,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from driftwatch.config import load_settings
+from driftwatch.config import Settings, load_settings
 from driftwatch.demo.run import write_demo_config
 from driftwatch.engine.calibration import Calibration
 from driftwatch.faults import CHECKPOINTS
+from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.ports import FROM_FILE
 from driftwatch.store.flights import load_flights, local_month
+from driftwatch.store.history import HistoryFiles
+from driftwatch.store.landing import ledger_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIFTWATCH = Path(sys.executable).parent / "driftwatch"
@@ -101,6 +107,7 @@ def inconsistencies(config: Path, batch_name: str) -> list[str]:
             Calibration.load(path)
         except ValueError as exc:
             problems.append(str(exc))
+    problems += history_problems(settings, rows)
     client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
     name = settings.model.name
     mv = client.get_model_version_by_alias(name, "champion")
@@ -116,6 +123,24 @@ def inconsistencies(config: Path, batch_name: str) -> list[str]:
             problems.append(f"champion v{mv.version}: reference {ref} missing or empty")
     except Exception as exc:  # any failure to read is the finding
         problems.append(f"champion v{mv.version}: reference {ref} unreadable: {exc}")
+    return problems
+
+
+def history_problems(settings: Settings, rows: list[tuple[str, str]]) -> list[str]:
+    """History as readers see it (committed parts only) holds the rows of every done file,
+    once, and none of a file that is not done."""
+    history = HistoryFiles(Plan(settings=settings), ledger_for(settings.paths.state))
+    committed = history.rows()
+    counts = committed[FROM_FILE].value_counts().to_dict() if len(committed) else {}
+    problems = []
+    for path, status in rows:
+        n = counts.get(path, 0)
+        if status == "done" and not n:
+            problems.append(f"history: {Path(path).name} done without its rows")
+        if status != "done" and n:
+            problems.append(f"history: {Path(path).name} is {status} but its rows count")
+    if len(committed) and committed.duplicated([FROM_FILE, "flight_id"]).any():
+        problems.append("history: rows stored twice")
     return problems
 
 
