@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import pandas as pd
@@ -16,7 +17,7 @@ import pandas as pd
 from driftwatch.engine.blocks import BlockProfile, BlockThresholds
 from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ReferenceProfile, frame_fingerprint
-from driftwatch.errors import BatchError
+from driftwatch.errors import BatchError, ChampionChanged
 from driftwatch.model.schema import validate_batch
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Batch, Challenge, Champion, ReferenceHandle
@@ -174,12 +175,22 @@ class MemoryRegistry:
     def record_verdict(self, run_id: str, verdict: PromotionDecision) -> None:
         self.verdicts[run_id] = verdict
 
-    def promote(self, version: str) -> str | None:
+    def promote(self, version: str, expected: str | None | EllipsisType = ...) -> str | None:
+        """Point the champion at ``version``; None when moved. With ``expected`` (the champion the
+        challenge was scored against), a champion moved since (a rollback?) is left alone: the
+        reason is returned, and recorded as the version's verdict."""
         previous = self.champion_version
         c = self.versions[version]
+        if expected is not ... and previous not in (expected, version):
+            reason = str(ChampionChanged(expected, previous))
+            run_verdict = self.verdicts.get(c.run_id)
+            if run_verdict is not None:
+                update = {"promote": False, "reason": reason}
+                self.verdicts[c.run_id] = run_verdict.model_copy(update=update)
+            return reason
         self.versions[version] = Champion(c.version, c.run_id, c.baseline, c.reference, previous)
         self.champion_version = version
-        return previous
+        return None
 
 
 class ResultLog:

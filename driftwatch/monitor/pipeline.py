@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -396,7 +396,12 @@ class MonitorCycle:
         step("record decision", self.registry.record_verdict, run_id, c.verdict, retry=True)
         checkpoint("after-decision")
         if c.verdict.promote:
-            step("move champion alias", self.registry.promote, version, retry=True)
+            was = champion.version if champion else None  # refused if a rollback moved it since
+            refused = step("move champion alias", self.registry.promote, version, was, retry=True)
+            if refused:
+                c = replace(
+                    c, verdict=c.verdict.model_copy(update={"promote": False, "reason": refused})
+                )
             checkpoint("after-promote")
         outcome = retrain_outcome(plan, c, run_id, version, champion, stored, started)
         step("retrain report", self.reporter.report_retrain, outcome)
