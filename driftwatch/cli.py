@@ -29,6 +29,16 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _wait_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=300,
+        metavar="S",
+        help="wait up to S seconds for a monitor run in progress to end (default 300)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftwatch",
@@ -106,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rollback", help="move the champion alias back to the previous champion")
     _config_arg(p)
+    _wait_arg(p)
 
     p = sub.add_parser("daemon", help="run the monitor on the configured schedule (no server)")
     _config_arg(p)
@@ -125,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("file", nargs="?", help="the file (its landing or quarantine path, or name)")
     p.add_argument("--quarantined", action="store_true", help="every quarantined file")
+    _wait_arg(p)
 
     p = sub.add_parser("report", help="print a past run's report from stored results")
     _config_arg(p)
@@ -476,11 +488,45 @@ def cmd_build_reference(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _monitor_lock(settings: Any, wait: float, what: str) -> Any:
+    """The lock a monitor run holds for the state dir, taken by an operator command (so a
+    rollback never lands in the middle of a retrain): an ExitStack holding it, or None after
+    saying in one line who holds it."""
+    from contextlib import ExitStack
+
+    from driftwatch.store import lock
+    from driftwatch.store.landing import lock_path
+
+    path = lock_path(settings.paths.state)
+    stack = ExitStack()
+    try:
+        stack.enter_context(lock.exclusive(path))
+        return stack
+    except lock.LockBusy:
+        if wait > 0:
+            print(f"waiting up to {wait:g} s for the monitor run holding {path}", file=sys.stderr)
+    try:
+        stack.enter_context(lock.exclusive(path, wait_seconds=wait))
+    except lock.LockBusy as exc:
+        print(
+            f"driftwatch: error: {exc}: a monitor run is in progress; {what} not done, run it"
+            " again when the run has ended (or with a longer --wait)",
+            file=sys.stderr,
+        )
+        return None
+    return stack
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.store.registry import Registry
 
-    frm, to, ref = Registry(load_settings(args.config)).rollback()
+    settings = load_settings(args.config)
+    held = _monitor_lock(settings, args.wait, "rollback")
+    if held is None:
+        return EXIT_FAILED
+    with held:
+        frm, to, ref = Registry(settings).rollback()
     print(
         f"champion moved back from v{frm} to v{to}; drift reference is now {ref or 'the shipped one'}"
     )
@@ -490,8 +536,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.files import escaped, shown
-    from driftwatch.monitor.result import load_results
     from driftwatch.report import tables
+    from driftwatch.report.runs import stored_runs
     from driftwatch.store.landing import ledger_for
 
     settings = load_settings(args.config)
@@ -508,7 +554,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         for r in open_files:  # names and errors escaped: a name cannot forge a row or a line
             table.add_row(r.status, shown(r.path), str(r.attempts), escaped(r.error or ""))
         tables.echo(table)
-    results = load_results(settings.paths.state / "runs")[-10:]
+    results, skipped = stored_runs(settings.paths.state / "runs")
+    results = results[-10:]
+    if skipped:
+        print(skipped, file=sys.stderr)
     if results:
         table = tables.table(
             "started", "outcome", "rows", "champion", title="last runs:", right=("rows",)
@@ -529,7 +578,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_requeue(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
-    from driftwatch.store.landing import ledger_for
 
     if bool(args.file) == bool(args.quarantined):
         print(
@@ -537,9 +585,18 @@ def cmd_requeue(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    from driftwatch.files import shown
-
     settings = load_settings(args.config)
+    held = _monitor_lock(settings, args.wait, "requeue")
+    if held is None:
+        return EXIT_FAILED
+    with held:
+        return _requeue(args, settings)
+
+
+def _requeue(args: argparse.Namespace, settings: Any) -> int:
+    from driftwatch.files import shown
+    from driftwatch.store.landing import ledger_for
+
     ledger = ledger_for(settings.paths.state)
     quarantine = settings.paths.state / "quarantine"
     if args.quarantined:
@@ -576,11 +633,13 @@ def cmd_requeue(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
-    from driftwatch.monitor.result import load_results
+    from driftwatch.report.runs import stored_runs
     from driftwatch.report.text import report_lines
 
     settings = load_settings(args.config)
-    results = load_results(settings.paths.state / "runs")
+    results, skipped = stored_runs(settings.paths.state / "runs")
+    if skipped:
+        print(skipped, file=sys.stderr)
     if not results:
         print("no stored runs yet")
         return EXIT_OK

@@ -83,6 +83,12 @@ class LandingSettings(_Strict):
     max_columns: int = Field(1000, ge=1)
     # Rows stamped more than this many days ahead of now are dropped (and counted).
     max_future_days: float = Field(2, ge=0)
+    # A file with more rows than this is refused before it is loaded (parquet: the row count in
+    # its footer; csv: a read that stops one row past the limit), then quarantined.
+    max_rows: int = Field(1_000_000, ge=1)
+    # The same content (sha256) under a second name: "skip" marks it done as a duplicate of the
+    # first (with a warning naming it); "process" reads it again (with the same warning).
+    duplicates: Literal["skip", "process"] = "skip"
 
 
 class ModelSettings(_Strict):

@@ -32,6 +32,21 @@ class RegistryError(DriftwatchError):
     """MLflow could not be reached or refused an operation; the champion alias did not move."""
 
 
+class ChampionChanged(DriftwatchError):
+    """The champion alias moved (a rollback?) between a retrain's scoring and its promotion."""
+
+    def __init__(self, expected: str | None, current: str | None) -> None:
+        self.expected, self.current = expected, current
+
+        def v(version: str | None) -> str:
+            return f"v{version}" if version else "none"
+
+        super().__init__(
+            f"champion changed from {v(expected)} to {v(current)} during the retrain"
+            " (a rollback?): not promoted"
+        )
+
+
 class NotEnoughData(DriftwatchError):
     """Too few rows or labels to do what was asked (train, hold out, calibrate); says how many."""
 

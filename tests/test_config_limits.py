@@ -267,17 +267,37 @@ def test_a_corrupt_ledger_is_one_line_and_exit_3(tmp_path: Path, capsys) -> None
         )
 
 
-def test_a_truncated_run_result_is_one_line_and_exit_3(tmp_path: Path, capsys) -> None:
+def test_a_truncated_run_result_is_skipped_with_one_warning_line(tmp_path: Path, capsys) -> None:
+    from driftwatch.monitor.result import Decision, MonitorResult
+
     config = small_config(tmp_path)
     runs = tmp_path / "state" / "runs"
     runs.mkdir(parents=True)
-    (runs / "20240101T000000Z-abcdef12.json").write_text('{"run_id": "abcdef12", "star')
-    assert main(["report", "--config", str(config)]) == 3
-    assert capsys.readouterr().err == (
-        f"driftwatch: error: {runs / '20240101T000000Z-abcdef12.json'}: not a readable run"
-        " result: Unterminated string starting at: line 1 column 24 (char 23) (ValueError);"
-        " run with --debug for the traceback\n"
+    good = MonitorResult(
+        run_id="0123456789",
+        started="2024-01-02T00:00:00+00:00",
+        files=[],
+        rows=0,
+        labelled_rows=0,
+        decision=Decision(action="no_data", reason="no new data"),
     )
+    good.save(runs)
+    (runs / "20240101T000000Z-abcdef12.json").write_text('{"run_id": "abcdef12", "star')
+    (runs / "20240103T000000Z-bbbbbbbb.json").write_text('{"not": "a run"}')
+    warning = (
+        f"warning: skipped 2 unreadable run result(s) in {runs}:"
+        " 20240101T000000Z-abcdef12.json (Unterminated string starting at: line 1 column 24"
+        " (char 23)); 20240103T000000Z-bbbbbbbb.json ("
+    )
+    assert main(["report", "--config", str(config)]) == 0
+    out = capsys.readouterr()
+    assert out.err.startswith(warning) and out.err.count("\n") == 1
+    assert out.out.startswith("run 0123456789 at 2024-01-02T00:00:00+00:00")
+    assert main(["status", "--config", str(config)]) == 0
+    out = capsys.readouterr()
+    lines = out.err.splitlines()  # (and MLflow's own log lines as it creates its database)
+    assert lines[0].startswith(warning) and sum("unreadable" in line for line in lines) == 1
+    assert "no-data" in out.out and "Traceback" not in out.err
 
 
 def test_bad_input_stays_exit_2_and_debug_adds_the_traceback(tmp_path: Path, capsys) -> None:

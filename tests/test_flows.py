@@ -390,3 +390,28 @@ def test_disk_full_while_writing_the_report_fails_clearly_and_keeps_the_ledger(
     assert state.is_completed(), state.message
     (rec,) = ledger_for(load_settings(config).paths.state).records()
     assert (rec.status, rec.attempts) == ("done", 2)
+
+
+def test_a_second_state_dir_on_the_landing_dir_is_refused_and_takes_no_file(
+    make_config, tmp_path: Path, january
+) -> None:
+    import yaml
+
+    from driftwatch.store.landing import ledger_for
+
+    config = make_config()
+    write(january.sample(500, random_state=81), tmp_path / "landing" / "a.parquet")
+    assert run(config).is_completed()
+    raw = yaml.safe_load(config.read_text())
+    raw["paths"]["state"] = str(tmp_path / "other-state")
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(raw, sort_keys=False))
+    b = write(january.sample(500, random_state=82), tmp_path / "landing" / "b.parquet")
+    state = run(other)
+    assert state.is_failed()
+    assert (
+        f"landing dir {tmp_path / 'landing'} belongs to the driftwatch with state dir"
+        f" {(tmp_path / 'state').resolve()}"
+    ) in state.message
+    assert ledger_for(tmp_path / "other-state").records() == []  # nothing taken
+    assert b.exists() and ledger_for(tmp_path / "state").get(b) is None

@@ -13,7 +13,7 @@ from driftwatch.store.ledger import Ledger
 def drop(landing: Path, name: str, rows: int = 3) -> Path:
     landing.mkdir(parents=True, exist_ok=True)
     p = landing / name
-    pd.DataFrame({"x": range(rows)}).to_parquet(p)
+    pd.DataFrame({"x": range(rows), "name": name}).to_parquet(p)  # one content per name
     return p
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 from driftwatch.engine.blocks import BlockProfile, BlockThresholds
 from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ReferenceProfile, frame_fingerprint
-from driftwatch.errors import BatchError
+from driftwatch.errors import BatchError, ChampionChanged
 from driftwatch.model.schema import validate_batch
 from driftwatch.monitor.labels import apply_labels
 from driftwatch.monitor.plan import Plan
@@ -303,11 +304,22 @@ class MemoryRegistry:
         c = self.versions[version]
         self.versions[version] = replace(c, baseline=dict(scores), validated_until=until)
 
-    def promote(self, version: str) -> str | None:
+    def promote(self, version: str, expected: str | None | EllipsisType = ...) -> str | None:
+        """Point the champion at ``version``; None when moved. With ``expected`` (the champion the
+        challenge was scored against), a champion moved since (a rollback?) is left alone: the
+        reason is returned, and recorded as the version's verdict."""
         previous = self.champion_version
-        self.versions[version] = replace(self.versions[version], previous=previous)
+        c = self.versions[version]
+        if expected is not ... and previous not in (expected, version):
+            reason = str(ChampionChanged(expected, previous))
+            run_verdict = self.verdicts.get(c.run_id)
+            if run_verdict is not None:
+                update = {"promote": False, "reason": reason}
+                self.verdicts[c.run_id] = run_verdict.model_copy(update=update)
+            return reason
+        self.versions[version] = replace(c, previous=previous)
         self.champion_version = version
-        return previous
+        return None
 
 
 class ResultLog:

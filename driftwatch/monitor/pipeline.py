@@ -486,7 +486,14 @@ class MonitorCycle:
         step("record decision", self.registry.record_verdict, run_id, c.verdict, retry=True)
         checkpoint("after-decision")
         if c.verdict.promote:
-            step("move champion alias", self.registry.promote, version, retry=True)
+            was = champion.version if champion else None  # refused if a rollback moved it since
+            refused = step("move champion alias", self.registry.promote, version, was, retry=True)
+            if refused:
+                c = replace(
+                    c, verdict=c.verdict.model_copy(update={"promote": False, "reason": refused})
+                )
+                # The outcome names the champion serving now (the one the rollback chose).
+                champion = step("read champion", self.registry.champion, retry=True)
             checkpoint("after-promote")
         elif champion is not None and c.champion_scores:
             # The champion held its own against a fresh model on the newest data: its score

@@ -20,7 +20,7 @@ from driftwatch.orchestration.retrain_flow import retrain_flow
 from driftwatch.orchestration.tasks import PrefectSteps, load_plan_task
 from driftwatch.orchestration.wiring import production_cycle
 from driftwatch.store import lock
-from driftwatch.store.landing import lock_path
+from driftwatch.store.landing import lock_path, owning
 
 
 @flow(name="driftwatch-monitor", validate_parameters=True)
@@ -28,11 +28,15 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
     """Check the newest data; retrain when features drift or the champion's quality degrades.
 
     ``batch``: one file to check. Without it, every pending file in the landing dir is taken
-    (oldest first), under a lock so two monitors never work on the same landing dir.
+    (oldest first), under the landing dir's lock and only by the state dir that owns it, so two
+    monitors (even with different state dirs) never work on the same landing dir. Either way the
+    state dir's lock is held, which ``rollback`` and ``requeue`` take too.
     """
     plan = load_plan_task(config_path)
     steps = PrefectSteps(plan, {"retrain": retrain_flow})
-    with lock.exclusive(lock_path(plan.settings.paths.state)):
+    settings = plan.settings
+    held = lock.exclusive(lock_path(settings.paths.state)) if batch else owning(settings)
+    with held:
         result = production_cycle(plan, steps, batch).run(str(flow_run.id) if flow_run.id else None)
     if result.rejected:  # the good files are done; the run is marked failed to flag the bad ones
         raise BatchError(", ".join(result.rejected), "; ".join(result.rejected.values()))

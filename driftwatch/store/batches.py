@@ -23,6 +23,7 @@ def read_batch(
     max_mb: float | None = None,
     columns: list[str] | None = None,
     max_columns: int | None = None,
+    max_rows: int | None = None,
 ) -> pd.DataFrame:
     """Read one parquet or csv batch. An empty file is an empty batch, not an error.
 
@@ -30,6 +31,8 @@ def read_batch(
     ``columns``: only these are read (those present); the others are never loaded.
     ``max_columns``: a file with more columns is refused from its header (parquet schema, csv
     first line) before anything else is read.
+    ``max_rows``: a parquet file with more rows is refused from its footer, unread; a csv is read
+    up to one row past the limit and then refused (memory holds at most ``max_rows + 1`` rows).
     """
     path = Path(path)
     if not path.is_file():
@@ -58,10 +61,21 @@ def read_batch(
                 " unread (send only the model's columns, or raise the limit)",
             )
     if suffix == ".csv":
+        nrows = None if max_rows is None else max_rows + 1
         try:
             if wanted is not None:
-                return pd.read_csv(path, encoding="utf-8", usecols=lambda c: c in wanted)
-            return pd.read_csv(path, encoding="utf-8")
+                frame = pd.read_csv(
+                    path, encoding="utf-8", usecols=lambda c: c in wanted, nrows=nrows
+                )
+            else:
+                frame = pd.read_csv(path, encoding="utf-8", nrows=nrows)
+            if max_rows is not None and len(frame) > max_rows:
+                raise BatchError(
+                    str(path),
+                    f"more than landing.max_rows = {max_rows:,} rows: refused (the read stopped"
+                    " there; split the file, or raise the limit if this size is expected)",
+                )
+            return frame
         except pd.errors.EmptyDataError:
             return pd.DataFrame()
         except UnicodeDecodeError as exc:
@@ -70,6 +84,14 @@ def read_batch(
             ) from None
         except pd.errors.ParserError as exc:
             raise BatchError(str(path), f"malformed csv: {exc}") from None
+    if max_rows is not None:
+        rows = parquet_rows(path)
+        if rows is not None and rows > max_rows:
+            raise BatchError(
+                str(path),
+                f"{rows:,} rows, above landing.max_rows = {max_rows:,}: refused unread (split"
+                " the file, or raise the limit if this size is expected)",
+            )
     try:
         if wanted is not None:
             names = header(path) or []
@@ -94,6 +116,16 @@ def header(path: Path) -> list[str] | None:
         return None
 
 
+def parquet_rows(path: Path) -> int | None:
+    """The row count in a parquet file's footer (None: unreadable, the read will say why)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return int(pq.read_metadata(path).num_rows)
+    except Exception:  # the full read reports it, with the file's name
+        return None
+
+
 def model_columns(spec: ModelSettings) -> list[str]:
     """What a batch is read for: the features, the target, the timestamp and the row id."""
     return [
@@ -113,7 +145,7 @@ def read_validated(
 ) -> pd.DataFrame:
     """A batch file read and checked against the model spec; an empty file stays empty.
 
-    Only the model's columns are read. With ``landing`` its limits apply (max_columns,
+    Only the model's columns are read. With ``landing`` its limits apply (max_columns, max_rows,
     max_future_days); repairs and dropped rows are said in ``notes``.
     """
     raw = read_batch(
@@ -121,6 +153,7 @@ def read_validated(
         max_mb,
         columns=model_columns(spec),
         max_columns=landing.max_columns if landing else None,
+        max_rows=landing.max_rows if landing else None,
     )
     if raw.empty and not (len(raw.columns) == 0 and header(Path(path))):
         return raw  # an empty file, or no rows: nothing to check

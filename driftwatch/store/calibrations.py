@@ -2,12 +2,16 @@
 
 The reference moves with every promotion, so a calibration file written by hand goes stale;
 recalibrating automatically (seconds) keeps the promised false-alarm rate instead of silently
-applying thresholds measured on other data. Both files are YAML (safe_load: cannot run code).
+applying thresholds measured on other data. Both files are YAML, read within the limits of
+:mod:`driftwatch.yamlio` (size, encoding, depth, aliases: no alias bomb hangs a run) and with every
+threshold checked to be a number (a pin of ``.nan`` would never alarm, one of ``abc`` would fail
+every run): a file that fails is named in the log, and the thresholds are recalibrated.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,11 +23,17 @@ from driftwatch.engine.blocks import (
     thresholds_from_dict,
     thresholds_to_dict,
 )
-from driftwatch.engine.calibration import Calibration, calibration_key
+from driftwatch.engine.calibration import (
+    CALIBRATION_FORMAT,
+    Calibration,
+    ColumnThreshold,
+    calibration_key,
+)
 from driftwatch.errors import NotEnoughData
 from driftwatch.files import atomic_write_bytes
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import ReferenceHandle, ReferenceStore
+from driftwatch.yamlio import read_yaml_file
 
 log = logging.getLogger("driftwatch.calibration")
 
@@ -38,18 +48,34 @@ def save_blocks(path: Path, entries: list[dict], head: str = "") -> Path:
     return atomic_write_bytes(path, (head + yaml.safe_dump(body, sort_keys=False)).encode())
 
 
+def _threshold(value: object, where: str) -> float:
+    """A threshold as the file gives it: a number (inf: never alarms), not NaN, text or a bool."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ValueError(f"{where}: threshold {value!r} is not a number")
+    return float(value)
+
+
+def _mapping(path: Path) -> dict:
+    raw = read_yaml_file(path, ValueError) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: not a mapping")
+    return raw
+
+
 def read_blocks(path: Path) -> dict[str, dict]:
     """The horizons of a time-block calibration file by key ({} when none or unreadable)."""
-    import yaml
-
     if not path.is_file():
         return {}
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = _mapping(path)
         if raw.get("kind") != BLOCKS_FILE_KIND or raw.get("format") != BLOCKS_FORMAT:
             return {}
-        return {h["key"]: h for h in raw.get("horizons", [])}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as exc:
+        horizons = {h["key"]: h for h in raw.get("horizons", [])}
+        for h in horizons.values():
+            for name, c in h["components"].items():
+                _threshold(c["threshold"], f"horizon {h.get('span')} {name}")
+        return horizons
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         log.warning("%s: unreadable calibration file (%s); recalibrating", path, exc)
         return {}
 
@@ -159,7 +185,23 @@ def read_calibration(path: Path) -> Calibration | None:
     if not path.is_file():
         return None
     try:
-        return Calibration.load(path)
+        return load_calibration(path)
     except ValueError as exc:
         log.warning("%s; recalibrating", exc)
         return None
+
+
+def load_calibration(path: Path) -> Calibration:
+    """``Calibration.load`` within the YAML limits, every threshold a number (ValueError naming
+    the file otherwise)."""
+    try:
+        raw = _mapping(path)
+        if raw.get("format") != CALIBRATION_FORMAT:
+            raise ValueError(f"not a calibration of format {CALIBRATION_FORMAT}")
+        raw["columns"] = {c: ColumnThreshold(**v) for c, v in raw["columns"].items()}
+        for c, t in raw["columns"].items():
+            _threshold(t.threshold, f"column {c!r}")
+        return Calibration(**raw)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        why = str(exc).removeprefix(f"{path}: ")  # yamlio names the file already
+        raise ValueError(f"{path}: unreadable calibration file: {why}") from exc

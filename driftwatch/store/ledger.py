@@ -7,6 +7,10 @@ A file whose content changes after it was processed is reported, never silently 
 A file deleted (or made unreadable) after it was claimed ends "missing"; a symlink in the landing
 dir is "refused" unread. Both are terminal (reported once), and ``requeue`` puts a quarantined or
 failed file back with a fresh attempt count.
+A file whose content changes before it is read (after the scan recorded it) is put back as
+pending by the reader (:meth:`Ledger.changed`); the next scan records its new size and hash.
+The same content under a second name is a duplicate: marked done (outcome ``duplicate``) with a
+note naming the first, or taken as a file of its own (``landing.duplicates``).
 """
 
 from __future__ import annotations
@@ -129,12 +133,18 @@ class Ledger:
             ).fetchall()
         return [tuple(r) for r in rows]
 
-    def scan(self, landing: Path, settle_seconds: float = 0.0) -> list[str]:
+    def scan(
+        self, landing: Path, settle_seconds: float = 0.0, duplicates: str = "skip"
+    ) -> list[str]:
         """Register new files; report changed ones. Returns warnings for changed files.
 
         Files modified less than ``settle_seconds`` ago may still be being written: skipped now,
         seen at the next tick. Hidden files and temp files (``.x``, ``*.tmp``) are never read.
         A symlink is refused, never followed: recorded once as "refused", with a warning.
+        A file not yet processed whose content changed since it was recorded gets its new size
+        and hash (with a warning). A new file with the content of a file seen before is, with
+        ``duplicates="skip"``, marked done as its duplicate; with ``"process"`` taken anyway;
+        both with a warning naming the first.
         """
         warnings: list[str] = []
         if not landing.is_dir():
@@ -159,7 +169,17 @@ class Ledger:
                 continue
             rec = self.get(p)
             if rec is None:
-                self._insert(str(p), st.st_size, file_hash(p), "pending", None)
+                warnings.extend(self._new(p, st.st_size, duplicates))
+                continue
+            if rec.status in ("pending", "failed", "processing") and (
+                st.st_size != rec.size or file_hash(p) != rec.sha256
+            ):
+                msg = (
+                    f"{shown(p)}: changed before it was read ({rec.size} bytes when first seen,"
+                    f" {st.st_size} now); its new content is recorded and read"
+                )
+                self._rehash(str(p), msg)
+                warnings.append(msg)
                 continue
             if rec.status == "missing":
                 # The name is back: a new file, taken as one (with a fresh attempt count).
@@ -172,6 +192,65 @@ class Ledger:
                 self._event(str(p), "changed", msg)
                 warnings.append(msg)
         return warnings
+
+    def _new(self, p: Path, size: int, duplicates: str) -> list[str]:
+        """Register a new file: pending, or done as the duplicate of a file seen before."""
+        sha = file_hash(p)
+        first = self._same_content(str(p), size, sha) if size else None  # empty: no rows
+        if first is None:
+            self._insert(str(p), size, sha, "pending", None)
+            return []
+        if duplicates == "process":
+            msg = (
+                f"{shown(p)}: the same content as {shown(first)} (sha256 {sha[:12]}); processed"
+                " again (landing.duplicates: process)"
+            )
+            self._insert(str(p), size, sha, "pending", None)
+            self._event(str(p), "duplicate", msg)
+            return [msg]
+        msg = (
+            f"{shown(p)}: the same content as {shown(first)} (sha256 {sha[:12]}); marked done as"
+            " its duplicate, not processed again (landing.duplicates: skip)"
+        )
+        self._insert(str(p), size, sha, "done", msg, outcome="duplicate")
+        return [msg]
+
+    def _same_content(self, path: str, size: int, sha256: str) -> str | None:
+        """The first file seen with this content (any state but missing or refused)."""
+        with self._conn() as c:
+            row = c.execute(
+                "SELECT path FROM files WHERE sha256=? AND size=? AND path<>?"
+                " AND status NOT IN ('missing','refused') ORDER BY first_seen, rowid LIMIT 1",
+                (sha256, size, path),
+            ).fetchone()
+        return row[0] if row else None
+
+    def _rehash(self, path: str, detail: str) -> None:
+        """A file not yet processed has new content: record its size and hash as they are."""
+        p = Path(path)
+        with self._conn() as c:
+            c.execute(
+                "UPDATE files SET size=?, sha256=?, updated=? WHERE path=?",
+                (p.stat().st_size, file_hash(p), _now(), path),
+            )
+            c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, "changed", detail))
+
+    def changed(self, path: str, reason: str) -> str:
+        """A claimed file found changed when read (truncated, emptied, rewritten): not read,
+        pending again, and the claim's attempt given back (not the file's fault). The next
+        scan records its new content. Returns the warning line."""
+        detail = (
+            f"{shown(path)}: changed after it was claimed ({reason}); not processed, left"
+            " pending: the next run records its new content and reads it"
+        )
+        with self._conn() as c:
+            c.execute(
+                "UPDATE files SET status='pending', attempts=MAX(attempts - 1, 0),"
+                " flow_run_id=NULL, error=?, updated=? WHERE path=?",
+                (detail, _now(), path),
+            )
+            c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, "changed", detail))
+        return detail
 
     def pending(self) -> list[FileRecord]:
         """Pending and failed-but-retryable files, oldest first; stale claims come back too."""
@@ -247,14 +326,17 @@ class Ledger:
         return detail
 
     def requeue(self, path: str, quarantine: Path) -> str:
-        """A quarantined (moved back from ``quarantine``) or failed file made pending again, with
-        a fresh attempt count. Returns one line saying what was done; ValueError if it cannot."""
+        """A quarantined (moved back from ``quarantine``), failed or duplicate file made pending
+        again, with a fresh attempt count. Returns one line saying what was done; ValueError if it cannot."""
         rec = self.get(path)
         name = shown(path)
         if rec is None:
             raise ValueError(f"{name}: not in the ledger")
-        if rec.status not in ("quarantined", "failed"):
-            raise ValueError(f"{name}: is {rec.status}, only quarantined or failed files requeue")
+        duplicate = rec.status == "done" and rec.outcome == "duplicate"
+        if rec.status not in ("quarantined", "failed") and not duplicate:
+            raise ValueError(
+                f"{name}: is {rec.status}, only quarantined, failed or duplicate files requeue"
+            )
         target = Path(rec.path)
         note = ""
         if rec.status == "quarantined":
@@ -269,18 +351,32 @@ class Ledger:
             note = f" (moved back from {shown(held)})"
         elif not target.is_file():
             raise ValueError(f"{name}: the file is no longer in the landing dir")
-        self._reset(rec.path, "requeued", f"was {rec.status} after {rec.attempts} attempt(s)")
-        return f"requeued {shown(rec.path)}{note}: pending, attempts 0 (was {rec.status})"
+        was = "a duplicate" if duplicate else rec.status
+        self._reset(rec.path, "requeued", f"was {was} after {rec.attempts} attempt(s)")
+        return f"requeued {shown(rec.path)}{note}: pending, attempts 0 (was {was})"
 
-    def _insert(self, path: str, size: int, sha256: str, status: str, detail: str | None) -> None:
+    def _insert(
+        self,
+        path: str,
+        size: int,
+        sha256: str,
+        status: str,
+        detail: str | None,
+        outcome: str | None = None,
+    ) -> None:
+        """A new row; ``outcome`` given (a duplicate, done): ``detail`` is its note, not an
+        error, and goes only to the events."""
+        error = None if outcome else detail
+        event = outcome or status
         with self._conn() as c:
             c.execute(
-                "INSERT OR IGNORE INTO files(path,size,sha256,first_seen,status,error,updated)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (path, size, sha256, _now(), status, detail, _now()),
+                "INSERT OR IGNORE INTO files"
+                "(path,size,sha256,first_seen,status,outcome,error,updated)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (path, size, sha256, _now(), status, outcome, error, _now()),
             )
             if detail:
-                c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, status, detail))
+                c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, event, detail))
 
     def _reset(self, path: str, event: str, detail: str) -> None:
         """Pending again, as new: size and hash of the file as it is now, no attempts, no error."""

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from driftwatch.errors import DriftwatchError, RegistryError
+from driftwatch.errors import ChampionChanged, DriftwatchError, RegistryError
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Challenge, Champion
 from driftwatch.monitor.result import PromotionDecision
@@ -96,9 +96,15 @@ class RegistryModels:
         with self._talking():
             self.registry.log_decision(run_id, verdict)
 
-    def promote(self, version: str) -> str | None:
+    def promote(self, version: str, expected: str | None) -> str | None:
+        """Move the alias to ``version`` unless the champion is no longer ``expected`` (the one
+        the challenge was scored against): None when moved, else the one-line reason."""
         with self._talking():
-            return self.registry.promote(version)
+            try:
+                self.registry.promote(version, expected)
+            except ChampionChanged as exc:
+                return str(exc)
+        return None
 
     def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None:
         with self._talking():

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.errors import RegistryError
+from driftwatch.errors import ChampionChanged, RegistryError
 
 CHAMPION = "champion"
 TAG_REFERENCE = "driftwatch.reference"
@@ -272,9 +273,24 @@ class Registry:
         if until:
             self.client.set_model_version_tag(self.name, version, TAG_VALIDATED, until)
 
-    def promote(self, version: str) -> str | None:
-        """Point ``champion`` at ``version``; tag it with the champion it replaced."""
+    def promote(self, version: str, expected: str | None | EllipsisType = ...) -> str | None:
+        """Point ``champion`` at ``version``; tag it with the champion it replaced (returned).
+
+        ``expected``: the champion the challenger was scored against. If the alias points
+        elsewhere now (a rollback during the retrain), it is left there: ChampionChanged, and the
+        challenger's run is tagged not promoted with that reason. The alias already at
+        ``version`` (a retried promotion) is not a change. MLflow has no compare-and-set, so
+        this narrows the race to the moment between the read and the move; ``rollback`` also
+        takes the monitor's lock, so driftwatch's own rollback never falls in it.
+        """
         previous = self.champion()
+        current = previous.version if previous else None
+        if expected is not ... and current not in (expected, version):
+            refused = ChampionChanged(expected, current)
+            run_id = self.client.get_model_version(self.name, version).run_id
+            self.client.set_tag(run_id, "driftwatch.promoted", "false")
+            self.client.set_tag(run_id, "driftwatch.decision", str(refused))
+            raise refused
         if previous is not None and previous.version != version:
             self.client.set_model_version_tag(self.name, version, TAG_PREVIOUS, previous.version)
             self.client.set_model_version_tag(
