@@ -3,6 +3,7 @@ and the ledger agree (a batch is in history exactly when it is done)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -201,11 +202,14 @@ def test_labels_before_features_wait_and_duplicates_and_changes_are_reported(
     history, _ = process(plan, "run-2")
     assert history.rows()["air_time"].notna().sum() == len(lab)  # applied on arrival
     # The same labels again under another name, and one changed value.
-    lab.to_parquet(labels_dir / "again.parquet", index=False)
+    lab.to_csv(labels_dir / "again.csv", index=False)
+    shutil.copy(labels_dir / "early.parquet", labels_dir / "copy.parquet")  # the same bytes
     changed = lab.head(1).assign(air_time=lab["air_time"].iloc[0] + 60)
     changed.to_csv(labels_dir / "zz-changed.csv", index=False)
     history, notes = process(plan, "run-3")
-    (dup,) = [n for n in notes if "again.parquet" in n]
+    (dup,) = [n for n in notes if "again.csv" in n]
+    (copy,) = [n for n in notes if "copy.parquet" in n]
+    assert "the same content as" in copy and "not processed again" in copy
     (changes,) = [n for n in notes if "zz-changed.csv" in n]
     assert f"0 applied, 0 waiting for their rows (ids not in history yet), {len(lab)} dup" in dup
     assert "1 changed (not applied: the first label stands; e.g. id " in changes

@@ -98,7 +98,7 @@ class LabelFiles:
         s = self.settings
         if self.dir is None:
             return [], []
-        warnings = self.ledger.scan(self.dir, s.landing.settle_seconds)
+        warnings = self.ledger.scan(self.dir, s.landing.settle_seconds, s.landing.duplicates)
         lines: list[str] = []
         files = [r.path for r in self.ledger.pending()][: s.landing.max_files_per_run]
         self.ledger.claim(files, None)
