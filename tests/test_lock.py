@@ -20,13 +20,12 @@ HOLD = (
     "from driftwatch.store import lock\n"
     "with lock.exclusive(Path(sys.argv[1])):\n"
     "    print('held', flush=True)\n"
-    "    time.sleep(60)\n"
+    "    time.sleep(120)\n"
 )
 
 
-@pytest.fixture
-def holder_process(tmp_path: Path):
-    path = tmp_path / "locks" / "landing.lock"
+def hold_lock(path: Path) -> subprocess.Popen:
+    """Hold ``path``'s lock from another process (as a running monitor does); kill it after."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(path)],
         stdout=subprocess.PIPE,
@@ -34,6 +33,13 @@ def holder_process(tmp_path: Path):
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+@pytest.fixture
+def holder_process(tmp_path: Path):
+    path = tmp_path / "locks" / "landing.lock"
+    proc = hold_lock(path)
     yield proc, path
     proc.kill()
     proc.wait()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from driftwatch.store.landing import (
     lock_path,
     owning,
 )
+from tests.test_lock import hold_lock
 from tests.test_pipeline import FAST, WHOLE, batches, memory_cycle
 from tests.test_poison import landing_plan, rows
 
@@ -190,15 +190,6 @@ def test_duplicates_process_reads_the_copy_again_and_says_so(
 
 # -- 3. one landing dir, one owner -----------------------------------------------------------------
 
-HOLD = (
-    "import sys, time\n"
-    "from pathlib import Path\n"
-    "from driftwatch.store import lock\n"
-    "with lock.exclusive(Path(sys.argv[1])):\n"
-    "    print('held', flush=True)\n"
-    "    time.sleep(120)\n"
-)
-
 
 @pytest.fixture
 def hold() -> Iterator[Callable[[Path], subprocess.Popen]]:
@@ -206,14 +197,8 @@ def hold() -> Iterator[Callable[[Path], subprocess.Popen]]:
     procs: list[subprocess.Popen] = []
 
     def start(path: Path) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", HOLD, str(path)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        proc = hold_lock(path)
         procs.append(proc)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
         return proc
 
     yield start
