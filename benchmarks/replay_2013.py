@@ -21,6 +21,8 @@ arrived): RMSE in minutes, pooled per month and over the replay.
     .venv/bin/python benchmarks/replay_2013.py                 # both, ~40 min on 2 cores
     .venv/bin/python benchmarks/replay_2013.py --arrival weekly
     .venv/bin/python benchmarks/replay_2013.py --arrival late --only driftwatch  # one policy
+    .venv/bin/python benchmarks/replay_2013.py --arrival weekly --variants --only \
+        "driftwatch, 5% tolerance" "driftwatch, promote always"   # other promotion rules
 
 Writes benchmarks/results/replay_2013.json and prints markdown tables.
 """
@@ -75,6 +77,24 @@ def policies(base: Settings, arrival: str) -> dict[str, tuple[Settings, str]]:
     }
 
 
+def variants(base: Settings) -> dict[str, tuple[Settings, str]]:
+    """The shipped config with another promotion rule (``--variants``): how much the gate
+    costs, since a challenger is scored before it is refit on the newest rows."""
+    out = {}
+    for name, retrain in {
+        "driftwatch, 5% tolerance": {"promotion_margin": -0.05},
+        "driftwatch, promote always": {"promote": "always"},
+        "driftwatch, 5% tolerance, max age 14 days": {
+            "promotion_margin": -0.05,
+            "max_age_days": 14,
+        },
+    }.items():
+        data = base.model_dump()
+        data["retrain"] = {**data["retrain"], **retrain}
+        out[name] = (Settings.model_validate(data), "config")
+    return out
+
+
 def served_rmse(history: pd.DataFrame, target: str) -> tuple[dict[int, float], float, int]:
     """RMSE of the serving champion's predictions, per local month and pooled."""
     rows = history[history[PREDICTED].notna() & history[target].notna()]
@@ -89,6 +109,7 @@ def main() -> None:
     ap.add_argument("--arrival", choices=["weekly", "late", "both"], default="both")
     ap.add_argument("--end", default="2013-12-31")
     ap.add_argument("--only", nargs="*", help="run these policies only (merged into the file)")
+    ap.add_argument("--variants", action="store_true", help="also other promotion rules")
     args = ap.parse_args()
     arrivals = ["weekly", "late"] if args.arrival == "both" else [args.arrival]
     out_path = ROOT / "benchmarks" / "results" / "replay_2013.json"
@@ -110,7 +131,8 @@ def main() -> None:
         reference = shipped_reference(base)
         kept = saved["arrivals"].get(arrival, {}).get("policies", {})
         rows: dict[str, Any] = {k: v for k, v in kept.items() if args.only}
-        for name, (settings, policy) in policies(base, arrival).items():
+        chosen = policies(base, arrival) | (variants(base) if args.variants else {})
+        for name, (settings, policy) in chosen.items():
             if args.only and name not in args.only:
                 continue
             t0 = time.perf_counter()
