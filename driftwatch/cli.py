@@ -104,9 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", default="W-SUN", help="batch length for --data (pandas period)")
     p.add_argument(
         "--policy",
-        choices=["config", "always", "never"],
+        choices=["config", "always", "never", "schedule"],
         default="config",
-        help="when to retrain: as the monitor would (config), after every batch, or never",
+        help="when to retrain: as the monitor would (config), after every batch, never, or by"
+        " the champion's age only (schedule: retrain.max_age_days)",
     )
     p.add_argument("--out", default="backtest", help="directory for the CSV, JSON and PNG")
 
