@@ -261,3 +261,21 @@ def test_an_old_ledger_is_migrated_to_the_new_statuses(tmp_path: Path) -> None:
     ledger.missing("x.parquet", "deleted after it was claimed")
     assert ledger.get("x.parquet").status == "missing"
     assert os.path.exists(db)
+
+
+def test_calibration_time_is_bounded_by_max_reference_rows(
+    make_config: Callable[..., Path], january: pd.DataFrame, caplog
+) -> None:
+    plan = Plan.load(make_config(drift={"calibration": {"max_reference_rows": 5000}}))
+    cut = plan.calibration_reference(january)
+    days = plan.local_times(cut).dt.floor("D")
+    # Whole local days, the newest ones, no more rows than the cap.
+    assert len(cut) <= 5000 and days.nunique() >= 4
+    assert days.min() > plan.local_times(january).dt.floor("D").min()
+    all_days = plan.local_times(january).dt.floor("D").value_counts()
+    assert days.value_counts().to_dict() == {d: all_days[d] for d in days.unique()}
+    assert "above drift.calibration.max_reference_rows = 5000" in caplog.text
+    rows = Plan.load(
+        make_config(drift={"calibration": {"max_reference_rows": 5000, "quiet": "rows"}})
+    )
+    assert len(rows.calibration_reference(january)) == 5000

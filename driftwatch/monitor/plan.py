@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -30,12 +31,14 @@ from driftwatch.engine.drift import DriftDetector
 from driftwatch.engine.rules import ColumnRule, DatasetRule, rule_for
 from driftwatch.errors import NotEnoughData
 
-# What starts a retrain: "monitor" when drift, degraded quality or the champion's age
-# (retrain.max_age_days) says so; "always", "never" and "schedule" (age only) replace the trigger
-# (the backtest's baselines; "always" and "schedule" are also plain retraining schedules).
+log = logging.getLogger("driftwatch.calibration")
+
 # The champion's output, judged like a column: ``drift.columns.prediction`` configures its test.
 PREDICTION = "prediction"
 
+# What starts a retrain: "monitor" when drift, degraded quality or the champion's age
+# (retrain.max_age_days) says so; "always", "never" and "schedule" (age only) replace the trigger
+# (the backtest's baselines; "always" and "schedule" are also plain retraining schedules).
 RetrainPolicy = Literal["monitor", "always", "never", "schedule"]
 
 
@@ -121,12 +124,14 @@ class Plan(BaseModel):
     ) -> Calibration:
         """Random-row thresholds of the configured detector (plus ``pins``) at ``batch_rows``;
         a reference too small to calibrate on is the user's to fix (NotEnoughData, exit 2)."""
+        spec = self.calibration_spec(batch_rows)
+        spec.pop("max_reference_rows")
         try:
             return calibrate(
                 self.detector(dict(pins or {})),
-                reference,
+                self.calibration_reference(reference),
                 reference_sha256,
-                **self.calibration_spec(batch_rows),
+                **spec,
                 reference_path=reference_path,
             )
         except ValueError as exc:
@@ -142,7 +147,31 @@ class Plan(BaseModel):
             "batches": conf.batches,
             "confidence": conf.confidence,
             "random_state": conf.random_state,
+            "max_reference_rows": conf.max_reference_rows,
         }
+
+    def calibration_reference(self, reference: pd.DataFrame) -> pd.DataFrame:
+        """At most ``drift.calibration.max_reference_rows`` rows, so a calibration's time is
+        bounded before it starts: with time blocks the newest whole local days (blocks stay
+        whole), else a seeded random sample. Said in the log when it cuts."""
+        cap = self.settings.drift.calibration.max_reference_rows
+        if len(reference) <= cap:
+            return reference
+        if self.time_blocks:
+            days = self.local_times(reference).dt.floor("D")
+            sizes = days.value_counts().sort_index(ascending=False).cumsum()
+            keep = sizes[sizes <= cap].index
+            out = reference[days.isin(keep).to_numpy()]
+            how = f"its newest {len(keep)} day(s)"
+        else:
+            out = reference.sample(cap, random_state=self.settings.drift.calibration.random_state)
+            how = "a random sample"
+        log.warning(
+            "the reference holds %d rows, above drift.calibration.max_reference_rows = %d:"
+            " thresholds are calibrated on %s (%d rows)",
+            len(reference), cap, how, len(out),
+        )  # fmt: skip
+        return out
 
     # -- time blocks ---------------------------------------------------------------------------
     @property
@@ -211,10 +240,13 @@ class Plan(BaseModel):
     ) -> BlockCalibrator:
         """Time-block thresholds for ``span`` fitted on ``reference`` (see ``block_calibrator``)."""
         calibrator = self.block_calibrator(span, rate)
+        reference = self.calibration_reference(reference)
         return calibrator.fit(reference, self.local_times(reference), span)
 
     def block_profile(self, reference: pd.DataFrame) -> BlockProfile:
+        """The profile batches are scored against: the same rows the thresholds came from."""
         c = self.block_calibrator(pd.Timedelta("1h"))
+        reference = self.calibration_reference(reference)
         return fit_profile(reference, c.numerical, c.categorical, c.min_r2)
 
     def block_key(self, reference_sha256: str, span: pd.Timedelta) -> str:
@@ -227,6 +259,7 @@ class Plan(BaseModel):
             "rate": self.horizon_rate,
             "confidence": s.drift.calibration.confidence,
             "min_block_rows": s.drift.calibration.min_block_rows,
+            "max_reference_rows": s.drift.calibration.max_reference_rows,
             "timezone": s.model.timezone,
             "numerical": s.model.numerical,
             "categorical": s.model.categorical,
