@@ -283,3 +283,27 @@ def test_realised_command_and_report_plot_show_the_periods(
     cycle, _ = memory_cycle(Plan.load(make_config(model=FAST)), [("d", thursday)])
     png = plot_history([cycle.run()], tmp_path / "h.png", realised=table)
     assert png.stat().st_size > 10_000
+
+
+def test_parts_with_and_without_a_champion_or_a_category_read_together(
+    make_config: Callable[..., Path], january: pd.DataFrame
+) -> None:
+    """The bootstrap batch has no champion (no predictions); a later one has, and may have a
+    categorical column all missing: every part has one schema, so history reads as one."""
+    plan = Plan.load(make_config())
+    landing_with(plan, {"a.parquet": day(january, 3)})
+    source = LandingFiles(plan)
+    history = HistoryFiles(plan, source.ledger)
+    first = source.collect("run-1")
+    history.append(first, None, None)
+    source.finish(first, "retrained-promoted")
+    landing_with(plan, {"b.parquet": day(january, 4).assign(carrier=None)})
+    second = source.collect("run-2")
+    history.append(second, pd.Series(1.0, index=second.frame.index), "1")
+    source.finish(second, "no-drift")
+    rows = history.rows()
+    assert len(rows) == first.rows + second.rows
+    assert (
+        rows[SERVED_BY].isna().sum() == first.rows and (rows[SERVED_BY] == "1").sum() == second.rows
+    )
+    assert rows["carrier"].isna().sum() == second.rows

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from driftwatch.engine.drift import as_categorical
 from driftwatch.files import atomic_write
@@ -100,9 +102,32 @@ class HistoryFiles:
                 days = pd.Series(arrived.strftime("%Y-%m-%d"), index=part.index)
             for day, group in part.groupby(days, sort=True):
                 target = self.rows_dir / f"date={day}" / f"{part_key(record)}.parquet"
-                atomic_write(target, lambda tmp, g=group: g.to_parquet(tmp, index=False))
+                table = pa.Table.from_pandas(
+                    group, schema=self._schema(group), preserve_index=False
+                )
+                atomic_write(target, lambda tmp, t=table: pq.write_table(t, tmp))
             written += len(part)
         return f"history: {written} row(s) of {len(batch.files)} file(s) added"
+
+    def _schema(self, part: pd.DataFrame) -> pa.Schema:
+        """One schema for every part, whatever its values: a batch whose champion is None, or
+        whose categorical column is all missing, must not write a ``null`` column that the
+        next part's strings cannot be read together with."""
+        spec = self.settings.model
+        types: dict[str, pa.DataType] = {c: pa.float64() for c in [*spec.numerical, spec.target]}
+        types |= {c: pa.string() for c in spec.categorical}
+        if spec.timestamp:
+            types[spec.timestamp] = pa.timestamp("ns", tz="UTC")
+        if spec.id_column:
+            types[spec.id_column] = pa.string()
+        types |= {
+            FROM_FILE: pa.string(),
+            BATCH_KEY: pa.string(),
+            ARRIVED: pa.timestamp("ns", tz="UTC"),
+            SERVED_BY: pa.string(),
+            PREDICTED: pa.float64(),
+        }
+        return pa.schema([(c, types.get(c, pa.string())) for c in part.columns])
 
     def repair(self) -> str:
         """Remove parts whose file is not ``done`` in the ledger (a run that crashed between
