@@ -372,7 +372,14 @@ class MonitorCycle:
             result = monitor_result(self.plan, batch, findings, champion, ref, started, run_id)
             result = step("report", self.reporter.report, result, batch, ref)
             served = champion.version if champion else None
-            step("add to history", self.history.append, batch, findings.predictions, served)
+            step(
+                "add to history",
+                self.history.append,
+                batch,
+                findings.predictions,
+                served,
+                retry=True,
+            )
             checkpoint("after-history")
             if findings.decision.retrain:
                 outcome = step.subflow(
