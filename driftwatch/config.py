@@ -158,8 +158,8 @@ class CalibrationSettings(_Strict):
     batch_rows: int | None = Field(None, ge=30)
     # Resampled batches; more gives a tighter threshold estimate (1,000 takes seconds).
     batches: int = Field(1000, ge=100)
-    # Calibration time is bounded whatever the reference holds: at most this many of its rows
-    # are calibrated on (time blocks: the newest whole days; rows: a seeded random sample).
+    # Time-block calibration time is bounded whatever the reference holds: at most this many
+    # of its rows, the newest whole days, are calibrated on (and batches judged against).
     max_reference_rows: int = Field(500_000, ge=1_000)
     # The thresholds keep the false-alarm rate with this confidence (a binomial tolerance bound).
     confidence: float = Field(0.95, ge=0.5, lt=1)

@@ -124,14 +124,12 @@ class Plan(BaseModel):
     ) -> Calibration:
         """Random-row thresholds of the configured detector (plus ``pins``) at ``batch_rows``;
         a reference too small to calibrate on is the user's to fix (NotEnoughData, exit 2)."""
-        spec = self.calibration_spec(batch_rows)
-        spec.pop("max_reference_rows")
         try:
             return calibrate(
                 self.detector(dict(pins or {})),
-                self.calibration_reference(reference),
+                reference,
                 reference_sha256,
-                **spec,
+                **self.calibration_spec(batch_rows),
                 reference_path=reference_path,
             )
         except ValueError as exc:
@@ -147,29 +145,24 @@ class Plan(BaseModel):
             "batches": conf.batches,
             "confidence": conf.confidence,
             "random_state": conf.random_state,
-            "max_reference_rows": conf.max_reference_rows,
         }
 
     def calibration_reference(self, reference: pd.DataFrame) -> pd.DataFrame:
-        """At most ``drift.calibration.max_reference_rows`` rows, so a calibration's time is
-        bounded before it starts: with time blocks the newest whole local days (blocks stay
-        whole), else a seeded random sample. Said in the log when it cuts."""
+        """Time blocks: at most ``drift.calibration.max_reference_rows`` rows, the newest whole
+        local days (blocks stay whole), so a calibration's time is bounded before it starts;
+        said in the log when it cuts. (Random-row calibration resamples a fixed number of
+        batches; its cost is bounded by ``drift.calibration.batches`` and the batch size.)"""
         cap = self.settings.drift.calibration.max_reference_rows
-        if len(reference) <= cap:
+        if len(reference) <= cap or not self.time_blocks:
             return reference
-        if self.time_blocks:
-            days = self.local_times(reference).dt.floor("D")
-            sizes = days.value_counts().sort_index(ascending=False).cumsum()
-            keep = sizes[sizes <= cap].index
-            out = reference[days.isin(keep).to_numpy()]
-            how = f"its newest {len(keep)} day(s)"
-        else:
-            out = reference.sample(cap, random_state=self.settings.drift.calibration.random_state)
-            how = "a random sample"
+        days = self.local_times(reference).dt.floor("D")
+        sizes = days.value_counts().sort_index(ascending=False).cumsum()
+        keep = sizes[sizes <= cap].index
+        out = reference[days.isin(keep).to_numpy()]
         log.warning(
             "the reference holds %d rows, above drift.calibration.max_reference_rows = %d:"
-            " thresholds are calibrated on %s (%d rows)",
-            len(reference), cap, how, len(out),
+            " thresholds are calibrated on its newest %d day(s) (%d rows)",
+            len(reference), cap, len(keep), len(out),
         )  # fmt: skip
         return out
 
