@@ -318,3 +318,31 @@ def test_a_null_feed_in_a_dry_hour_is_told_apart_from_quiet_rain_hours() -> None
     broken = [detector.check(b.assign(pressure=np.nan)) for b in dry]
     assert all(r.dataset_drift for r in broken)
     assert all(r.column("pressure").test == "xmissing" for r in broken)
+
+
+def record_source(rng: np.random.Generator, n_days: int, lost_day: int | None) -> pd.DataFrame:
+    """Hourly rows with two readings of one record (a, b); on ``lost_day`` the record is lost
+    for the whole day (both null), as the flights' weather on 2013-12-31."""
+    d = np.repeat(np.arange(n_days), 24 * ROWS_PER_HOUR)
+    n = len(d)
+    a = (rng.normal(0, 1, n_days)[d] + rng.normal(0, 1, n)).round(1)
+    b = (rng.normal(0, 1, n_days)[d] + rng.normal(0, 1, n)).round(1)
+    lost = d == lost_day
+    ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(d, unit="D")
+    ts = ts + pd.to_timedelta(rng.integers(0, 86400, n), unit="s")
+    return pd.DataFrame({"ts": ts, "a": np.where(lost, np.nan, a), "b": np.where(lost, np.nan, b)})
+
+
+def test_one_empty_column_beside_its_reporting_partner_is_seen_despite_a_lost_record_day() -> None:
+    reference = record_source(np.random.default_rng(31), 30, lost_day=7)
+    cal = BlockCalibrator(["a", "b"], [], rate=RATE).fit(reference, reference["ts"], "1D")
+    [model_a, model_b] = cal.profile_.missing_models
+    assert model_a.partners == ["b"] and model_b.partners == ["a"]
+    assert threshold(cal, "a:missing") >= 1.0  # a whole day without the record is quiet
+    day = record_source(np.random.default_rng(32), 1, lost_day=None)
+    detector = BlockDetector(cal.profile_, cal.thresholds_)
+    assert not detector.check(day).dataset_drift
+    assert not detector.check(day.assign(a=np.nan, b=np.nan)).dataset_drift  # the record lost
+    broken = detector.check(day.assign(a=np.nan))  # one reading empty, its partner reporting
+    assert broken.dataset_drift and broken.drifted_columns == ["a"]
+    assert broken.column("a").test == "xmissing"

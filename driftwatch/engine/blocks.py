@@ -16,10 +16,11 @@ Statistics ("components"), every one counted in the dataset alarm, thresholds se
               value lattice, :func:`value_lattice`: a unit or encoding change; a new extreme on
               the same grid is W1's and KS's business), ``modal`` (share of the most frequent
               value: a frozen column), ``xmissing`` (where the reference has nulls: the share of
-              nulls minus the share expected from the row's other columns, a logistic model of
-              the column's missingness on their values and missing indicators: one feed broken
-              while the others report, told apart from the whole row missing or from a column
-              that is routinely missing in rain);
+              nulls among rows whose partner columns are present, minus the share expected
+              there from the row's other columns, a logistic model of the column's missingness
+              on their values and missing indicators: one feed broken while its record reports,
+              told apart from a lost record or from a column routinely missing in rain; see
+              :class:`MissingModel`);
   categorical ``jensenshannon``, ``missing``, ``novel`` (a recoding), ``modal``;
   cross       ``resid`` (RMS of the standardised residual of a numerical column regressed
               linearly on the other numerical columns, only where they explain it, R^2 >=
@@ -138,18 +139,34 @@ class Regression:
 
 @dataclass
 class MissingModel:
-    """P(the target is missing | the other numerical columns' standardised values and missing
-    indicators), a ridge-penalised logistic regression fitted on the reference."""
+    """Where the target's nulls are judged, and how many are expected there.
+
+    ``partners``: the columns that go missing together with the target (one lost record: the
+    whole weather row); the target is judged only on rows where they are all present, so a
+    lost record, however long, is the plain ``missing`` share's business and one empty column
+    beside reporting partners stands out. ``beta``: P(null | the other numerical columns'
+    standardised values and missing indicators) on those rows, a ridge-penalised logistic
+    regression; empty when the target is (almost) never null there (expected: 0)."""
 
     target: str
     predictors: list[str]
-    beta: np.ndarray  # intercept, then (value, missing) per predictor
+    beta: np.ndarray  # intercept, then (value, missing) per predictor; empty: expect no nulls
     discrimination: float  # Tjur's D on the reference: mean P(null) of null minus other rows
+    partners: list[str] = field(default_factory=list)
 
     def expected(
         self, frame: pd.DataFrame, means: dict[str, float], sds: dict[str, float]
     ) -> np.ndarray:
+        if not len(self.beta):
+            return np.zeros(len(frame))
         return _sigmoid(_missing_design(frame, self.predictors, means, sds) @ self.beta)
+
+    def judged(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows whose partners are all present."""
+        ok = np.ones(len(frame), dtype=bool)
+        for c in self.partners:
+            ok &= ~np.isnan(_numbers(frame[c])) if c in frame.columns else False
+        return ok
 
 
 @dataclass
@@ -272,6 +289,12 @@ def _logistic(x: np.ndarray, y: np.ndarray, ridge: float = 1.0, steps: int = 50)
 # pressure 0.47 (missing in rain and fog), dep_delay 0.06 (cancellations): 0.2 lies in the gap.
 MIN_MISSING_ROWS = 20
 MIN_DISCRIMINATION = 0.2
+# Partners of a column: columns (with >= MIN_MISSING_ROWS nulls) whose null rows have the column
+# null too in at least this share: its record is lost when theirs is. For pressure, the other
+# weather columns (a lost weather row loses pressure too: 39 of 39 rows in Jan+Feb 2013); not
+# the other way round (temp is null in 1% of the rows that lack pressure, which is missing
+# alone in rain).
+MIN_PARTNER = 0.5
 
 
 def fit_profile(
@@ -310,16 +333,31 @@ def fit_profile(
     sds = {c: float(max(np.nanstd(_numbers(reference[c])), 1e-9)) for c in numerical}
     sds = {c: v if np.isfinite(v) else 1.0 for c, v in sds.items()}
     models = []
+    nulls = {c: np.isnan(_numbers(reference[c])) for c in numerical}
     for t in numerical:
-        y = np.isnan(_numbers(reference[t]))
+        if nulls[t].sum() < MIN_MISSING_ROWS:
+            continue
+        partners = [
+            c
+            for c in numerical
+            if c != t
+            and nulls[c].sum() >= MIN_MISSING_ROWS
+            and (nulls[t] & nulls[c]).sum() >= MIN_PARTNER * nulls[c].sum()
+        ]
         predictors = [c for c in numerical if c != t and np.isfinite(means[c])]
+        m = MissingModel(t, predictors, np.empty(0), float("nan"), partners)
+        on = m.judged(reference)
+        y = nulls[t][on]
         if predictors and MIN_MISSING_ROWS <= y.sum() <= len(y) - MIN_MISSING_ROWS:
-            x = _missing_design(reference, predictors, means, sds)
-            beta = _logistic(x, y.astype(float))
-            p = _sigmoid(x @ beta)
-            d = float(p[y].mean() - p[~y].mean())
-            if d >= MIN_DISCRIMINATION:
-                models.append(MissingModel(t, predictors, beta, d))
+            x = _missing_design(reference.loc[on], predictors, means, sds)
+            m.beta = _logistic(x, y.astype(float))
+            p = _sigmoid(x @ m.beta)
+            m.discrimination = float(p[y].mean() - p[~y].mean())
+        elif y.sum() >= MIN_MISSING_ROWS:
+            continue  # (almost) always null where judged: nothing to tell apart
+        # Worth a statistic where the partners set the target's nulls apart, or the model does.
+        if partners or m.discrimination >= MIN_DISCRIMINATION:
+            models.append(m)
     return BlockProfile(cols, means, regressions, len(reference), models, sds)
 
 
@@ -389,8 +427,12 @@ def block_statistics(profile: BlockProfile, batch: pd.DataFrame) -> np.ndarray:
         if len(batch) == 0:
             out.append(np.nan)
             continue
-        miss = np.isnan(_numbers(batch[m.target]))
-        out.append(float(np.mean(miss - m.expected(batch, profile.means, profile.sds))))
+        on = m.judged(batch)
+        if not on.any():
+            out.append(np.nan)
+            continue
+        miss = np.isnan(_numbers(batch[m.target][on]))
+        out.append(float(np.mean(miss - m.expected(batch[on], profile.means, profile.sds))))
     return np.asarray(out, dtype=float)
 
 
@@ -719,10 +761,14 @@ class BlockCalibrator:
                 self._resid_null(ref, r, tick, day, n_ticks, n_days, w_lo, w_hi, exclude)[:, None]
             )
         for m in self.profile_.missing_models:
-            excess = self._excess_missing(ref, m, day, n_days)
+            on = m.judged(ref)
+            excess = np.zeros(len(ref))
+            excess[on] = self._excess_missing(ref.loc[on], m, day[on], n_days)
             cum = np.concatenate([[0.0], np.cumsum(np.bincount(tick, excess, n_ticks))])
-            rows = cum_rows[w_hi] - cum_rows[w_lo]
-            cols.append(((cum[w_hi] - cum[w_lo]) / np.maximum(rows, 1))[:, None])
+            cum_on = np.concatenate([[0.0], np.cumsum(np.bincount(tick, on, n_ticks))])
+            rows = cum_on[w_hi] - cum_on[w_lo]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cols.append(np.where(rows > 0, (cum[w_hi] - cum[w_lo]) / rows, np.nan)[:, None])
         return np.hstack(cols) if cols else np.empty((len(w_lo), 0))
 
     def _excess_missing(
@@ -733,8 +779,10 @@ class BlockCalibrator:
         fit: gradients and Hessians are sums over days), so a storm day's cancellations are
         judged by a model that has not seen that storm. Blocks of several days use each row's
         own day left out."""
-        x = _missing_design(ref, m.predictors, self.profile_.means, self.profile_.sds)
         y = np.isnan(_numbers(ref[m.target])).astype(float)
+        if not len(m.beta):
+            return y
+        x = _missing_design(ref, m.predictors, self.profile_.means, self.profile_.sds)
         p = _sigmoid(x @ m.beta)
         k = x.shape[1]
         pen = np.full(k, 1.0)
