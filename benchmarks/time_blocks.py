@@ -12,10 +12,8 @@ Thresholds, per span, from the reference alone:
   blocks   time-block calibration (driftwatch.engine.blocks): leave-day-out blocks of the span,
            W1, KS, missing, novel, modal, Jensen-Shannon and cross-column residual statistics
 Incidents injected into the same quiet blocks: temp in °C, pressure all-null, visib all-null,
-carrier codes lower-cased, distance in km, dep_delay + 30 min; and each numerical feature
-all-null in turn (a table per feature, with the mean and the minimum over the 10). Also:
-random-row batches of 1k and 10k rows from the even days (the previous benchmark's setting),
-and the cost.
+carrier codes lower-cased, distance in km, dep_delay + 30 min. Also: random-row batches of 1k
+and 10k rows from the even days (the previous benchmark's setting), and the cost.
 
 Jan+Feb is the month pair the method was designed on; the other pairs are held out.
 
@@ -150,10 +148,6 @@ def run(months: tuple[int, ...], with_rows: bool) -> dict:
         for name, inject in INCIDENTS.items():
             hits = sum(alarm(inject(b.copy()))[0] for b in blocks)
             row["incidents"][name] = [hits, len(blocks)]
-        row["all_null"] = {
-            col: [sum(alarm(b.assign(**{col: np.nan}))[0] for b in blocks), len(blocks)]
-            for col in NUMERICAL
-        }
         rng = np.random.default_rng(0)
         for size in (1000, 10_000):
             n = 200
@@ -195,25 +189,6 @@ def tables(results: list[dict]) -> str:
             for s in SPANS
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if "all_null" in results[0]["spans"][SPANS[0]]:
-        lines += ["", "### One numerical feature all-null: share of blocks with an alarm", ""]
-        lines += ["| feature | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-        share = {
-            (col, i, s): r["spans"][s]["all_null"][col][0] / r["spans"][s]["all_null"][col][1]
-            for col in NUMERICAL
-            for i, r in enumerate(results)
-            for s in SPANS
-        }
-        for col in NUMERICAL:
-            cells = [f"{100 * share[col, i, s]:.0f}%" for i in range(len(results)) for s in SPANS]
-            lines.append(f"| {col} | " + " | ".join(cells) + " |")
-        for label, f in (("mean over the 10", np.mean), ("min over the 10", np.min)):
-            cells = [
-                f"{100 * f([share[col, i, s] for col in NUMERICAL]):.0f}%"
-                for i in range(len(results))
-                for s in SPANS
-            ]
-            lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
     lines += ["", "### Random-row batches from the even days, block thresholds", ""]
     lines += ["| months | " + " | ".join(f"{s} 1k / 10k" for s in SPANS) + " |"]
     lines += ["|---|" + "---|" * len(SPANS)]

@@ -12,15 +12,9 @@ span: each block is scored against the reference with every calendar day it touc
 Statistics ("components"), every one counted in the dataset alarm, thresholds set jointly:
   numerical   ``wasserstein`` (W1 / reference std), ``ks`` (Kolmogorov-Smirnov D: robust to
               heavy tails, catches a location shift that storm days hide from W1), ``missing``
-              (share of nulls: a broken feed), ``novel`` (share of values off the reference's
-              value lattice, :func:`value_lattice`: a unit or encoding change; a new extreme on
-              the same grid is W1's and KS's business), ``modal`` (share of the most frequent
-              value: a frozen column), ``xmissing`` (where the reference has nulls: the share of
-              nulls among rows whose partner columns are present, minus the share expected
-              there from the row's other columns, a logistic model of the column's missingness
-              on their values and missing indicators: one feed broken while its record reports,
-              told apart from a lost record or from a column routinely missing in rain; see
-              :class:`MissingModel`);
+              (share of nulls: a broken feed), ``novel`` (share of values the reference never
+              had: a rescaled lattice), ``modal`` (share of the most frequent value: a frozen
+              column);
   categorical ``jensenshannon``, ``missing``, ``novel`` (a recoding), ``modal``;
   cross       ``resid`` (RMS of the standardised residual of a numerical column regressed
               linearly on the other numerical columns, only where they explain it, R^2 >=
@@ -61,17 +55,14 @@ KIND = {
     "modal": "share",
     "missing": "count",
     "novel": "count",
-    "xmissing": "excess",
     "jensenshannon": "js",
 }
 NUMERICAL_STATS = ("wasserstein", "ks", "missing", "novel", "modal")
 CATEGORICAL_STATS = ("jensenshannon", "missing", "novel", "modal")
 # The statistic a pinned (user-set) column threshold applies to.
 PRIMARY = {"numerical": "wasserstein", "categorical": "jensenshannon"}
-# Part of every cache key of block thresholds and of the calibration file: an upgraded
-# driftwatch never reuses old ones. 2: numerical ``novel`` = off the reference's value lattice;
-# ``xmissing`` components.
-BLOCKS_FORMAT = 2
+# Part of every cache key of block thresholds: an upgraded driftwatch never reuses old ones.
+BLOCKS_FORMAT = 1
 # The spans a batch's own time span is rounded up to when no horizon is configured.
 SPANS = ("1h", "6h", "1D", "7D")
 
@@ -103,13 +94,6 @@ class BlockColumn:
     values: np.ndarray  # sorted distinct non-null reference values
     counts: np.ndarray  # their reference counts
     n_missing: int
-    # Numerical columns: the value lattice of the reference (see :func:`value_lattice`), None
-    # when its values lie on no decimal lattice (a continuous column: ``novel`` is undefined).
-    lattice: tuple[int, int, int] | None = None
-
-    def off_lattice(self, arr: np.ndarray) -> np.ndarray:
-        """Which finite values lie off the reference's lattice (a unit or encoding change)."""
-        return _off_lattice(arr, self.lattice)
 
     def encode(self, s: pd.Series) -> np.ndarray:
         """Integer codes into ``values``; -1 = null, -2 = a value the reference never had."""
@@ -138,45 +122,11 @@ class Regression:
 
 
 @dataclass
-class MissingModel:
-    """Where the target's nulls are judged, and how many are expected there.
-
-    ``partners``: the columns that go missing together with the target (one lost record: the
-    whole weather row); the target is judged only on rows where they are all present, so a
-    lost record, however long, is the plain ``missing`` share's business and one empty column
-    beside reporting partners stands out. ``beta``: P(null | the other numerical columns'
-    standardised values and missing indicators) on those rows, a ridge-penalised logistic
-    regression; empty when the target is (almost) never null there (expected: 0)."""
-
-    target: str
-    predictors: list[str]
-    beta: np.ndarray  # intercept, then (value, missing) per predictor; empty: expect no nulls
-    discrimination: float  # Tjur's D on the reference: mean P(null) of null minus other rows
-    partners: list[str] = field(default_factory=list)
-
-    def expected(
-        self, frame: pd.DataFrame, means: dict[str, float], sds: dict[str, float]
-    ) -> np.ndarray:
-        if not len(self.beta):
-            return np.zeros(len(frame))
-        return _sigmoid(_missing_design(frame, self.predictors, means, sds) @ self.beta)
-
-    def judged(self, frame: pd.DataFrame) -> np.ndarray:
-        """Rows whose partners are all present."""
-        ok = np.ones(len(frame), dtype=bool)
-        for c in self.partners:
-            ok &= ~np.isnan(_numbers(frame[c])) if c in frame.columns else False
-        return ok
-
-
-@dataclass
 class BlockProfile:
     columns: dict[str, BlockColumn]
     means: dict[str, float]
     regressions: list[Regression]
     n_rows: int = 0
-    missing_models: list[MissingModel] = field(default_factory=list)
-    sds: dict[str, float] = field(default_factory=dict)
 
     @property
     def components(self) -> list[str]:
@@ -184,56 +134,11 @@ class BlockProfile:
         for c in self.columns.values():
             stats = NUMERICAL_STATS if c.kind == "numerical" else CATEGORICAL_STATS
             out += [f"{c.name}:{s}" for s in stats]
-        out += [f"{r.target}:resid" for r in self.regressions]
-        return out + [f"{m.target}:xmissing" for m in self.missing_models]
+        return out + [f"{r.target}:resid" for r in self.regressions]
 
 
 def _as_text(s: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
-
-
-# Finest decimal resolution a lattice is looked for at; values scaled by it must stay exact.
-MAX_DECIMALS = 6
-
-
-def value_lattice(values: np.ndarray) -> tuple[int, int, int] | None:
-    """The reference's value grid: ``(decimals, step, base)`` such that every value is
-    ``(base + k * step) / 10**decimals`` for an integer k, with the fewest decimals and the
-    largest step (the gcd of the scaled spacings); None if no decimal resolution up to
-    :data:`MAX_DECIMALS` holds every value exactly. Distances in whole miles, temperatures in
-    steps of 0.18 °F (0.1 °C), wind speeds in knots converted to mph: a unit change moves
-    values off the grid, a storm's new extreme stays on it."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return None
-    for d in range(MAX_DECIMALS + 1):
-        r = v * 10.0**d
-        if np.abs(r).max() >= 1e12:
-            return None
-        if np.all(np.abs(r - np.round(r)) <= 1e-6):
-            ri = np.round(r).astype(np.int64)
-            step = int(np.gcd.reduce(np.abs(np.diff(np.unique(ri))))) if len(ri) > 1 else 0
-            base = int(ri.min() % step) if step else int(ri.min())
-            return d, step, base
-    return None
-
-
-def _off_lattice(arr: np.ndarray, lattice: tuple[int, int, int] | None) -> np.ndarray:
-    arr = np.asarray(arr, dtype=float)
-    if lattice is None:
-        return np.zeros(arr.shape, dtype=bool)
-    d, step, base = lattice
-    with np.errstate(invalid="ignore", over="ignore"):
-        r = arr * 10.0**d
-        ri = np.round(r)
-        off = ~(np.abs(r - ri) <= 1e-6) | (np.abs(ri) >= 1e12)
-        ri = np.where(off, 0, ri).astype(np.int64)
-    if step:
-        off |= (ri - base) % step != 0
-    else:
-        off |= ri != base
-    return off & np.isfinite(arr)
 
 
 def _numbers(s: pd.Series) -> np.ndarray:
@@ -246,55 +151,6 @@ def _design(frame: pd.DataFrame, cols: list[str], means: dict[str, float]) -> np
     for j, c in enumerate(cols):
         x[np.isnan(x[:, j]), j] = means[c]
     return np.column_stack([np.ones(len(frame)), x])
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.clip(z, -700, 700)))
-
-
-def _missing_design(
-    frame: pd.DataFrame, cols: list[str], means: dict[str, float], sds: dict[str, float]
-) -> np.ndarray:
-    parts = [np.ones(len(frame))]
-    for c in cols:
-        v = _numbers(frame[c]) if c in frame.columns else np.full(len(frame), np.nan)
-        miss = np.isnan(v)
-        parts += [np.where(miss, 0.0, (v - means[c]) / sds[c]), miss.astype(float)]
-    return np.column_stack(parts)
-
-
-def _logistic(x: np.ndarray, y: np.ndarray, ridge: float = 1.0, steps: int = 50) -> np.ndarray:
-    """Ridge-penalised logistic regression by Newton steps (the intercept unpenalised); the
-    penalty keeps coefficients finite where a predictor separates (a whole weather row
-    missing at once)."""
-    beta = np.zeros(x.shape[1])
-    pen = np.full(x.shape[1], ridge)
-    pen[0] = 0.0
-    for _ in range(steps):
-        p = _sigmoid(x @ beta)
-        grad = x.T @ (y - p) - pen * beta
-        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(pen) + 1e-9 * np.eye(len(beta))
-        step = np.linalg.solve(hess, grad)
-        beta += step
-        if np.abs(step).max() < 1e-6:
-            break
-    return beta
-
-
-# A column's missingness is modelled (``xmissing``) when the reference has this many nulls
-# and the other columns explain it: Tjur's coefficient of discrimination (mean predicted
-# P(null) of the null rows minus that of the others, an R^2 analogue for a binary outcome)
-# >= MIN_DISCRIMINATION. Elsewhere ``xmissing`` would only repeat ``missing`` with a looser
-# bound. Chosen on Jan+Feb 2013 flights: weather columns 0.94 (a whole weather row missing),
-# pressure 0.47 (missing in rain and fog), dep_delay 0.06 (cancellations): 0.2 lies in the gap.
-MIN_MISSING_ROWS = 20
-MIN_DISCRIMINATION = 0.2
-# Partners of a column: columns (with >= MIN_MISSING_ROWS nulls) whose null rows have the column
-# null too in at least this share: its record is lost when theirs is. For pressure, the other
-# weather columns (a lost weather row loses pressure too: 39 of 39 rows in Jan+Feb 2013); not
-# the other way round (temp is null in 1% of the rows that lack pressure, which is missing
-# alone in rain).
-MIN_PARTNER = 0.5
 
 
 def fit_profile(
@@ -312,8 +168,7 @@ def fit_profile(
             null = text.isna().to_numpy()
             vals, cnt = np.unique(text[~null].to_numpy(dtype=str), return_counts=True)
             vals = vals.astype(object)
-        lattice = value_lattice(vals) if kind == "numerical" else None
-        cols[name] = BlockColumn(name, kind, vals, cnt, int(null.sum()), lattice)
+        cols[name] = BlockColumn(name, kind, vals, cnt, int(null.sum()))
     means = {c: float(np.nanmean(_numbers(reference[c]))) for c in numerical}
     regressions = []
     for t in numerical:
@@ -330,35 +185,7 @@ def fit_profile(
             regressions.append(
                 Regression(t, predictors, beta, float(max(r.std(), 1e-9)), float(r2))
             )
-    sds = {c: float(max(np.nanstd(_numbers(reference[c])), 1e-9)) for c in numerical}
-    sds = {c: v if np.isfinite(v) else 1.0 for c, v in sds.items()}
-    models = []
-    nulls = {c: np.isnan(_numbers(reference[c])) for c in numerical}
-    for t in numerical:
-        if nulls[t].sum() < MIN_MISSING_ROWS:
-            continue
-        partners = [
-            c
-            for c in numerical
-            if c != t
-            and nulls[c].sum() >= MIN_MISSING_ROWS
-            and (nulls[t] & nulls[c]).sum() >= MIN_PARTNER * nulls[c].sum()
-        ]
-        predictors = [c for c in numerical if c != t and np.isfinite(means[c])]
-        m = MissingModel(t, predictors, np.empty(0), float("nan"), partners)
-        on = m.judged(reference)
-        y = nulls[t][on]
-        if predictors and MIN_MISSING_ROWS <= y.sum() <= len(y) - MIN_MISSING_ROWS:
-            x = _missing_design(reference.loc[on], predictors, means, sds)
-            m.beta = _logistic(x, y.astype(float))
-            p = _sigmoid(x @ m.beta)
-            m.discrimination = float(p[y].mean() - p[~y].mean())
-        elif y.sum() >= MIN_MISSING_ROWS:
-            continue  # (almost) always null where judged: nothing to tell apart
-        # Worth a statistic where the partners set the target's nulls apart, or the model does.
-        if partners or m.discrimination >= MIN_DISCRIMINATION:
-            models.append(m)
-    return BlockProfile(cols, means, regressions, len(reference), models, sds)
+    return BlockProfile(cols, means, regressions, len(reference))
 
 
 def _merged_counts(
@@ -387,7 +214,7 @@ def _numerical_stats(c: BlockColumn, batch: pd.Series) -> list[float]:
     std = math.sqrt(max(rc @ (grid - mean) ** 2 / nr, 0.0))
     gap = np.abs(fc - fr)
     w1 = float(gap[:-1] @ np.diff(grid)) / max(std, 0.001)
-    novel = float(c.off_lattice(x).mean()) if c.lattice is not None else np.nan
+    novel = float(cc[rc == 0].sum() / len(x))
     return [w1, float(gap.max()), missing, novel, float(bc.max() / len(x))]
 
 
@@ -423,16 +250,6 @@ def block_statistics(profile: BlockProfile, batch: pd.DataFrame) -> np.ndarray:
             continue
         res = y[ok] - _design(batch.loc[ok], r.predictors, profile.means) @ r.beta
         out.append(float(np.sqrt(np.mean(res**2)) / r.resid_sd))
-    for m in profile.missing_models:
-        if len(batch) == 0:
-            out.append(np.nan)
-            continue
-        on = m.judged(batch)
-        if not on.any():
-            out.append(np.nan)
-            continue
-        miss = np.isnan(_numbers(batch[m.target][on]))
-        out.append(float(np.mean(miss - m.expected(batch[on], profile.means, profile.sds))))
     return np.asarray(out, dtype=float)
 
 
@@ -545,9 +362,7 @@ def conservative_thresholds(
         x = null[:, j][np.isfinite(null[:, j])]
         if len(x) == 0:
             continue
-        floor = 0.0
-        if kinds[j] in ("count", "excess"):
-            floor = _count_floor(np.maximum(x, 0.0), level, n_eff, rows)
+        floor = _count_floor(x, level, n_eff, rows) if kinds[j] == "count" else 0.0
         if j not in live:
             thr[j] = max(float(x.max()), floor)
             continue
@@ -654,8 +469,7 @@ class BlockCalibrator:
             level = self.rate / max(int(free.sum()), 1)
             for j, name in enumerate(comps):
                 x = null[:, j][np.isfinite(null[:, j])]
-                if free[j] and KIND[name.split(":")[1]] in ("count", "excess") and len(x):
-                    x = np.maximum(x, 0.0)
+                if free[j] and KIND[name.split(":")[1]] == "count" and len(x):
                     floor = _count_floor(x, level, self.n_days_, self.median_rows_)
                     thr[j] = max(thr[j], floor)
         else:
@@ -760,47 +574,7 @@ class BlockCalibrator:
             cols.append(
                 self._resid_null(ref, r, tick, day, n_ticks, n_days, w_lo, w_hi, exclude)[:, None]
             )
-        for m in self.profile_.missing_models:
-            on = m.judged(ref)
-            excess = np.zeros(len(ref))
-            excess[on] = self._excess_missing(ref.loc[on], m, day[on], n_days)
-            cum = np.concatenate([[0.0], np.cumsum(np.bincount(tick, excess, n_ticks))])
-            cum_on = np.concatenate([[0.0], np.cumsum(np.bincount(tick, on, n_ticks))])
-            rows = cum_on[w_hi] - cum_on[w_lo]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cols.append(np.where(rows > 0, (cum[w_hi] - cum[w_lo]) / rows, np.nan)[:, None])
         return np.hstack(cols) if cols else np.empty((len(w_lo), 0))
-
-    def _excess_missing(
-        self, ref: pd.DataFrame, m: MissingModel, day: np.ndarray, n_days: int
-    ) -> np.ndarray:
-        """Per row: null (0/1) minus its expected probability under the missingness model
-        refitted without the row's calendar day (one Newton step from the whole reference's
-        fit: gradients and Hessians are sums over days), so a storm day's cancellations are
-        judged by a model that has not seen that storm. Blocks of several days use each row's
-        own day left out."""
-        y = np.isnan(_numbers(ref[m.target])).astype(float)
-        if not len(m.beta):
-            return y
-        x = _missing_design(ref, m.predictors, self.profile_.means, self.profile_.sds)
-        p = _sigmoid(x @ m.beta)
-        k = x.shape[1]
-        pen = np.full(k, 1.0)
-        pen[0] = 0.0
-        g_day = np.zeros((n_days, k))
-        np.add.at(g_day, day, x * (y - p)[:, None])
-        h_day = np.zeros((n_days, k * k))
-        np.add.at(
-            h_day,
-            day,
-            ((x * (p * (1 - p))[:, None])[:, :, None] * x[:, None, :]).reshape(-1, k * k),
-        )
-        h_day = h_day.reshape(n_days, k, k)
-        h_all = h_day.sum(0) + np.diag(pen) + 1e-9 * np.eye(k)
-        g_all = g_day.sum(0) - pen * m.beta
-        step = np.linalg.solve(h_all[None] - h_day, (g_all[None] - g_day)[..., None])[..., 0]
-        beta_out = m.beta[None, :] + step  # one row per left-out day
-        return y - _sigmoid(np.einsum("ij,ij->i", x, beta_out[day]))
 
     def _resid_null(
         self,
@@ -857,12 +631,7 @@ def _stats_from_counts(c: BlockColumn, block: np.ndarray, rest: np.ndarray) -> n
     nb, nr = block.sum(1), rest.sum(1)
     empty = nb == 0
     nbs = np.maximum(nb, 1)[:, None]
-    if c.kind == "numerical":
-        # Off the lattice of the whole reference: never, for the reference's own values (the
-        # grid is the reference's); what is left is the rare-event floor of the threshold.
-        novel = np.zeros(len(block)) if c.lattice is not None else np.full(len(block), np.nan)
-    else:
-        novel = (block * (rest == 0)).sum(1) / nbs[:, 0]
+    novel = (block * (rest == 0)).sum(1) / nbs[:, 0]
     modal = (block.max(1) if block.shape[1] else np.zeros(len(block))) / nbs[:, 0]
     if c.kind == "numerical":
         v = c.values.astype(float)
