@@ -179,9 +179,11 @@ def print_tables(arrival: str, n: int, rows: dict[str, Any]) -> None:
     print(f"\n### {arrival}: {n} batches, Feb-Dec 2013; RMSE (minutes) of the serving champion\n")
     print("| month | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
-    months = sorted({m for r in rows.values() for m in r["monthly_rmse"]})
+    # Months are int keys as measured, text keys when read back from the JSON file.
+    monthly = {n: {int(m): v for m, v in r["monthly_rmse"].items()} for n, r in rows.items()}
+    months = sorted({m for r in monthly.values() for m in r})
     for m in months:
-        cells = " | ".join(f"{rows[n]['monthly_rmse'].get(m, float('nan')):.2f}" for n in names)
+        cells = " | ".join(f"{monthly[n].get(m, float('nan')):.2f}" for n in names)
         print(f"| {pd.Timestamp(2013, m, 1):%b} | {cells} |")
     print("| **pooled** | " + " | ".join(f"**{rows[n]['pooled_rmse']:.2f}**" for n in names) + " |")
     for key in ("retrains", "promotions"):
