@@ -57,3 +57,26 @@ def test_a_champion_that_holds_its_own_is_rebaselined_and_counts_as_fresh(
     assert after.version == before.version
     assert after.baseline == lost.champion_scores != before.baseline
     assert after.validated_until == str(lost.holdout["time_hour"].max())
+
+
+def test_the_quality_lookback_counts_each_row_once(
+    make_config: Callable[..., Path], january: pd.DataFrame
+) -> None:
+    """A context file is in the batch (judged again) and in history: its rows count once."""
+    from driftwatch.monitor.pipeline import realised
+    from driftwatch.monitor.ports import FROM_FILE, PREDICTED, SERVED_BY
+
+    spec = Plan.load(make_config()).settings.model
+    a, b = day(january, 3), day(january, 4)
+    batch = pd.concat([a, b], ignore_index=True)  # a: context file, b: the new one
+    preds = pd.Series(150.0, index=batch.index)
+    history = pd.concat(
+        [
+            a.assign(**{FROM_FILE: "a", SERVED_BY: "1", PREDICTED: 150.0}),
+            day(january, 2).assign(**{FROM_FILE: "z", SERVED_BY: "1", PREDICTED: 150.0}),
+        ],
+        ignore_index=True,
+    )
+    y, _ = realised(batch, preds, history, "1", spec, ["a", "b"])
+    labelled = [f["air_time"].notna().sum() for f in (a, b, day(january, 2))]
+    assert len(y) == sum(labelled)  # a once, b, and z from history

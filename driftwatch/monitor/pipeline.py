@@ -30,6 +30,7 @@ from driftwatch.model.schema import labelled
 from driftwatch.monitor.plan import PREDICTION, Plan
 from driftwatch.monitor.policy import decide, promotion_decision
 from driftwatch.monitor.ports import (
+    FROM_FILE,
     PREDICTED,
     SERVED_BY,
     Batch,
@@ -105,7 +106,7 @@ def assess(
     if batch.rows and champion is not None and model is not None:
         spec = plan.settings.model
         predictions = pd.Series(predict(model, batch.frame, spec), index=batch.frame.index)
-        y, p = realised(batch.frame, predictions, recent, champion.version, spec)
+        y, p = realised(batch.frame, predictions, recent, champion.version, spec, batch.all_files)
         quality = assess_quality(
             score_predictions(y, p, spec), champion.baseline, len(y), plan.metric,
             plan.settings.quality,
@@ -146,10 +147,12 @@ def realised(
     recent: pd.DataFrame | None,
     champion: str,
     spec: ModelSettings,
+    in_batch: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels and the champion's predictions to judge it on: the batch's labelled rows, plus
     the lookback's history rows this champion served whose labels have arrived since (each
-    counted at the time it was predicted, not when its label came)."""
+    counted at the time it was predicted, not when its label came). History rows of files in
+    the batch (``in_batch``: its context files, judged again) are counted once, as the batch's."""
     has = frame[spec.target].notna().to_numpy()
     y = [target(frame[has], spec).to_numpy(dtype=float)]
     p = [predictions.to_numpy()[has]]
@@ -158,6 +161,7 @@ def realised(
             (recent[SERVED_BY].astype(str) == champion)
             & recent[spec.target].notna()
             & recent[PREDICTED].notna()
+            & ~recent[FROM_FILE].isin(in_batch or [])
         ]
         y.append(target(mine, spec).to_numpy(dtype=float))
         p.append(mine[PREDICTED].to_numpy(dtype=float))
