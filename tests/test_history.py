@@ -14,7 +14,7 @@ from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import FROM_FILE, PREDICTED, SERVED_BY
 from driftwatch.monitor.window import training_window
 from driftwatch.store.flights import FLIGHTS_TZ
-from driftwatch.store.history import HistoryFiles, part_key
+from driftwatch.store.history import HistoryFiles
 from driftwatch.store.landing import LandingFiles
 from tests.test_pipeline import FAST, WHOLE, memory_cycle
 
@@ -52,7 +52,7 @@ def test_a_batch_is_in_history_once_its_files_are_done(
     assert rows["time_hour"].is_monotonic_increasing
     # Partitioned by day, one part per file and day, named by the file's key.
     parts = sorted((plan.settings.paths.state / "history" / "rows").glob("date=*/*.parquet"))
-    keys = {part_key(source.ledger.get(f)) for f in files}
+    keys = {source.ledger.get(f).key for f in files}
     assert {p.stem for p in parts} == keys and len(parts) >= 2
 
 

@@ -19,7 +19,6 @@ again. So a batch is in history exactly when it is done: both or neither.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from datetime import UTC, datetime
@@ -37,15 +36,9 @@ from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import ARRIVED, BATCH_KEY, FROM_FILE, PREDICTED, SERVED_BY, Batch
 from driftwatch.store.batches import read_validated
 from driftwatch.store.labels import LabelFiles
-from driftwatch.store.ledger import FileRecord, Ledger
+from driftwatch.store.ledger import Ledger
 
 log = logging.getLogger("driftwatch.history")
-
-
-def part_key(record: FileRecord) -> str:
-    """A landing file's history key: its path and its content as the ledger recorded them (a
-    file re-dropped with new content under the same name is another batch)."""
-    return hashlib.sha256(f"{record.path}\0{record.sha256}".encode()).hexdigest()[:24]
 
 
 def history_dir(state: Path) -> Path:
@@ -90,7 +83,7 @@ class HistoryFiles:
             for col in self.settings.model.categorical:  # plain text: one schema in every part
                 part[col] = part[col].astype(object).where(part[col].notna(), None)
             part[FROM_FILE] = path
-            part[BATCH_KEY] = part_key(record)
+            part[BATCH_KEY] = record.key
             part[ARRIVED] = arrived
             part[SERVED_BY] = champion
             part[PREDICTED] = (
@@ -101,7 +94,7 @@ class HistoryFiles:
             else:
                 days = pd.Series(arrived.strftime("%Y-%m-%d"), index=part.index)
             for day, group in part.groupby(days, sort=True):
-                target = self.rows_dir / f"date={day}" / f"{part_key(record)}.parquet"
+                target = self.rows_dir / f"date={day}" / f"{record.key}.parquet"
                 table = pa.Table.from_pandas(
                     group, schema=self._schema(group), preserve_index=False
                 )
@@ -165,7 +158,7 @@ class HistoryFiles:
         for path in pending or []:
             record = self.ledger.get(path)
             if record is not None:
-                keys.add(part_key(record))
+                keys.add(record.key)
             elif Path(path).is_file():
                 given.append(read_validated(path, self.settings.model))
         all_days = self._days()
@@ -212,7 +205,7 @@ class HistoryFiles:
         return self.labels.ingest(ids)
 
     def _committed(self) -> set[str]:
-        return {part_key(r) for r in self.ledger.records("done")}
+        return {r.key for r in self.ledger.records("done")}
 
     def _parts(self) -> list[Path]:
         return sorted(self.rows_dir.glob("date=*/*.parquet")) if self.rows_dir.is_dir() else []

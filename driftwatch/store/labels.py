@@ -23,7 +23,6 @@ file is taken (:meth:`LabelFiles.ingest`):
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,14 +35,10 @@ from driftwatch.errors import BatchError, SchemaError
 from driftwatch.files import atomic_write, shown
 from driftwatch.monitor.labels import label_outcomes
 from driftwatch.store.batches import read_batch
-from driftwatch.store.ledger import FileRecord, Ledger
+from driftwatch.store.ledger import Ledger
 
 LABEL_TIME = "label_time"
 LABEL_FILE, LABEL_ARRIVED = "_label_file", "_label_arrived"
-
-
-def label_key(record: FileRecord) -> str:
-    return hashlib.sha256(f"{record.path}\0{record.sha256}".encode()).hexdigest()[:24]
 
 
 def read_labels(path: str, settings: Settings) -> tuple[pd.DataFrame, list[str]]:
@@ -116,7 +111,7 @@ class LabelFiles:
             out = label_outcomes(new, self.labels(), known, s.model.id_column or "", s.model.target)
             new[LABEL_FILE] = path
             new[LABEL_ARRIVED] = pd.Timestamp(datetime.now(UTC))
-            target = self.parts / f"{label_key(record)}.parquet"
+            target = self.parts / f"{record.key}.parquet"
             atomic_write(target, lambda tmp, f=new: f.to_parquet(tmp, index=False))
             self.ledger.finish([path], "labels")
             warnings.extend(notes)
@@ -137,7 +132,7 @@ class LabelFiles:
         spec = self.settings.model
         frames = []
         for record in self.ledger.records("done"):
-            part = self.parts / f"{label_key(record)}.parquet"
+            part = self.parts / f"{record.key}.parquet"
             if part.is_file():
                 frames.append(pd.read_parquet(part))
         if not frames:

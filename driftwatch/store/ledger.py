@@ -15,6 +15,7 @@ note naming the first, or taken as a file of its own (``landing.duplicates``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -77,6 +78,12 @@ class FileRecord:
     flow_run_id: str | None
     outcome: str | None
     error: str | None
+
+    @property
+    def key(self) -> str:
+        """This file as recorded: its path and its content (a file re-dropped with new content
+        under the same name is another file). Names its parts in history and in late labels."""
+        return hashlib.sha256(f"{self.path}\0{self.sha256}".encode()).hexdigest()[:24]
 
 
 class Ledger:
