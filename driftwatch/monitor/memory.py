@@ -130,10 +130,6 @@ class MemoryBatches:
         since = frame[ts].max() - pd.Timedelta(hours=hours + 1)
         return [k for k, f in self._seen.items() if len(f) and f[ts].max() > since]
 
-    def read(self, ids: list[str]) -> pd.DataFrame:
-        frames = [self._seen[i] for i in ids if i in self._seen]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
     def finish(self, batch: Batch, outcome: str) -> None:
         self.finished.update(dict.fromkeys(batch.files, outcome))
 

@@ -263,13 +263,6 @@ class LandingFiles:
         warnings.append(f"missing: {self.ledger.missing(path, reason)}")
         return True
 
-    def read(self, ids: list[str]) -> pd.DataFrame:
-        """The files again (the training window), each only as the content the ledger recorded:
-        a file changed since fails the run (ChangedFile, not the data's fault: retried)."""
-        frames = [self._read(f, [], self.ledger.get(f)) for f in ids if Path(f).is_file()]
-        frames = [f for f in frames if not f.empty]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
     def finish(self, batch: Batch, outcome: str) -> None:
         if batch.from_landing and batch.files:
             self.ledger.finish(batch.files, outcome)
