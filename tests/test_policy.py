@@ -63,7 +63,7 @@ def test_the_quality_lookback_counts_each_row_once(
     make_config: Callable[..., Path], january: pd.DataFrame
 ) -> None:
     """A context file is in the batch (judged again) and in history: its rows count once."""
-    from driftwatch.monitor.pipeline import realised
+    from driftwatch.monitor.pipeline import labels_to_judge
     from driftwatch.monitor.ports import FROM_FILE, PREDICTED, SERVED_BY
 
     spec = Plan.load(make_config()).settings.model
@@ -77,6 +77,6 @@ def test_the_quality_lookback_counts_each_row_once(
         ],
         ignore_index=True,
     )
-    y, _ = realised(batch, preds, history, "1", spec, ["a", "b"])
+    y, _ = labels_to_judge(batch, preds, history, "1", spec, ["a", "b"])
     labelled = [f["air_time"].notna().sum() for f in (a, b, day(january, 2))]
     assert len(y) == sum(labelled)  # a once, b, and z from history

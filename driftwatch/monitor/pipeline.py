@@ -106,7 +106,9 @@ def assess(
     if batch.rows and champion is not None and model is not None:
         spec = plan.settings.model
         predictions = pd.Series(predict(model, batch.frame, spec), index=batch.frame.index)
-        y, p = realised(batch.frame, predictions, recent, champion.version, spec, batch.all_files)
+        y, p = labels_to_judge(
+            batch.frame, predictions, recent, champion.version, spec, batch.all_files
+        )
         quality = assess_quality(
             score_predictions(y, p, spec), champion.baseline, len(y), plan.metric,
             plan.settings.quality,
@@ -141,7 +143,7 @@ def champion_age(
     return float((frame[ts].max() - fresh) / pd.Timedelta(days=1))
 
 
-def realised(
+def labels_to_judge(
     frame: pd.DataFrame,
     predictions: pd.Series,
     recent: pd.DataFrame | None,
