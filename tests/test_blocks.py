@@ -216,6 +216,39 @@ def test_data_quality_incidents_raise_the_alarm(
             assert other.drifted is False and other.status == "ok", other
 
 
+def test_a_broken_feed_in_the_reference_does_not_blind_the_missing_share(
+    two_months: pd.DataFrame, quiet_day: pd.DataFrame
+) -> None:
+    """One reference day with x entirely null (as 31 Dec 2013 has no weather): taken as quiet
+    it would put x's missing-share threshold at 1, where an all-null x can never alarm. It is
+    set aside as a broken feed, said in the calibration's warnings, and all-null x alarms."""
+    reference = two_months.copy()
+    day = reference["ts"].dt.normalize() == pd.Timestamp("2024-01-31")
+    reference.loc[day, "x"] = np.nan
+    cal = calibrate(reference, "1D")
+    assert threshold(cal, "x:missing") < 0.5
+    assert any(
+        "x was entirely null in the reference on 2024-01-31" in w for w in cal.thresholds_.warnings
+    )
+    detector = BlockDetector(cal.profile_, cal.thresholds_)
+    assert detector.check(quiet_day.assign(x=np.nan)).drifted_columns == ["x"]
+    assert detector.check(quiet_day).verdict == "no_drift"
+
+
+def test_a_column_that_is_often_null_is_normal_and_its_blind_spot_is_said(
+    two_months: pd.DataFrame,
+) -> None:
+    """x entirely null on one day in six (more than the 5% of days that may be set aside as
+    broken feeds): that is how x is, an all-null x cannot alarm, and the calibration says so."""
+    reference = two_months.copy()
+    days = (reference["ts"] - reference["ts"].min()).dt.days
+    reference.loc[days % 6 == 0, "x"] = np.nan
+    cal = calibrate(reference, "1D")
+    assert threshold(cal, "x:missing") >= 1.0
+    spots = [w for w in cal.thresholds_.warnings if w.startswith("blind spots at 1d")]
+    assert len(spots) == 1 and "all-null: x (" in spots[0], cal.thresholds_.warnings
+
+
 # -- 4. an empty batch --------------------------------------------------------------------------
 
 
@@ -263,3 +296,16 @@ def test_a_drifted_report_only_column_is_shown_but_raises_no_alarm(
     assert result.dataset_drift is False and result.verdict == "no_drift"
     assert result.n_tested == 2 and result.n_drifted == 0
     assert "report-only columns drifted: x" in result.summary()
+
+
+def test_novel_numbers_are_off_the_lattice_or_out_of_range_not_gaps_in_a_sparse_column() -> None:
+    """Rain in inches is a sparse 0.01 lattice: a wet day brings amounts the reference never
+    had inside its range, which is not a new kind of value. A rescaled column (miles in km)
+    is off the lattice, and values past the range are new: both count as novel."""
+    from driftwatch.engine.blocks import fit_profile
+
+    reference = pd.DataFrame({"rain": [0.0] * 90 + [0.01, 0.02, 0.05, 0.2, 0.5] * 2})
+    column = fit_profile(reference, ["rain"], []).columns["rain"]
+    assert column.step == pytest.approx(0.01)
+    novel = column.novel(np.array([0.0, 0.29, 0.33, 0.5, 0.8, 0.016]))
+    assert novel.tolist() == [False, False, False, False, True, True]

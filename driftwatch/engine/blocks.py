@@ -12,8 +12,8 @@ span: each block is scored against the reference with every calendar day it touc
 Statistics ("components"), every one counted in the dataset alarm, thresholds set jointly:
   numerical   ``wasserstein`` (W1 / reference std), ``ks`` (Kolmogorov-Smirnov D: robust to
               heavy tails, catches a location shift that storm days hide from W1), ``missing``
-              (share of nulls: a broken feed), ``novel`` (share of values the reference never
-              had: a rescaled lattice), ``modal`` (share of the most frequent value: a frozen
+              (share of nulls: a broken feed), ``novel`` (share of values outside the
+              reference's range or off its lattice: a rescaled column), ``modal`` (share of the most frequent value: a frozen
               column);
   categorical ``jensenshannon``, ``missing``, ``novel`` (a recoding), ``modal``;
   cross       ``resid`` (RMS of the standardised residual of a numerical column regressed
@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,7 +63,7 @@ CATEGORICAL_STATS = ("jensenshannon", "missing", "novel", "modal")
 # The statistic a pinned (user-set) column threshold applies to.
 PRIMARY = {"numerical": "wasserstein", "categorical": "jensenshannon"}
 # Part of every cache key of block thresholds: an upgraded driftwatch never reuses old ones.
-BLOCKS_FORMAT = 1
+BLOCKS_FORMAT = 2
 # The spans a batch's own time span is rounded up to when no horizon is configured.
 SPANS = ("1h", "6h", "1D", "7D")
 
@@ -94,6 +95,20 @@ class BlockColumn:
     values: np.ndarray  # sorted distinct non-null reference values
     counts: np.ndarray  # their reference counts
     n_missing: int
+    step: float = 0.0  # numerical: the reference's lattice step (0: none, continuous values)
+
+    def novel(self, values: np.ndarray) -> np.ndarray:
+        """Numerical values that count as novel: outside the reference's range, or inside it
+        but off its lattice (a rescaled column: miles x 1.609). An unseen value *on* the
+        lattice inside the range (0.29 in of rain where the reference had 0.28 and 0.31) is
+        ordinary sparsity, not a new kind of value: counting it made rain and fog days of
+        sparse columns (precip, visib) alarm."""
+        lo, hi = self.values[0], self.values[-1]
+        out = (values < lo) | (values > hi)
+        if self.step > 0:
+            k = (values - lo) / self.step
+            out |= np.abs(k - np.round(k)) > 1e-6 * np.maximum(1.0, np.abs(k))
+        return out
 
     def encode(self, s: pd.Series) -> np.ndarray:
         """Integer codes into ``values``; -1 = null, -2 = a value the reference never had."""
@@ -163,12 +178,14 @@ def fit_profile(
             arr = _numbers(reference[name])
             null = np.isnan(arr)
             vals, cnt = np.unique(arr[~null], return_counts=True)
+            step = _lattice_step(vals)
         else:
             text = _as_text(reference[name])
             null = text.isna().to_numpy()
             vals, cnt = np.unique(text[~null].to_numpy(dtype=str), return_counts=True)
             vals = vals.astype(object)
-        cols[name] = BlockColumn(name, kind, vals, cnt, int(null.sum()))
+            step = 0.0
+        cols[name] = BlockColumn(name, kind, vals, cnt, int(null.sum()), step)
     means = {c: float(np.nanmean(_numbers(reference[c]))) for c in numerical}
     regressions = []
     for t in numerical:
@@ -186,6 +203,21 @@ def fit_profile(
                 Regression(t, predictors, beta, float(max(r.std(), 1e-9)), float(r2))
             )
     return BlockProfile(cols, means, regressions, len(reference))
+
+
+def _lattice_step(values: np.ndarray) -> float:
+    """The grid the reference's values lie on (0.01 for rain in inches, 1 for miles), found as
+    the greatest common divisor of their differences at the fewest decimals (up to 6) that
+    write them exactly; 0 when there is none (continuous values)."""
+    if len(values) < 3:
+        return 0.0
+    for decimals in range(7):
+        scaled = values * 10**decimals
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6 * np.maximum(1.0, np.abs(scaled))):
+            ints = np.round(scaled).astype(np.int64)
+            g = int(np.gcd.reduce(np.diff(ints)))
+            return g / 10**decimals if g > 0 else 0.0
+    return 0.0
 
 
 def _merged_counts(
@@ -214,7 +246,7 @@ def _numerical_stats(c: BlockColumn, batch: pd.Series) -> list[float]:
     std = math.sqrt(max(rc @ (grid - mean) ** 2 / nr, 0.0))
     gap = np.abs(fc - fr)
     w1 = float(gap[:-1] @ np.diff(grid)) / max(std, 0.001)
-    novel = float(cc[rc == 0].sum() / len(x))
+    novel = float(cc[(rc == 0) & c.novel(grid)].sum() / len(x))
     return [w1, float(gap.max()), missing, novel, float(bc.max() / len(x))]
 
 
@@ -342,36 +374,94 @@ def _upper_half_bound(z: np.ndarray, level: float, n_eff: int) -> float:
 
 
 def conservative_thresholds(
-    null: np.ndarray, kinds: list[str], rate: float, n_eff: int | None = None, rows: float = 1.0
-) -> np.ndarray:
+    null: np.ndarray,
+    kinds: list[str],
+    rate: float,
+    n_eff: int | None = None,
+    rows: float = 1.0,
+    touches: np.ndarray | None = None,
+    incident_days: int = 0,
+    missing: list[bool] | None = None,
+) -> tuple[np.ndarray, dict[int, list[int]]]:
     """Too few independent blocks for an empirical quantile: per component a parametric upper
     prediction bound at rate/m (Bonferroni over the m live components), never below the largest
     quiet block. ``n_eff``: independent units (calendar days) behind the blocks.
 
     Distances and bounded statistics get the upper-half bound (:func:`_upper_half_bound`);
     the missing / novel shares, mostly exact zeros where a tail scale means nothing, a Beta
-    fitted by moments plus a Poisson rare-event floor."""
+    fitted by moments plus a Poisson rare-event floor. For the missing shares (``missing``:
+    which components those are) up to ``incident_days`` days of the reference may be set aside
+    as broken feeds (:func:`_reference_incidents`; ``touches``: blocks x days, which days each
+    block covers). Returns the thresholds and, per component index, the days set aside."""
     n, m_all = null.shape
     n_eff = n if n_eff is None else max(min(n_eff, n), 2)
     thr = np.full(m_all, np.inf)
+    set_aside: dict[int, list[int]] = {}
     live = [
         j for j in range(m_all) if np.isfinite(null[:, j]).sum() >= 3 and np.nanstd(null[:, j]) > 0
     ]
     level = rate / max(len(live), 1)
+
+    def count_bound(x: np.ndarray, live_j: bool) -> float:
+        floor = _count_floor(x, level, n_eff, rows)
+        if not live_j or len(x) < 3 or float(np.std(x)) == 0:
+            return max(float(x.max()), floor)
+        return max(_share_bound(x, level, n_eff), float(x.max()), floor)
+
     for j in range(m_all):
-        x = null[:, j][np.isfinite(null[:, j])]
+        ok = np.isfinite(null[:, j])
+        x = null[:, j][ok]
         if len(x) == 0:
             continue
-        floor = _count_floor(x, level, n_eff, rows) if kinds[j] == "count" else 0.0
-        if j not in live:
-            thr[j] = max(float(x.max()), floor)
-            continue
         if kinds[j] == "count":
-            bound = _share_bound(x, level, n_eff)
-        else:
-            bound = _from_line(_upper_half_bound(_to_line(x, kinds[j]), level, n_eff), kinds[j])
-        thr[j] = max(bound, float(x.max()), floor)
-    return thr
+            thr[j] = count_bound(x, j in live)
+            if touches is not None and incident_days > 0 and missing and missing[j]:
+                found = _reference_incidents(
+                    x, touches[ok], incident_days, lambda y, j=j: count_bound(y, j in live)
+                )
+                if found is not None:
+                    set_aside[j], thr[j] = found
+            continue
+        if j not in live:
+            thr[j] = float(x.max())
+            continue
+        bound = _from_line(_upper_half_bound(_to_line(x, kinds[j]), level, n_eff), kinds[j])
+        thr[j] = max(bound, float(x.max()))
+    return thr, set_aside
+
+
+def _reference_incidents(
+    x: np.ndarray, touches: np.ndarray, cap: int, bound: Callable[[np.ndarray], float]
+) -> tuple[list[int], float] | None:
+    """Days of the reference on which a column's feed was broken: not quiet.
+
+    Why: a reference can hold a broken feed (in flights 2013 the weather is missing for all of
+    31 December). Taken as quiet, that day puts the missing-share threshold at 1, and an
+    all-null column can never alarm again. As in Phase I of statistical process control,
+    out-of-control points are removed before the limits are set: the k worst days (k = 1 ..
+    ``cap``) are set aside when each of them looks like a feed that went off and on again:
+    blocks where the column is entirely null, every other block of the day within the bound
+    fitted without those days. A ramp of partly-null blocks (a blizzard cancelling more and
+    more flights, ``dep_delay`` null for each) is the world, not a feed, and stays quiet. When
+    more than ``cap`` days
+    look like that, the pattern is normal for the column (pressure is all-null in ~6% of
+    2013's hours) and nothing is set aside. Returns (days, threshold)."""
+    per_day = np.where(touches, x[:, None], -np.inf).max(axis=0)
+    order = [d for d in np.argsort(-per_day, kind="stable") if np.isfinite(per_day[d])]
+    for k in range(1, min(cap, len(order) - 1) + 1):
+        removed = order[:k]
+        keep = ~touches[:, removed].any(axis=1)
+        if keep.sum() < 3:
+            return None
+        b = bound(x[keep])
+
+        def feed_off(d: int, b: float = b) -> bool:
+            on_day = x[touches[:, d]]
+            return per_day[d] >= 1 - 1e-9 and bool(np.all((on_day >= 1 - 1e-9) | (on_day <= b)))
+
+        if b < 1 - 1e-9 and all(feed_off(d) for d in removed):
+            return [int(d) for d in removed], b
+    return None
 
 
 # -- the calibrator ----------------------------------------------------------------------------
@@ -418,6 +508,7 @@ class BlockCalibrator:
         rule: str = "auto",
         pinned: dict[str, float] | None = None,
         counts: list[str] | None = None,
+        incident_share: float = 0.05,
     ) -> None:
         self.numerical = list(numerical)
         self.categorical = list(categorical)
@@ -430,6 +521,9 @@ class BlockCalibrator:
         self.pinned = dict(pinned or {})
         # Columns whose components raise the alarm (None: all); the rest are report-only.
         self.counts = counts
+        # At most this share of the reference's days may be set aside as data incidents for the
+        # missing / novel shares (conservative rule; see _reference_incidents).
+        self.incident_share = incident_share
 
     def fit(
         self, reference: pd.DataFrame, timestamps: pd.Series, span: str | pd.Timedelta
@@ -475,9 +569,23 @@ class BlockCalibrator:
         else:
             kinds = [KIND[c.split(":")[1]] for c in comps]
             sub = [k for k, f in zip(kinds, free, strict=True) if f]
-            thr[free] = conservative_thresholds(
-                null[:, free], sub, self.rate, self.n_days_, rows=self.median_rows_
+            thr[free], set_aside = conservative_thresholds(
+                null[:, free],
+                sub,
+                self.rate,
+                self.n_days_,
+                rows=self.median_rows_,
+                touches=self.touches_,
+                incident_days=int(self.incident_share * self.n_days_),
+                missing=[c.endswith(":missing") for c, f in zip(comps, free, strict=True) if f],
             )
+            free_names = [c for c, f in zip(comps, free, strict=True) if f]
+            for j, days in set_aside.items():
+                when = ", ".join(str((self.day0_ + pd.Timedelta(days=d)).date()) for d in days)
+                notes.append(
+                    f"{free_names[j].split(':')[0]} was entirely null in the reference on"
+                    f" {when}: a broken feed, not quiet; left out of its missing-share threshold"
+                )
             notes.append(
                 f"{self.n_days_} days of reference behind the {span_label(span)} blocks: too"
                 f" few to estimate a {self.rate:g} false-alarm rate from them (that needs"
@@ -491,6 +599,7 @@ class BlockCalibrator:
         for j, name in enumerate(comps):
             if name.endswith(":modal") and np.isfinite(null[:, j]).any() and free[j]:
                 thr[j] = max(thr[j], (np.nanmax(null[:, j]) + 1) / 2)
+        notes += _blind_spots(comps, thr, null, counting, span)
         alarms = int(_exceed(null[:, counting], thr[counting]).any(axis=1).sum()) if n else 0
         finite = np.where(np.isfinite(null), null, np.nan)
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -524,6 +633,7 @@ class BlockCalibrator:
         day0 = local.min().normalize()
         day = ((local - day0) // pd.Timedelta("1D")).to_numpy().astype(np.int64)
         n_days = int(day.max()) + 1
+        self.day0_ = day0
         one_day = pd.Timedelta("1D")
         if self.stride is not None:
             stride = pd.Timedelta(self.stride)
@@ -557,6 +667,7 @@ class BlockCalibrator:
         w_lo, w_hi, exclude = w_lo[keep], w_hi[keep], exclude[keep]
         self.median_rows_ = float(np.median(block_rows[keep])) if keep.any() else 1.0
         self.n_days_ = int((exclude.sum(0) > 0).sum())
+        self.touches_ = exclude > 0
         cols = []
         for c in self.profile_.columns.values():
             codes = c.encode(ref[c.name])
@@ -622,6 +733,36 @@ class BlockCalibrator:
         return out
 
 
+def _blind_spots(
+    comps: list[str], thr: np.ndarray, null: np.ndarray, counting: np.ndarray, span: pd.Timedelta
+) -> list[str]:
+    """Data-quality statistics (missing, novel, modal shares) whose threshold is at the most
+    they can ever reach (1): they cannot alarm. Said out loud (one line per span), because an
+    all-null column that cannot raise the alarm is a silent blind spot. Most are natural (one
+    ``hour`` value per hourly block, ``precip`` 0 on dry days); a ``missing`` one means a broken
+    feed of that column goes unseen at this span. (A distance at its maximum, KS = 1 for one
+    weather reading per hour, is left alone: W1 still sees how far the values moved.)"""
+    found: dict[str, list[str]] = {"missing": [], "novel": [], "modal": []}
+    for j, name in enumerate(comps):
+        col, stat = name.split(":")
+        if stat in found and counting[j] and np.isfinite(thr[j]) and thr[j] >= 1 - 1e-9:
+            x = null[:, j][np.isfinite(null[:, j])]
+            seen = float(np.mean(x >= 1 - 1e-9)) if len(x) else 0.0
+            found[stat].append(f"{col} ({100 * seen:.1f}% of quiet blocks)")
+    what = {
+        "missing": "all-null",
+        "novel": "only unseen values",
+        "modal": "frozen at one value",
+    }
+    parts = [f"{what[k]}: {', '.join(v)}" for k, v in found.items() if v]
+    if not parts:
+        return []
+    return [
+        f"blind spots at {span_label(span)}, where the reference's own quiet blocks already"
+        f" reach the extreme, so these cannot raise the alarm: {'; '.join(parts)}"
+    ]
+
+
 def _stats_from_counts(c: BlockColumn, block: np.ndarray, rest: np.ndarray) -> np.ndarray:
     from scipy.special import rel_entr
 
@@ -631,7 +772,16 @@ def _stats_from_counts(c: BlockColumn, block: np.ndarray, rest: np.ndarray) -> n
     nb, nr = block.sum(1), rest.sum(1)
     empty = nb == 0
     nbs = np.maximum(nb, 1)[:, None]
-    novel = (block * (rest == 0)).sum(1) / nbs[:, 0]
+    if c.kind == "numerical" and block.shape[1]:
+        # Outside the rest's range (every reference value is on the lattice): see
+        # BlockColumn.novel.
+        seen = rest > 0
+        idx = np.arange(block.shape[1])[None, :]
+        lo = np.where(seen.any(1), seen.argmax(1), block.shape[1])[:, None]
+        hi = (block.shape[1] - 1 - seen[:, ::-1].argmax(1))[:, None]
+        novel = (block * ((idx < lo) | (idx > hi))).sum(1) / nbs[:, 0]
+    else:
+        novel = (block * (rest == 0)).sum(1) / nbs[:, 0]
     modal = (block.max(1) if block.shape[1] else np.zeros(len(block))) / nbs[:, 0]
     if c.kind == "numerical":
         v = c.values.astype(float)
