@@ -71,8 +71,9 @@ class LandingSettings(_Strict):
     # After this many failed runs a file is moved to <state>/quarantine with its reason.
     max_attempts: int = Field(3, ge=1)
     max_files_per_run: int = Field(1000, ge=1)
-    # A file whose runs fail with the very same non-data error this many times in a row (say a
-    # retrain that always raises on it) is quarantined too, instead of failing every hour.
+    # An isolated file (its run of several files failed for no known cause) whose runs alone
+    # fail with the very same error this many times in a row, other files' runs succeeding in
+    # between (say a retrain that always raises on its rows), is quarantined too.
     max_same_failures: int = Field(5, ge=2)
     # Files larger than this are refused unread (memory stays bounded), then quarantined.
     max_file_mb: float = Field(512, gt=0)

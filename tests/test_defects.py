@@ -1,7 +1,9 @@
 """Defects found in the architecture read (issue: one monitor pipeline), one test each.
 
 Each of these failed before its fix: an override the config refused, errors a user can act on
-that surfaced as tracebacks, and a file that failed the run the same way every hour forever.
+that surfaced as tracebacks, and a file that failed the run the same way every hour forever
+(since issue 14 counted only over its runs alone, with other files' runs succeeding between:
+see tests/test_isolation.py).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def test_a_too_small_reference_is_one_line_and_exit_code_2(
     assert code == 2 and err.startswith("driftwatch: error: cannot calibrate") and "\n" not in err
 
 
-def test_the_same_infrastructure_failure_again_and_again_quarantines_the_file(
+def test_the_same_failure_of_a_file_alone_again_and_again_quarantines_the_file(
     make_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     plan = Plan.load(make_config(landing={"max_same_failures": 3}))
@@ -75,13 +77,27 @@ def test_the_same_infrastructure_failure_again_and_again_quarantines_the_file(
     ledger.scan(landing)
     batch = Batch(pd.DataFrame(), [str(f)], True)
     source = LandingFiles(plan)
-    for _ in range(2):
+
+    def other_run_succeeds(n: int) -> None:  # the runs in between go through: not MLflow down
+        g = landing / f"fine-{n}.parquet"
+        pd.DataFrame({"x": [10 + n]}).to_parquet(g)
+        ledger.scan(landing)
+        ledger.claim([str(g)], f"other-{n}")
+        ledger.finish([str(g)], "no-drift")
+
+    ledger.claim([str(f)], "run")  # its first failure isolates it: the count starts there
+    source.fail(batch, RuntimeError("the retrain raised on this file"))
+    for n in range(2):
+        other_run_succeeds(n)
         ledger.claim([str(f)], "run")
         source.fail(batch, RuntimeError("the retrain raised on this file"))
         assert ledger.get(f).status == "failed"
     # A different error in between would reset the streak; the third identical one does not.
+    other_run_succeeds(2)
     ledger.claim([str(f)], "run")
     source.fail(batch, RuntimeError("the retrain raised on this file"))
     rec = ledger.get(f)
-    assert rec.status == "quarantined" and "the same failure 3 runs in a row" in rec.error
+    assert (
+        rec.status == "quarantined" and "the same failure in 3 runs of this file alone" in rec.error
+    )
     assert (plan.settings.paths.state / "quarantine" / f.name).exists()

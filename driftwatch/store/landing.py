@@ -9,6 +9,10 @@ A claimed file whose size or content (sha256) is no longer what the scan recorde
 changes while it is read, is not used: it goes back to pending (the attempt given back) with a
 warning, and the next run reads its new content.
 
+A run that fails after its files were read, for no cause known to be the infrastructure's (see
+:meth:`LandingFiles.fail`), cannot say which file broke it: its files are *isolated* and each is
+then run alone (:meth:`LandingFiles.pick`), so a file's fault is charged to that file only.
+
 One landing dir has one owner: a run holds the lock in the landing dir itself (whatever its state
 dir), and the first state dir to process the landing dir is written into it
 (``.driftwatch-owner``); a config with another state dir is refused there with one line.
@@ -17,7 +21,9 @@ dir), and the first state dir to process the landing dir is written into it
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.errors import BatchError, DriftwatchError
+from driftwatch.errors import BatchError, ConfigError, DriftwatchError, RegistryError, StateError
 from driftwatch.faults import checkpoint
 from driftwatch.files import atomic_write_bytes, escaped, file_hash, shown
 from driftwatch.monitor.plan import Plan
@@ -36,6 +42,8 @@ from driftwatch.monitor.ports import Batch
 from driftwatch.store import lock
 from driftwatch.store.batches import read_validated
 from driftwatch.store.ledger import FileRecord, Ledger
+
+log = logging.getLogger("driftwatch.landing")
 
 OWNER_FILE = ".driftwatch-owner"
 LANDING_LOCK = ".driftwatch.lock"
@@ -120,6 +128,13 @@ def file_failure(path: str, exc: BaseException) -> str:
     return f"{shown(path)}: could not be read or validated ({type(exc).__name__}: {text})"
 
 
+def infrastructure(exc: BaseException) -> bool:
+    """A failure known not to be the data's: MLflow, the disk, sqlite, the state dir, the
+    config, or the process stopped (KeyboardInterrupt, SystemExit, a cancelled flow)."""
+    known = (RegistryError, StateError, ConfigError, OSError, sqlite3.Error)
+    return isinstance(exc, known) or not isinstance(exc, Exception)
+
+
 def stack(
     frames: list[pd.DataFrame], names: list[str], ts: str | None
 ) -> tuple[pd.DataFrame, pd.Series]:
@@ -136,7 +151,11 @@ def stack(
 
 
 class LandingFiles:
-    """Every pending landing file (oldest first), or one given file (``batch_path``)."""
+    """Every pending landing file (oldest first), or one given file (``batch_path``).
+
+    Isolated files (see :meth:`fail`) are the exception: one per run, alone, while the others
+    keep running together without them (:meth:`pick`).
+    """
 
     def __init__(self, plan: Plan, batch_path: str | None = None) -> None:
         self.plan = plan
@@ -159,10 +178,10 @@ class LandingFiles:
                 window="1 given file",
             )
         warnings = self.ledger.scan(s.paths.landing, s.landing.settle_seconds, s.landing.duplicates)
-        claimed = self.ledger.pending()[: s.landing.max_files_per_run]
+        claimed, alone = self.pick(run_id, warnings)
         files = [r.path for r in claimed]
         # A Prefect retry of this step runs it again with the same run id: the same attempt.
-        self.ledger.claim(files, run_id, once_per_run=True)
+        self.ledger.claim(files, run_id, once_per_run=True, alone=alone)
         checkpoint("after-claim")
         frames, names, rejected, gone, changed = [], [], {}, [], []
         quarantine = s.paths.state / "quarantine"
@@ -223,6 +242,44 @@ class LandingFiles:
         frame, origin = stack(frames, names, s.model.timestamp)
         return Batch(frame, good, True, rejected, warnings, context, new_rows, window, origin)
 
+    def pick(self, run_id: str | None, warnings: list[str]) -> tuple[list[FileRecord], bool]:
+        """The files this run takes, and whether it is an isolated file's run of its own.
+
+        Without isolated files: every pending file, oldest first (up to
+        ``landing.max_files_per_run``). With some, runs take turns: when the last run was not an
+        isolated one (or nothing else waits), this run takes one isolated file alone (the one
+        run alone longest ago, never yet first: each gets its turn, and one that keeps failing
+        does not hold the others back); otherwise it takes the other pending files together,
+        without any isolated file.
+
+        Why turns, and not "isolated files first" nor "the others first": each isolated file
+        may fail alone up to ``landing.max_same_failures`` times before it is quarantined, so
+        running them first would hold every new file back for hours, and running the others
+        first would never run them under hourly arrivals. With turns a new file waits at most
+        one run, the isolated files share every other run, and every run is still one claim of
+        whole files in the ledger, finished or failed together: a file is done exactly once,
+        and within each group files go oldest first. An isolated file's rows may reach history
+        after newer files' rows, as a retried file's always could: history, windows and
+        judging order rows by their timestamps, not by when the file was processed.
+        A Prefect retry of the collecting step (same ``run_id``) picks the same files.
+        """
+        limit = self.settings.landing.max_files_per_run
+        pending = self.ledger.pending()
+        isolated = self.ledger.isolated(run_id)
+        if not isolated:
+            return pending[:limit], False
+        waiting, apart = {r.path: r for r in pending}, set(isolated)
+        suspects = [waiting[p] for p in isolated if p in waiting]
+        others = [r for r in pending if r.path not in apart]
+        if suspects and (not others or not self.ledger.last_run_alone(run_id)):
+            one = suspects[0]
+            warnings.append(
+                f"isolated run: {shown(one.path)} alone ({len(suspects) - 1} other isolated"
+                f" file(s) and {len(others)} other pending file(s) wait their turn)"
+            )
+            return [one], True
+        return others[:limit], False
+
     def _read(self, path: str, notes: list[str], rec: FileRecord | None = None) -> pd.DataFrame:
         """The file read and validated; with ``rec`` only if it still is the content the ledger
         recorded (size, sha256) and does not change while it is read (else ChangedFile)."""
@@ -268,10 +325,23 @@ class LandingFiles:
             self.ledger.finish(batch.files, outcome)
 
     def fail(self, batch: Batch | None, exc: BaseException) -> None:
-        """Record a failed run against its files.
+        """Record a failed run against its files, by cause.
 
-        Only a fault of the data (a BatchError) counts towards quarantine: when MLflow or the
-        disk fails, the files are not to blame and stay to be retried at every tick.
+        - A fault of the data (a BatchError): every file of the run is charged an attempt;
+          quarantined after ``landing.max_attempts``.
+        - A fault known to be the infrastructure's (:func:`infrastructure`: MLflow, the disk,
+          sqlite, the state dir, the config, a stopped process): the files stay failed, to be
+          retried at every tick, and never count towards quarantine.
+        - Anything else (a retrain or scoring step raising on some file's rows, or a fault not
+          known to be the infrastructure's): with more than one file the run cannot say which
+          one broke it, so each is isolated, uncharged, and run alone later (:meth:`pick`).
+          A file that fails alone (its own run) is charged: after ``landing.max_same_failures``
+          such failures in a row with the very same error it is quarantined with that error.
+          Only failures that other files' runs succeeded around count (:meth:`Ledger.strikes`):
+          an unknown infrastructure fault fails every run, so it never quarantines a good file
+          (its files fail alone at every tick until it is fixed, and, isolated by then, run one
+          per run afterwards); a file that fails alone while no other file arrives is retried
+          at every tick, blocking nobody, until other files' runs succeed in between.
         """
         if batch is None or not batch.from_landing or not batch.files:
             return
@@ -281,13 +351,40 @@ class LandingFiles:
         if isinstance(exc, BatchError):
             self.ledger.fail(batch.files, error, s.landing.max_attempts, quarantine)
             return
-        # Not the data's fault as far as we know: retried at every tick. But the same error
-        # from the same files again and again is a file that always breaks the run (a retrain
-        # that always raises on it): after landing.max_same_failures it is quarantined too.
+        if infrastructure(exc):
+            self.ledger.fail(batch.files, error, sys.maxsize, quarantine)
+            return
+        if len(batch.files) > 1:
+            n = len(batch.files)
+            lines = {
+                path: f"isolated: {shown(path)}: the run of {n} files failed with {error};"
+                " it will be retried alone"
+                for path in batch.files
+            }
+            for line in lines.values():
+                log.warning("%s", line)
+            self.ledger.isolate(lines)
+            return
+        (path,) = batch.files
+        if path not in self.ledger.isolated(None):  # failed alone, not yet isolated: from now on
+            line = f"isolated: {shown(path)}: its run failed with {error}; it will be retried alone"
+            log.warning("%s", line)
+            self.ledger.isolate({path: line})
         limit = s.landing.max_same_failures
-        for path in batch.files:
-            repeated = self.ledger.same_failures(path, error) + 1 >= limit
-            reason = f"{error} (the same failure {limit} runs in a row)" if repeated else error
-            self.ledger.fail(
-                [path], reason if repeated else error, 0 if repeated else sys.maxsize, quarantine
+        strikes = self.ledger.strikes(path, error)
+        if strikes >= limit:
+            reason = (
+                f"{error} (the same failure in {limit} runs of this file alone, while other"
+                " files' runs succeeded)"
             )
+            self.ledger.fail([path], reason, 0, quarantine)
+            log.warning("quarantined: %s: %s", shown(path), reason)
+            return
+        self.ledger.fail([path], error, sys.maxsize, quarantine)
+        log.warning(
+            "failed alone: %s: %s (%d of landing.max_same_failures = %d counted)",
+            shown(path),
+            error,
+            strikes,
+            limit,
+        )

@@ -11,6 +11,11 @@ A file whose content changes before it is read (after the scan recorded it) is p
 pending by the reader (:meth:`Ledger.changed`); the next scan records its new size and hash.
 The same content under a second name is a duplicate: marked done (outcome ``duplicate``) with a
 note naming the first, or taken as a file of its own (``landing.duplicates``).
+A file whose run failed for no known cause is *isolated* (table ``isolated``, event ``isolated``):
+it is retried in runs of its own (:meth:`Ledger.isolate`, the ``alone`` event on its claims) until
+it is done, quarantined, missing, changed or requeued. The table was added after the ``files``
+table: ``CREATE TABLE IF NOT EXISTS`` adds it to an existing ledger, and a ledger without it
+simply has no isolated file.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE TABLE IF NOT EXISTS events (
     at TEXT NOT NULL, path TEXT NOT NULL, event TEXT NOT NULL, detail TEXT
+);
+CREATE TABLE IF NOT EXISTS isolated (
+    path TEXT PRIMARY KEY, since TEXT NOT NULL, cause TEXT NOT NULL
 );
 """
 
@@ -240,6 +248,7 @@ class Ledger:
                 "UPDATE files SET size=?, sha256=?, updated=? WHERE path=?",
                 (p.stat().st_size, file_hash(p), _now(), path),
             )
+            c.execute("DELETE FROM isolated WHERE path=?", (path,))  # new content: a new file
             c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, "changed", detail))
 
     def changed(self, path: str, reason: str) -> str:
@@ -256,6 +265,7 @@ class Ledger:
                 " flow_run_id=NULL, error=?, updated=? WHERE path=?",
                 (detail, _now(), path),
             )
+            c.execute("DELETE FROM isolated WHERE path=?", (path,))  # new content: a new file
             c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, "changed", detail))
         return detail
 
@@ -267,11 +277,19 @@ class Ledger:
             )
         return [r for r in self.records() if r.status in ("pending", "failed")]
 
-    def claim(self, paths: list[str], flow_run_id: str | None, once_per_run: bool = False) -> None:
+    def claim(
+        self,
+        paths: list[str],
+        flow_run_id: str | None,
+        once_per_run: bool = False,
+        alone: bool = False,
+    ) -> None:
         """Mark files as being processed, one attempt more each.
 
         ``once_per_run``: a file this run (``flow_run_id``) claimed already is not charged again:
         a step retried by Prefect (same run id) is the same attempt, not another one.
+        ``alone``: the run is one isolated file's run of its own (an ``alone`` event after the
+        claim, which :meth:`last_run_alone` reads).
         """
         with self._conn() as c:
             for p in paths:
@@ -285,6 +303,10 @@ class Ledger:
                 c.execute(
                     "INSERT INTO events VALUES (?,?,?,?)", (_now(), p, "claimed", flow_run_id)
                 )
+                if alone:
+                    c.execute(
+                        "INSERT INTO events VALUES (?,?,?,?)", (_now(), p, "alone", flow_run_id)
+                    )
 
     def finish(self, paths: list[str], outcome: str) -> None:
         with self._conn() as c:
@@ -293,6 +315,7 @@ class Ledger:
                     "UPDATE files SET status='done', outcome=?, error=NULL, updated=? WHERE path=?",
                     (outcome, _now(), p),
                 )
+                c.execute("DELETE FROM isolated WHERE path=?", (p,))
                 c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), p, "done", outcome))
 
     def fail(self, paths: list[str], error: str, max_attempts: int, quarantine: Path) -> list[str]:
@@ -319,6 +342,8 @@ class Ledger:
                     (status, detail, _now(), p),
                 )
                 c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), p, status, detail))
+                if status == "quarantined":
+                    c.execute("DELETE FROM isolated WHERE path=?", (p,))
         return moved
 
     def missing(self, path: str, reason: str) -> str:
@@ -329,6 +354,7 @@ class Ledger:
                 "UPDATE files SET status='missing', error=?, updated=? WHERE path=?",
                 (detail, _now(), path),
             )
+            c.execute("DELETE FROM isolated WHERE path=?", (path,))
             c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, "missing", detail))
         return detail
 
@@ -394,18 +420,78 @@ class Ledger:
                 " flow_run_id=NULL, size=?, sha256=?, updated=? WHERE path=?",
                 (p.stat().st_size, file_hash(p), _now(), path),
             )
+            c.execute("DELETE FROM isolated WHERE path=?", (path,))
             c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, event, detail))
 
-    def same_failures(self, path: str, error: str) -> int:
-        """How many of the file's latest failures in a row ended with exactly ``error``."""
-        n = 0
-        for _, _, event, detail in reversed(self.events(path)):
-            if event == "claimed":
-                continue
-            if event != "failed" or detail != error:
-                break
-            n += 1
-        return n
+    def isolate(self, lines: dict[str, str]) -> None:
+        """Isolate files (``lines``: path -> the line saying why): retried in runs of their own
+        from now on, failed (not charged: the attempt count is the claim's), event ``isolated``.
+        The event also starts a new count of :meth:`strikes`."""
+        with self._conn() as c:
+            for p, line in lines.items():
+                c.execute(
+                    "INSERT OR REPLACE INTO isolated(path, since, cause) VALUES (?,?,?)",
+                    (p, _now(), line),
+                )
+                c.execute(
+                    "UPDATE files SET status='failed', error=?, updated=? WHERE path=?",
+                    (line, _now(), p),
+                )
+                c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), p, "isolated", line))
+
+    def isolated(self, flow_run_id: str | None = None) -> list[str]:
+        """The isolated files still to process (pending, failed or claimed), the one run alone
+        longest ago first (never yet: oldest first), so that each gets its turn. The claims of
+        ``flow_run_id`` itself are not counted (a Prefect retry of a step: the same turn)."""
+        with self._conn() as c:
+            rows = c.execute(
+                "SELECT i.path, (SELECT MAX(e.rowid) FROM events e"
+                "  WHERE e.path = i.path AND e.event = 'alone' AND e.detail IS NOT ?) AS last"
+                " FROM isolated i JOIN files f ON f.path = i.path"
+                " WHERE f.status IN ('pending','failed','processing')"
+                " ORDER BY last IS NOT NULL, last, f.first_seen, f.path",
+                (flow_run_id,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def last_run_alone(self, flow_run_id: str | None) -> bool:
+        """Whether the latest run before ``flow_run_id`` (a Prefect retry of a step is the same
+        run, so its own claims are skipped) was an isolated file's run of its own."""
+        with self._conn() as c:
+            row = c.execute(
+                "SELECT event FROM events WHERE event IN ('claimed','alone') AND detail IS NOT ?"
+                " ORDER BY rowid DESC LIMIT 1",
+                (flow_run_id,),
+            ).fetchone()
+        return row is not None and row[0] == "alone"
+
+    def strikes(self, path: str, error: str) -> int:
+        """The file's failures with exactly ``error`` in a row, the one being recorded now
+        included, that count: each only if another file's run finished (``done``) between it
+        and the file's previous failure (or its isolation).
+
+        A fault of the infrastructure (MLflow, the disk, ...) fails every run, so no run
+        finishes in between and nothing counts: it never quarantines a file. The count starts
+        again at anything else in the file's events (another error, isolated, requeued, ...).
+        """
+        n, success = 0, False
+        with self._conn() as c:
+            rows = c.execute(
+                "SELECT path, event, detail FROM events WHERE path=? OR event='done'"
+                " ORDER BY rowid DESC",
+                (path,),
+            )
+            for p, event, detail in rows:
+                if p != path:
+                    success = True  # another file's run finished
+                    continue
+                if event in ("claimed", "alone"):
+                    continue
+                n += success  # the gap after this event: did a run finish in it?
+                success = False
+                if event != "failed" or detail != error:
+                    break
+        return n + success
 
     def _event(self, path: str, event: str, detail: str) -> None:
         with self._conn() as c:
