@@ -328,15 +328,27 @@ def _share_bound(x: np.ndarray, level: float, n_eff: int) -> float:
     return float(stats.beta.ppf(1 - level, mu * k, (1 - mu) * k))
 
 
-def _count_floor(x: np.ndarray, level: float, n_eff: int, rows: float) -> float:
+def _count_floor(
+    x: np.ndarray, level: float, n_eff: int, rows: float, hours: float | None = None
+) -> float:
     """Rare-event floor for missing / novel shares: the share of a ``rows``-row batch that a
     Poisson count at the upper (rule-of-three) null rate exceeds with probability <= level.
     Without it a share that was 0 in every quiet block gets threshold 0, and one unseen value
-    (a carrier that flew twice in two months) raises the alarm."""
+    (a carrier that flew twice in two months) raises the alarm.
+
+    ``hours`` (blocks longer than an hour): the first occurrence of a never-seen event is also
+    allowed in whole hours, the rule-of-three count of them. Feeds fail by the hour (one
+    weather reading per airport-hour, a pipeline's hourly file), so the nulls of a short gap
+    are one event, not a hundred; counted in rows, a one-hour gap flagged the six-hour and
+    day horizons, which the hourly tick re-judges for the next 6 and 24 ticks (one gap, a day
+    of alarms). The 1h horizon catches the gap hour itself."""
     from scipy import stats
 
     lam = float(np.mean(x)) * rows + 3.0 / n_eff
-    return float(stats.poisson.ppf(1 - level, lam)) / max(rows, 1.0)
+    floor = float(stats.poisson.ppf(1 - level, lam)) / max(rows, 1.0)
+    if hours is not None and hours > 1:
+        floor = max(floor, float(stats.poisson.ppf(1 - level, 3.0 / n_eff)) / hours)
+    return floor
 
 
 def _to_line(x: np.ndarray, kind: str) -> np.ndarray:
@@ -379,6 +391,7 @@ def conservative_thresholds(
     rate: float,
     n_eff: int | None = None,
     rows: float = 1.0,
+    hours: float | None = None,
     touches: np.ndarray | None = None,
     incident_days: int = 0,
     missing: list[bool] | None = None,
@@ -389,7 +402,8 @@ def conservative_thresholds(
 
     Distances and bounded statistics get the upper-half bound (:func:`_upper_half_bound`);
     the missing / novel shares, mostly exact zeros where a tail scale means nothing, a Beta
-    fitted by moments plus a Poisson rare-event floor. For the missing shares (``missing``:
+    fitted by moments plus a Poisson rare-event floor (``rows`` per block, ``hours`` of span:
+    :func:`_count_floor`). For the missing shares (``missing``:
     which components those are) up to ``incident_days`` days of the reference may be set aside
     as broken feeds (:func:`_reference_incidents`; ``touches``: blocks x days, which days each
     block covers). Returns the thresholds and, per component index, the days set aside."""
@@ -403,7 +417,7 @@ def conservative_thresholds(
     level = rate / max(len(live), 1)
 
     def count_bound(x: np.ndarray, live_j: bool) -> float:
-        floor = _count_floor(x, level, n_eff, rows)
+        floor = _count_floor(x, level, n_eff, rows, hours)
         if not live_j or len(x) < 3 or float(np.std(x)) == 0:
             return max(float(x.max()), floor)
         return max(_share_bound(x, level, n_eff), float(x.max()), floor)
@@ -564,7 +578,9 @@ class BlockCalibrator:
             for j, name in enumerate(comps):
                 x = null[:, j][np.isfinite(null[:, j])]
                 if free[j] and KIND[name.split(":")[1]] == "count" and len(x):
-                    floor = _count_floor(x, level, self.n_days_, self.median_rows_)
+                    floor = _count_floor(
+                        x, level, self.n_days_, self.median_rows_, span / pd.Timedelta("1h")
+                    )
                     thr[j] = max(thr[j], floor)
         else:
             kinds = [KIND[c.split(":")[1]] for c in comps]
@@ -575,6 +591,7 @@ class BlockCalibrator:
                 self.rate,
                 self.n_days_,
                 rows=self.median_rows_,
+                hours=span / pd.Timedelta("1h"),
                 touches=self.touches_,
                 incident_days=int(self.incident_share * self.n_days_),
                 missing=[c.endswith(":missing") for c, f in zip(comps, free, strict=True) if f],
