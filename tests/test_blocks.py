@@ -309,3 +309,20 @@ def test_novel_numbers_are_off_the_lattice_or_out_of_range_not_gaps_in_a_sparse_
     assert column.step == pytest.approx(0.01)
     novel = column.novel(np.array([0.0, 0.29, 0.33, 0.5, 0.8, 0.016]))
     assert novel.tolist() == [False, False, False, False, True, True]
+
+
+def test_a_one_hour_gap_is_caught_by_the_hour_not_by_the_day(
+    two_months: pd.DataFrame, daily: BlockCalibrator, quiet_day: pd.DataFrame
+) -> None:
+    """Feeds fail by the hour: a day with one hour of x missing (1/24 of its rows) is not a day
+    of drift (the hourly tick re-judges the newest day for 24 ticks), the hour itself is."""
+    gap = quiet_day["ts"].dt.hour == 13
+    day = BlockDetector(daily.profile_, daily.thresholds_).check(
+        quiet_day.assign(x=quiet_day["x"].where(~gap))
+    )
+    assert day.verdict == "no_drift", day.column("x")
+    hourly_cal = calibrate(two_months, "1h")
+    hour = BlockDetector(hourly_cal.profile_, hourly_cal.thresholds_).check(
+        quiet_day[gap].assign(x=np.nan)
+    )
+    assert hour.drifted_columns == ["x"] and hour.column("x").test == "missing"
