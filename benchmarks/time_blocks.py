@@ -189,25 +189,18 @@ def tables(results: list[dict]) -> str:
     for r in results:
         cells = [rate_cell(*r["spans"][s]["quiet"]) for s in SPANS]
         lines.append(f"| {'+'.join(map(str, r['months']))} | " + " | ".join(cells) + " |")
-    lines += ["", "### Incidents: share of blocks with a dataset alarm", ""]
     cols = [f"{'+'.join(map(str, r['months']))} {s}" for r in results for s in SPANS]
-    lines += ["| incident | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for name in INCIDENTS:
-        cells = [
-            f"{100 * r['spans'][s]['incidents'][name][0] / r['spans'][s]['incidents'][name][1]:.0f}%"
-            for r in results
-            for s in SPANS
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "### Each numerical feature all-null in turn: share of blocks with an alarm", ""]
-    lines += ["| feature | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for col in NUMERICAL:
-        cells = [
-            f"{100 * r['spans'][s]['all_null'][col][0] / r['spans'][s]['all_null'][col][1]:.0f}%"
-            for r in results
-            for s in SPANS
-        ]
-        lines.append(f"| {col} | " + " | ".join(cells) + " |")
+
+    def shares(title: str, first: str, key: str, names: list[str]) -> list[str]:
+        out = ["", f"### {title}: share of blocks with an alarm", ""]
+        out += [f"| {first} | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for name in names:
+            hits = [r["spans"][s][key][name] for r in results for s in SPANS]
+            out.append(f"| {name} | " + " | ".join(f"{100 * k / n:.0f}%" for k, n in hits) + " |")
+        return out
+
+    lines += shares("Incidents", "incident", "incidents", list(INCIDENTS))
+    lines += shares("Each numerical feature all-null in turn", "feature", "all_null", NUMERICAL)
     lines += ["", "### Quiet alarms in blocks where a feature's feed was down (of all alarms)", ""]
     lines += ["| months | " + " | ".join(SPANS) + " |", "|---|" + "---|" * len(SPANS)]
     for r in results:
