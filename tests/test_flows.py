@@ -344,7 +344,12 @@ def test_backtest_and_compare_leave_the_real_state_untouched(
     assert set(frame["config"]) == {"config", "evidently"}
     weeks = frame[frame["config"] == "config"]
     assert len(weeks) == 7  # 2013-06-01 (a Saturday) .. 2013-07-14, cut into weeks ending Sunday
-    assert weeks["dataset_drift"].any() and weeks["retrained"].any()
+    # The replay bootstraps its own champion on its first week, so the drift reference is
+    # June; a 9-day reference gives 7-day thresholds from 3 blocks, and June against July
+    # weather is within them (a week with a dozen rows of missing weather used to alarm: one
+    # gap, counted in rows). Evidently's fixed thresholds alarm on every week.
+    assert weeks["retrained"].any()
+    assert frame[frame["config"] == "evidently"]["dataset_drift"].all()
     assert weeks["champion"].iloc[-1] >= 1  # a promotion happened in the replay only
     summary = json.loads((out / "summary.json").read_text())
     assert [s["method"] for s in summary] == ["calibrated", "evidently"]
