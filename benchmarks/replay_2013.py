@@ -77,6 +77,17 @@ def policies(base: Settings, arrival: str) -> dict[str, tuple[Settings, str]]:
     }
 
 
+def references(base: Settings, arrival: str) -> dict[str, tuple[Settings, str]]:
+    """Not one of the target's schedules: retrain every 2 weeks, always deploy. It spends the
+    retrain budget the target allows (half the weekly schedule's) evenly, so it is what
+    driftwatch's triggers must beat by timing alone (``--references``)."""
+    data = base.model_dump()
+    # Weekly batches end a few hours short of 7 days apart: 13 days is every 2nd batch.
+    data["retrain"] = {**data["retrain"], "promote": "always"}
+    data["retrain"]["max_age_days"] = 13 if arrival == "weekly" else 14
+    return {"fortnightly schedule": (Settings.model_validate(data), "schedule")}
+
+
 def variants(base: Settings) -> dict[str, tuple[Settings, str]]:
     """The shipped config with another promotion rule (``--variants``): how much the gate
     costs, since a challenger is scored before it is refit on the newest rows."""
@@ -95,6 +106,18 @@ def variants(base: Settings) -> dict[str, tuple[Settings, str]]:
     return out
 
 
+def changed(base: Settings, changes: list[str]) -> Settings:
+    """``base`` with ``section.key=value`` changes (values are YAML)."""
+    import yaml
+
+    data = base.model_dump()
+    for change in changes:
+        path, _, value = change.partition("=")
+        section, _, name = path.partition(".")
+        data[section] = {**data[section], name: yaml.safe_load(value)}
+    return Settings.model_validate(data)
+
+
 def served_rmse(history: pd.DataFrame, target: str) -> tuple[dict[int, float], float, int]:
     """RMSE of the serving champion's predictions, per local month and pooled."""
     rows = history[history[PREDICTED].notna() & history[target].notna()]
@@ -110,16 +133,29 @@ def main() -> None:
     ap.add_argument("--end", default="2013-12-31")
     ap.add_argument("--only", nargs="*", help="run these policies only (merged into the file)")
     ap.add_argument("--variants", action="store_true", help="also other promotion rules")
+    ap.add_argument("--references", action="store_true", help="also a fortnightly schedule")
+    ap.add_argument(
+        "--seed", type=int, default=0, help="retrain.random_state of every policy (and the first"
+        " champion); results of seed N > 0 are kept under '<arrival>, seed N'",
+    )  # fmt: skip
+    ap.add_argument(
+        "--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+        help="a variant of driftwatch's config, named by these changes (repeat --only with it)",
+    )  # fmt: skip
     args = ap.parse_args()
     arrivals = ["weekly", "late"] if args.arrival == "both" else [args.arrival]
     out_path = ROOT / "benchmarks" / "results" / "replay_2013.json"
     saved = json.loads(out_path.read_text()) if out_path.is_file() else {}
     saved = saved if "arrivals" in saved else {"arrivals": {}}
     for arrival in arrivals:
-        overrides: dict[str, Any] = {"model": {"id_column": "flight_id"}}
+        overrides: dict[str, Any] = {
+            "model": {"id_column": "flight_id"},
+            "retrain": {"random_state": args.seed},
+        }
         if arrival == "late":
             overrides["quality"] = {"lookback_hours": 168}
         base = load_settings(ROOT / "config.yaml", overrides=overrides)
+        key = arrival if args.seed == 0 else f"{arrival}, seed {args.seed}"
         freq = "W-SUN" if arrival == "weekly" else "D"
         batches = history_batches(base, end=args.end, freq=freq)
         if arrival == "late":
@@ -129,9 +165,12 @@ def main() -> None:
                 for k, f in batches
             ]  # fmt: skip
         reference = shipped_reference(base)
-        kept = saved["arrivals"].get(arrival, {}).get("policies", {})
+        kept = saved["arrivals"].get(key, {}).get("policies", {})
         rows: dict[str, Any] = {k: v for k, v in kept.items() if args.only}
         chosen = policies(base, arrival) | (variants(base) if args.variants else {})
+        chosen |= references(base, arrival) if args.references else {}
+        if args.set:
+            chosen |= {f"driftwatch, {' '.join(args.set)}": (changed(base, args.set), "config")}
         for name, (settings, policy) in chosen.items():
             if args.only and name not in args.only:
                 continue
@@ -165,12 +204,12 @@ def main() -> None:
             with FileLock(f"{out_path}.lock"):  # policies may run in parallel processes
                 saved = json.loads(out_path.read_text()) if out_path.is_file() else saved
                 saved = saved if "arrivals" in saved else {"arrivals": {}}
-                entry = saved["arrivals"].setdefault(arrival, {"policies": {}})
+                entry = saved["arrivals"].setdefault(key, {"policies": {}})
                 entry["batches"] = len(batches)
                 entry["policies"][name] = rows[name]
                 out_path.write_text(json.dumps(saved, indent=2, default=str))
         if all(n in rows for n in policies(base, arrival)):
-            print_tables(arrival, len(batches), rows)
+            print_tables(key, len(batches), rows)
     print(f"\nwrote {out_path}")
 
 
