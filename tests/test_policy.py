@@ -48,7 +48,11 @@ def test_a_champion_that_holds_its_own_is_rebaselined_and_counts_as_fresh(
 ) -> None:
     # A margin no challenger meets: every challenge is lost.
     plan = Plan.load(
-        make_config(model=FAST, drift=WHOLE, retrain={"promotion_margin": 0.9, "max_age_days": 5})
+        make_config(
+            model=FAST,
+            drift=WHOLE,
+            retrain={"promotion_margin": 0.9, "max_age_days": 5, "min_age_days": None},
+        )
     )
     items = [("jan", day(january, 15)), ("jul", day(july, 10))]
     cycle, log = memory_cycle(plan, items)
