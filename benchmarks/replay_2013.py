@@ -66,7 +66,7 @@ def policies(base: Settings, arrival: str) -> dict[str, tuple[Settings, str]]:
             data[name] = {**data[name], **values}
         return Settings.model_validate(data)
 
-    deploy = {"promote": "always"}
+    deploy = {"promote": "always", "min_age_days": None}  # by age only: nothing to hold
     weekly = (
         (with_(retrain=deploy), "always")
         if arrival == "weekly"
@@ -88,7 +88,7 @@ def references(base: Settings, arrival: str) -> dict[str, tuple[Settings, str]]:
     driftwatch's triggers must beat by timing alone (``--references``)."""
     data = base.model_dump()
     # Weekly batches end a few hours short of 7 days apart: 13 days is every 2nd batch.
-    data["retrain"] = {**data["retrain"], "promote": "always"}
+    data["retrain"] = {**data["retrain"], "promote": "always", "min_age_days": None}
     data["retrain"]["max_age_days"] = 13 if arrival == "weekly" else 14
     return {"fortnightly schedule": (Settings.model_validate(data), "schedule")}
 
