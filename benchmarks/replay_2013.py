@@ -38,6 +38,7 @@ import argparse
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,12 @@ def variants(base: Settings) -> dict[str, tuple[Settings, str]]:
     }.items():
         out[name] = (changed(base, changes), "config")
     return out
+
+
+def dump(saved: dict[str, Any]) -> str:
+    """Indented JSON with each innermost list (a batch's row, a month list) on one line."""
+    text = json.dumps(saved, indent=2, default=str)
+    return re.sub(r"\[[^\[\]{}]*\]", lambda m: re.sub(r"\s*\n\s*", " ", m.group()), text)
 
 
 def changed(base: Settings, changes: list[str]) -> Settings:
@@ -217,7 +224,7 @@ def main() -> None:
                 entry = saved["arrivals"].setdefault(key, {"policies": {}})
                 entry["batches"] = len(batches)
                 entry["policies"][name] = rows[name]
-                out_path.write_text(json.dumps(saved, indent=2, default=str))
+                out_path.write_text(dump(saved))
         if all(n in rows for n in policies(base, arrival)):
             print_tables(key, len(batches), rows)
     print(f"\nwrote {out_path}")

@@ -222,9 +222,9 @@ class QualitySettings(_Strict):
     #            challenge it won): a different span, measured the day it was trained;
     #   served   its realised metric over its first lookback in service (its first labelled
     #            batch without a lookback), from history: measured the way the verdict is
-    #            measured. The span restarts after a challenge it won, so the quality trigger
-    #            waits for a full lookback of fresh labelled time before it may fire again.
-    #            No verdict while that span is still filling.
+    #            measured. The span restarts after a challenge it won (the challenger was not
+    #            promoted), so the quality trigger waits for a full lookback of fresh labelled
+    #            time before it may fire again. No verdict while that span is still filling.
     baseline: Literal["holdout", "served"] = "holdout"
 
 
