@@ -218,6 +218,15 @@ class QualitySettings(_Strict):
     # With late labels: judge the champion on the predictions of the last N hours whose labels
     # have arrived (from history), not only on the labels inside the new files. None: the batch.
     lookback_hours: float | None = Field(None, gt=0)
+    # What the champion's quality is compared with:
+    #   holdout  its score on the newest holdout of its training window (or of the last
+    #            challenge it won): a different span, measured the day it was trained;
+    #   served   its realised metric over its first lookback in service (its first labelled
+    #            batch without a lookback), from history: measured the way the verdict is
+    #            measured. The span restarts after a challenge it won (the challenger was not
+    #            promoted), so the quality trigger waits for a full lookback of fresh labelled
+    #            time before it may fire again. No verdict while that span is still filling.
+    baseline: Literal["holdout", "served"] = "holdout"
 
 
 class RetrainSettings(_Strict):
@@ -237,6 +246,11 @@ class RetrainSettings(_Strict):
     # Retrain too when the champion's training data ends more than this many days before the
     # newest batch, whatever drift and quality say (a schedule as a floor). None: never by age.
     max_age_days: float | None = Field(None, gt=0)
+    # Drift and quality retrain only when the champion's data (or the newest holdout it held
+    # its own on) ends at least this many days before the batch; sooner they are reported and
+    # held. A challenger trained sooner learns from almost the champion's window and is scored
+    # on a holdout the champion has partly trained on. None: no wait.
+    min_age_days: float | None = Field(None, ge=0)
     # "if_better": a challenger must beat the champion on the holdout (by promotion_margin);
     # "always": every challenger is deployed (a plain retraining schedule).
     promote: Literal["if_better", "always"] = "if_better"
@@ -347,6 +361,13 @@ class Settings(BaseSettings):
                 f"history.keep_days ({self.history.keep_days:g}) is shorter than"
                 f" retrain.window_days ({self.retrain.window_days:g}): the training window would"
                 " be pruned away; keep at least the window"
+            )
+        r = self.retrain
+        lo, hi = r.min_age_days, r.max_age_days
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(
+                f"retrain.min_age_days ({r.min_age_days:g}) is above retrain.max_age_days"
+                f" ({r.max_age_days:g}): the age trigger would fire before the others may"
             )
         known = set(self.model.features)
         # "prediction" names the champion's output, judged by the same engine (prediction drift).

@@ -7,9 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from driftwatch.model.quality import QualityResult
+from driftwatch.monitor.baseline import served_baseline
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.policy import decide, promotion_decision
+from driftwatch.monitor.ports import FROM_FILE, PREDICTED, SERVED_BY
 from tests.test_history import day
 from tests.test_pipeline import FAST, WHOLE, memory_cycle
 
@@ -44,7 +48,11 @@ def test_a_champion_that_holds_its_own_is_rebaselined_and_counts_as_fresh(
 ) -> None:
     # A margin no challenger meets: every challenge is lost.
     plan = Plan.load(
-        make_config(model=FAST, drift=WHOLE, retrain={"promotion_margin": 0.9, "max_age_days": 5})
+        make_config(
+            model=FAST,
+            drift=WHOLE,
+            retrain={"promotion_margin": 0.9, "max_age_days": 5, "min_age_days": None},
+        )
     )
     items = [("jan", day(january, 15)), ("jul", day(july, 10))]
     cycle, log = memory_cycle(plan, items)
@@ -80,3 +88,93 @@ def test_the_quality_lookback_counts_each_row_once(
     y, _ = labels_to_judge(batch, preds, history, "1", spec, ["a", "b"])
     labelled = [f["air_time"].notna().sum() for f in (a, b, day(january, 2))]
     assert len(y) == sum(labelled)  # a once, b, and z from history
+
+
+def _degraded() -> QualityResult:
+    return QualityResult(
+        metric="rmse", value=13.0, baseline=10.0, labelled_rows=500, degraded=True,
+        reason="rmse 13 vs baseline 10 (+30.0% worse; degraded, limit 1)", metrics={"rmse": 13.0},
+    )  # fmt: skip
+
+
+def test_drift_and_quality_wait_for_min_age_days() -> None:
+    """A champion younger than retrain.min_age_days is not challenged on drift or quality: the
+    findings are reported and held; the age trigger is never held."""
+    held = decide([], _degraded(), None, True, 100, "monitor", age=3.0, max_age=28, min_age=12)
+    assert held.action == "no_retrain" and held.triggers == {"quality"}
+    assert "held: the champion's data ends 3.0 days before this batch" in held.reason
+    due = decide([], _degraded(), None, True, 100, "monitor", age=12.5, max_age=28, min_age=12)
+    assert due.action == "retrain" and due.triggers == {"quality"}
+    assert decide([], _degraded(), None, True, 100, "monitor", age=3.0).action == "retrain"
+    old = decide([], None, None, True, 100, "monitor", age=30, max_age=28, min_age=12)
+    assert old.action == "retrain" and old.triggers == {"age"}
+
+
+def test_min_age_days_above_max_age_days_is_refused(make_config: Callable[..., Path]) -> None:
+    from driftwatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min_age_days"):
+        Plan.load(make_config(retrain={"min_age_days": 30, "max_age_days": 28}))
+
+
+def _served(
+    hours: list[int], champion: str = "2", file_of: Callable[[int], str] = str
+) -> pd.DataFrame:
+    start = pd.Timestamp("2013-03-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "time_hour": [start + pd.Timedelta(hours=h) for h in hours],
+            "air_time": [100.0 + (h % 2) * 20 for h in hours],  # errors of 0 and 20 alternate
+            FROM_FILE: [file_of(h) for h in hours],
+            SERVED_BY: champion,
+            PREDICTED: 100.0,
+        }
+    )
+
+
+def test_the_served_baseline_is_the_first_lookback_in_service(
+    make_config: Callable[..., Path],
+) -> None:
+    """quality.baseline: served: the champion's realised metric over its first lookback after
+    ``since`` (its training data's end, or a lost challenge's holdout), once that span is over."""
+    s = Plan.load(make_config(quality={"lookback_hours": 24, "min_labelled_rows": 10})).settings
+    t0 = pd.Timestamp("2013-03-01", tz="UTC")
+    history = pd.concat([_served(list(range(48))), _served([50, 51], champion="1")])
+    measuring = served_baseline(history, "2", None, t0 + pd.Timedelta(hours=20), s.model, s.quality)
+    assert not measuring.scores and "measuring its first 24 h in service" in measuring.note
+    done = served_baseline(history, "2", None, t0 + pd.Timedelta(hours=30), s.model, s.quality)
+    assert done.rows == 25 and done.scores["rmse"] == pytest.approx((12 / 25 * 400) ** 0.5)
+    # After a lost challenge whose holdout ended at hour 40, the span starts again after it.
+    since = t0 + pd.Timedelta(hours=40)
+    again = served_baseline(history, "2", since, t0 + pd.Timedelta(hours=47), s.model, s.quality)
+    assert not again.scores and "measuring" in again.note
+    other = served_baseline(history, "3", None, t0 + pd.Timedelta(hours=60), s.model, s.quality)
+    assert not other.scores and "none served yet" in other.note
+
+
+def test_without_a_lookback_the_served_baseline_is_the_first_batch(
+    make_config: Callable[..., Path],
+) -> None:
+    s = Plan.load(make_config(quality={"min_labelled_rows": 10})).settings
+    history = _served(list(range(48)), file_of=lambda h: f"day{h // 24}")
+    newest = pd.Timestamp("2013-03-03", tz="UTC")
+    first = served_baseline(history, "2", None, newest, s.model, s.quality)
+    assert first.rows == 24 and first.end == str(pd.Timestamp("2013-03-01 23:00", tz="UTC"))
+
+
+def test_a_served_baseline_gives_no_verdict_until_measured(
+    make_config: Callable[..., Path], january: pd.DataFrame
+) -> None:
+    """Through the use case: the first batch a champion serves is its baseline (no verdict);
+    the next one is judged against the champion's realised error on it."""
+    plan = Plan.load(make_config(model=FAST, drift=WHOLE, quality={"baseline": "served"}))
+    items = [(f"jan{d}", day(january, d)) for d in (15, 16, 17)]
+    cycle, _ = memory_cycle(plan, items)
+    cycle.run(run_id="jan15")  # bootstrap
+    first = cycle.run(run_id="jan16")
+    assert first.quality is not None and first.quality.degraded is None
+    assert "measuring its first batch in service" in first.quality.reason
+    second = cycle.run(run_id="jan17")
+    assert second.quality is not None and second.quality.degraded is not None
+    assert second.quality.baseline == pytest.approx(first.quality.value)
+    assert "baseline: its first batch in service" in second.quality.reason

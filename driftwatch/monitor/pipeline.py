@@ -27,6 +27,7 @@ from driftwatch.model.estimators import predict, target, train
 from driftwatch.model.quality import QualityResult, score, score_predictions
 from driftwatch.model.quality import assess as assess_quality
 from driftwatch.model.schema import labelled
+from driftwatch.monitor.baseline import ServedBaseline, served_baseline
 from driftwatch.monitor.plan import PREDICTION, Plan
 from driftwatch.monitor.policy import decide, promotion_decision
 from driftwatch.monitor.ports import (
@@ -88,12 +89,15 @@ def assess(
     blocks: BlockJudging | None = None,
     recent: pd.DataFrame | None = None,
     age: float | None = None,
+    served: ServedBaseline | None = None,
 ) -> Findings:
     """Feature drift against the reference (per horizon on time-block thresholds), the
     champion's quality where labels have arrived, drift of its predictions, and the decision.
 
     ``recent``: history rows of the quality lookback (``quality.lookback_hours``) whose late
-    labels have arrived, with the champion's predictions made when they were served."""
+    labels have arrived, with the champion's predictions made when they were served.
+    ``served``: with ``quality.baseline: served``, the champion's realised baseline (no quality
+    verdict while it is being measured)."""
     drift = quality = prediction = predictions = None
     horizons: tuple[DriftResult, ...] = ()
     if batch.rows and blocks is not None:
@@ -109,10 +113,18 @@ def assess(
         y, p = labels_to_judge(
             batch.frame, predictions, recent, champion.version, spec, batch.all_files
         )
-        quality = assess_quality(
-            score_predictions(y, p, spec), champion.baseline, len(y), plan.metric,
-            plan.settings.quality,
-        )  # fmt: skip
+        q = plan.settings.quality
+        baseline = champion.baseline
+        if q.baseline == "served":
+            baseline = served.scores if served is not None else {}
+        quality = assess_quality(score_predictions(y, p, spec), baseline, len(y), plan.metric, q)
+        if q.baseline == "served" and served is not None:
+            if quality.baseline is None and served.note:
+                quality = quality.model_copy(
+                    update={"reason": f"no quality verdict: {served.note}"}
+                )
+            elif quality.baseline is not None:
+                quality = quality.model_copy(update={"reason": f"{quality.reason} ({served.note})"})
         if reference is not None:
             prediction = prediction_drift(plan, model, reference, batch.frame)
     decision = decide(
@@ -124,6 +136,7 @@ def assess(
         plan.policy,
         age,
         plan.settings.retrain.max_age_days,
+        plan.settings.retrain.min_age_days,
     )
     return Findings(drift, quality, prediction, decision, horizons, predictions)
 
@@ -410,21 +423,32 @@ class MonitorCycle:
     def assess(self, batch: Batch, champion: Champion | None, ref: ReferenceHandle) -> Findings:
         """Load what judging needs (only when there are rows), then the pure ``assess`` step."""
         step, plan = self.steps, self.plan
-        model = profile = calibration = reference = blocks = recent = age = None
+        model = profile = calibration = reference = blocks = recent = age = served = None
+        s = plan.settings
         if batch.rows:
             if champion is not None:
                 model = step(
                     "load champion model", self.registry.load_model, champion.version, retry=True
                 )
-                if plan.settings.quality.lookback_hours:
+                if s.quality.lookback_hours:
                     recent = step("read recent history", self.recent_history, retry=True)
-                if plan.settings.drift.prediction_drift:
+                if s.drift.prediction_drift:
                     reference = step("load reference", self.references.frame, ref, retry=True)
-                if plan.settings.retrain.max_age_days:
+                served_mode = s.quality.baseline == "served"
+                if s.retrain.max_age_days or s.retrain.min_age_days is not None or served_mode:
                     trained = reference
                     if trained is None:
                         trained = step("load reference", self.references.frame, ref, retry=True)
                     age = champion_age(plan, trained, batch.frame, champion.validated_until)
+                    if served_mode:
+                        served = step(
+                            "measure served baseline",
+                            self.served_baseline,
+                            champion,
+                            trained,
+                            batch.frame,
+                            retry=True,
+                        )
             if plan.time_blocks:
                 blocks = self.block_judging(batch, ref)
             else:
@@ -446,7 +470,25 @@ class MonitorCycle:
             blocks,
             recent,
             age,
+            served,
         )
+
+    def served_baseline(
+        self, champion: Champion, trained: pd.DataFrame, frame: pd.DataFrame
+    ) -> ServedBaseline:
+        """The champion's realised baseline (``quality.baseline: served``), from the history it
+        has served since its training data (or the holdout of a challenge it won) ended."""
+        ts = self.plan.settings.model.timestamp
+        if not ts or ts not in trained.columns or ts not in frame.columns or trained.empty:
+            return ServedBaseline(note="no timestamp to place its service in time")
+        since = trained[ts].max()
+        if champion.validated_until:
+            since = max(since, pd.Timestamp(champion.validated_until))
+        newest = frame[ts].max()
+        days = max(0.0, (newest - since) / pd.Timedelta(days=1))
+        rows = self.history.rows(days=days)
+        q = self.plan.settings
+        return served_baseline(rows, champion.version, since, newest, q.model, q.quality)
 
     def recent_history(self) -> pd.DataFrame:
         """History rows of the quality lookback (the newest ``quality.lookback_hours``)."""

@@ -78,7 +78,7 @@ def plot_history(
         linestyle="--",
         color="#1f77b4",
         alpha=0.6,
-        label="champion baseline (holdout)",
+        label="champion baseline (holdout, or served: quality.baseline)",
     )
     kept = [i for i, r in enumerate(results) if r.retrain and not r.retrain.promoted]
     promoted = [i for i, r in enumerate(results) if r.retrain and r.retrain.promoted]
