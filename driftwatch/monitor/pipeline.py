@@ -120,9 +120,9 @@ def assess(
         quality = assess_quality(score_predictions(y, p, spec), baseline, len(y), plan.metric, q)
         if q.baseline == "served" and served is not None:
             if quality.baseline is None and served.note:
-                quality = quality.model_copy(
-                    update={"reason": f"no quality verdict: {served.note}"}
-                )
+                # Too few labels is said first: it is the reason there is nothing to judge.
+                first = quality.reason if quality.degraded is None else "no quality verdict"
+                quality = quality.model_copy(update={"reason": f"{first}; {served.note}"})
             elif quality.baseline is not None:
                 quality = quality.model_copy(update={"reason": f"{quality.reason} ({served.note})"})
         if reference is not None:
