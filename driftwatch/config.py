@@ -152,6 +152,10 @@ class CalibrationSettings(_Strict):
     # time_blocks: blocks with fewer rows are left out of the calibration (and such a horizon's
     # batch is not judged).
     min_block_rows: int = Field(20, ge=5)
+    # time_blocks: at most this share of the reference's days may be set aside as broken feeds
+    # (a column wholly null, then back) before its missing-share threshold is set, so that one
+    # outage in the reference does not blind the monitor to the next. 0: none set aside.
+    incident_share: float = Field(0.05, ge=0, le=0.2)
     # Written by `driftwatch calibrate`, read by the monitor when its provenance matches.
     file: Path = Path("calibration.yaml")
     # The batch size to calibrate for; null: the size of each batch checked (rounded down to a

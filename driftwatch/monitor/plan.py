@@ -224,6 +224,7 @@ class Plan(BaseModel):
             rate=self.horizon_rate if rate is None else rate,
             confidence=s.drift.calibration.confidence,
             min_rows=s.drift.calibration.min_block_rows,
+            incident_share=s.drift.calibration.incident_share,
             pinned=pinned,
             counts=self.counting,
         )
@@ -252,6 +253,7 @@ class Plan(BaseModel):
             "rate": self.horizon_rate,
             "confidence": s.drift.calibration.confidence,
             "min_block_rows": s.drift.calibration.min_block_rows,
+            "incident_share": s.drift.calibration.incident_share,
             "max_reference_rows": s.drift.calibration.max_reference_rows,
             "timezone": s.model.timezone,
             "numerical": s.model.numerical,
