@@ -13,8 +13,8 @@ Statistics ("components"), every one counted in the dataset alarm, thresholds se
   numerical   ``wasserstein`` (W1 / reference std), ``ks`` (Kolmogorov-Smirnov D: robust to
               heavy tails, catches a location shift that storm days hide from W1), ``missing``
               (share of nulls: a broken feed), ``novel`` (share of values outside the
-              reference's range or off its lattice: a rescaled column), ``modal`` (share of the most frequent value: a frozen
-              column);
+              reference's range or off its lattice: a rescaled column), ``modal`` (share of
+              the most frequent value: a frozen column);
   categorical ``jensenshannon``, ``missing``, ``novel`` (a recoding), ``modal``;
   cross       ``resid`` (RMS of the standardised residual of a numerical column regressed
               linearly on the other numerical columns, only where they explain it, R^2 >=
@@ -403,10 +403,10 @@ def conservative_thresholds(
     Distances and bounded statistics get the upper-half bound (:func:`_upper_half_bound`);
     the missing / novel shares, mostly exact zeros where a tail scale means nothing, a Beta
     fitted by moments plus a Poisson rare-event floor (``rows`` per block, ``hours`` of span:
-    :func:`_count_floor`). For the missing shares (``missing``:
-    which components those are) up to ``incident_days`` days of the reference may be set aside
-    as broken feeds (:func:`_reference_incidents`; ``touches``: blocks x days, which days each
-    block covers). Returns the thresholds and, per component index, the days set aside."""
+    :func:`_count_floor`). For the missing shares (``missing``: which components those are) up
+    to ``incident_days`` days of the reference may be set aside as broken feeds
+    (:func:`_reference_incidents`; ``touches``: blocks x days, which days each block covers).
+    Returns the thresholds and, per component index, the days set aside."""
     n, m_all = null.shape
     n_eff = n if n_eff is None else max(min(n_eff, n), 2)
     thr = np.full(m_all, np.inf)
@@ -416,9 +416,11 @@ def conservative_thresholds(
     ]
     level = rate / max(len(live), 1)
 
-    def count_bound(x: np.ndarray, live_j: bool) -> float:
+    def count_bound(x: np.ndarray) -> float:
+        """``x``: a component's finite quiet values (all, or those left by set-aside days);
+        live as above when it has >= 3 values that vary."""
         floor = _count_floor(x, level, n_eff, rows, hours)
-        if not live_j or len(x) < 3 or float(np.std(x)) == 0:
+        if len(x) < 3 or float(np.std(x)) == 0:
             return max(float(x.max()), floor)
         return max(_share_bound(x, level, n_eff), float(x.max()), floor)
 
@@ -428,11 +430,9 @@ def conservative_thresholds(
         if len(x) == 0:
             continue
         if kinds[j] == "count":
-            thr[j] = count_bound(x, j in live)
+            thr[j] = count_bound(x)
             if touches is not None and incident_days > 0 and missing and missing[j]:
-                found = _reference_incidents(
-                    x, touches[ok], incident_days, lambda y, j=j: count_bound(y, j in live)
-                )
+                found = _reference_incidents(x, touches[ok], incident_days, count_bound)
                 if found is not None:
                     set_aside[j], thr[j] = found
             continue
@@ -457,9 +457,8 @@ def _reference_incidents(
     blocks where the column is entirely null, every other block of the day within the bound
     fitted without those days. A ramp of partly-null blocks (a blizzard cancelling more and
     more flights, ``dep_delay`` null for each) is the world, not a feed, and stays quiet. When
-    more than ``cap`` days
-    look like that, the pattern is normal for the column (pressure is all-null in ~6% of
-    2013's hours) and nothing is set aside. Returns (days, threshold)."""
+    more than ``cap`` days look like that, the pattern is normal for the column (pressure is
+    all-null in ~6% of 2013's hours) and nothing is set aside. Returns (days, threshold)."""
     per_day = np.where(touches, x[:, None], -np.inf).max(axis=0)
     order = [d for d in np.argsort(-per_day, kind="stable") if np.isfinite(per_day[d])]
     for k in range(1, min(cap, len(order) - 1) + 1):
@@ -535,8 +534,8 @@ class BlockCalibrator:
         self.pinned = dict(pinned or {})
         # Columns whose components raise the alarm (None: all); the rest are report-only.
         self.counts = counts
-        # At most this share of the reference's days may be set aside as data incidents for the
-        # missing / novel shares (conservative rule; see _reference_incidents).
+        # At most this share of the reference's days may be set aside as broken feeds for the
+        # missing shares (conservative rule; see _reference_incidents).
         self.incident_share = incident_share
 
     def fit(
@@ -583,20 +582,18 @@ class BlockCalibrator:
                     )
                     thr[j] = max(thr[j], floor)
         else:
-            kinds = [KIND[c.split(":")[1]] for c in comps]
-            sub = [k for k, f in zip(kinds, free, strict=True) if f]
+            free_names = [c for c, f in zip(comps, free, strict=True) if f]
             thr[free], set_aside = conservative_thresholds(
                 null[:, free],
-                sub,
+                [KIND[c.split(":")[1]] for c in free_names],
                 self.rate,
                 self.n_days_,
                 rows=self.median_rows_,
                 hours=span / pd.Timedelta("1h"),
                 touches=self.touches_,
                 incident_days=int(self.incident_share * self.n_days_),
-                missing=[c.endswith(":missing") for c, f in zip(comps, free, strict=True) if f],
+                missing=[c.endswith(":missing") for c in free_names],
             )
-            free_names = [c for c, f in zip(comps, free, strict=True) if f]
             for j, days in set_aside.items():
                 when = ", ".join(str((self.day0_ + pd.Timedelta(days=d)).date()) for d in days)
                 notes.append(
