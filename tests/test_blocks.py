@@ -311,6 +311,33 @@ def test_novel_numbers_are_off_the_lattice_or_out_of_range_not_gaps_in_a_sparse_
     assert novel.tolist() == [False, False, False, False, True, True]
 
 
+def test_a_record_day_is_not_a_new_kind_of_value_but_a_unit_change_past_a_hard_bound_is() -> None:
+    """A stationary series sets a record on about one day in n + 1: a day slightly colder than
+    every reference day is weather, not novelty. A column that reaches the same bound every
+    day (the longest route flies daily) gets no margin: miles sent as km still leave it."""
+    from driftwatch.engine.blocks import fit_profile
+
+    rng = np.random.default_rng(3)
+    days = np.repeat(pd.date_range("2024-01-01", periods=30, freq="D"), 24)
+    level = np.repeat(rng.normal(0.0, 5.0, 30), 24)
+    reference = pd.DataFrame(
+        {
+            "temp": (level + rng.normal(0.0, 2.0, len(days))).round(1),
+            "distance": np.tile([100.0, 500.0, 1000.0, 4983.0], len(days) // 4),
+        }
+    )
+    profile = fit_profile(reference, ["temp", "distance"], [], timestamps=pd.Series(days))
+    temp, distance = profile.columns["temp"], profile.columns["distance"]
+    lo, hi = temp.values[0], temp.values[-1]
+    assert temp.margins[0] > 0 and temp.margins[1] > 0
+    assert not temp.novel(np.array([lo - 1.0, hi + 1.0])).any()  # a record, on the lattice
+    assert temp.novel(np.array([lo - 10 * temp.margins[0], hi + 10 * temp.margins[1]])).all()
+    assert distance.margins == (0.0, 0.0)
+    assert distance.novel(np.array([4983.0 * 1.609])).all()
+    bare = fit_profile(reference, ["temp"], []).columns["temp"]  # no timestamps: bare range
+    assert bare.margins == (0.0, 0.0) and bare.novel(np.array([hi + 1.0])).all()
+
+
 def test_a_one_hour_gap_is_caught_by_the_hour_not_by_the_day(
     two_months: pd.DataFrame, daily: BlockCalibrator, quiet_day: pd.DataFrame
 ) -> None:

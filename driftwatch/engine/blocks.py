@@ -63,7 +63,7 @@ CATEGORICAL_STATS = ("jensenshannon", "missing", "novel", "modal")
 # The statistic a pinned (user-set) column threshold applies to.
 PRIMARY = {"numerical": "wasserstein", "categorical": "jensenshannon"}
 # Part of every cache key of block thresholds: an upgraded driftwatch never reuses old ones.
-BLOCKS_FORMAT = 2
+BLOCKS_FORMAT = 3
 # The spans a batch's own time span is rounded up to when no horizon is configured.
 SPANS = ("1h", "6h", "1D", "7D")
 
@@ -96,15 +96,18 @@ class BlockColumn:
     counts: np.ndarray  # their reference counts
     n_missing: int
     step: float = 0.0  # numerical: the reference's lattice step (0: none, continuous values)
+    # numerical: how far a new day may pass the reference's range before its values count as
+    # novel (see record_margins); (0, 0) without timestamps
+    margins: tuple[float, float] = (0.0, 0.0)
 
     def novel(self, values: np.ndarray) -> np.ndarray:
-        """Numerical values that count as novel: outside the reference's range, or inside it
-        but off its lattice (a rescaled column: miles x 1.609). An unseen value *on* the
-        lattice inside the range (0.29 in of rain where the reference had 0.28 and 0.31) is
-        ordinary sparsity, not a new kind of value: counting it made rain and fog days of
-        sparse columns (precip, visib) alarm."""
+        """Numerical values that count as novel: beyond the reference's range by more than a
+        record margin, or inside it but off its lattice (a rescaled column: miles x 1.609).
+        An unseen value *on* the lattice inside the range (0.29 in of rain where the
+        reference had 0.28 and 0.31) is ordinary sparsity, not a new kind of value: counting
+        it made rain and fog days of sparse columns (precip, visib) alarm."""
         lo, hi = self.values[0], self.values[-1]
-        out = (values < lo) | (values > hi)
+        out = (values < lo - self.margins[0]) | (values > hi + self.margins[1])
         if self.step > 0:
             k = (values - lo) / self.step
             out |= np.abs(k - np.round(k)) > 1e-6 * np.maximum(1.0, np.abs(k))
@@ -168,24 +171,57 @@ def _design(frame: pd.DataFrame, cols: list[str], means: dict[str, float]) -> np
     return np.column_stack([np.ones(len(frame)), x])
 
 
+def record_margins(values: np.ndarray, days: np.ndarray) -> tuple[float, float]:
+    """How far past the reference's range a new day can go without being a new kind of value:
+    (median daily minimum - overall minimum, overall maximum - median daily maximum).
+
+    Why: a stationary series sets a new record on about one day in n + 1, so with a month of
+    reference ~3% of quiet days had values outside the bare range (a cold snap's dew point),
+    and their share of "novel" values raised the alarm. A new day is taken to be able to pass
+    the most extreme reference day by as much as that day passed a typical day. A column with
+    a hard bound reached every day (``distance``'s longest route, ``hour``'s first and last
+    departure) gets no margin, so miles sent as kilometres still leave its range."""
+    ok = ~np.isnan(values)
+    if not ok.any():
+        return 0.0, 0.0
+    frame = pd.DataFrame({"v": values[ok], "d": days[ok]}).groupby("d")["v"]
+    lows, highs = frame.min().to_numpy(), frame.max().to_numpy()
+    return (
+        float(np.median(lows) - lows.min()),
+        float(highs.max() - np.median(highs)),
+    )
+
+
 def fit_profile(
-    reference: pd.DataFrame, numerical: list[str], categorical: list[str], min_r2: float = 0.5
+    reference: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    min_r2: float = 0.5,
+    timestamps: pd.Series | None = None,
 ) -> BlockProfile:
+    """The reference as the block statistics need it. ``timestamps`` (local time, one per row):
+    numerical ranges get record margins (:func:`record_margins`); without them, none."""
+    days = None
+    if timestamps is not None:
+        days = pd.Series(timestamps).dt.floor("D").to_numpy()
     cols = {}
     for name in [*numerical, *categorical]:
         kind = "numerical" if name in numerical else "categorical"
+        margins = (0.0, 0.0)
         if kind == "numerical":
             arr = _numbers(reference[name])
             null = np.isnan(arr)
             vals, cnt = np.unique(arr[~null], return_counts=True)
             step = _lattice_step(vals)
+            if days is not None:
+                margins = record_margins(arr, days)
         else:
             text = _as_text(reference[name])
             null = text.isna().to_numpy()
             vals, cnt = np.unique(text[~null].to_numpy(dtype=str), return_counts=True)
             vals = vals.astype(object)
             step = 0.0
-        cols[name] = BlockColumn(name, kind, vals, cnt, int(null.sum()), step)
+        cols[name] = BlockColumn(name, kind, vals, cnt, int(null.sum()), step, margins)
     means = {c: float(np.nanmean(_numbers(reference[c]))) for c in numerical}
     regressions = []
     for t in numerical:
@@ -203,6 +239,11 @@ def fit_profile(
                 Regression(t, predictors, beta, float(max(r.std(), 1e-9)), float(r2))
             )
     return BlockProfile(cols, means, regressions, len(reference))
+
+
+def _local(ts: pd.Series) -> pd.Series:
+    """Wall-clock times without a zone: blocks and days are cut on the local clock."""
+    return ts.dt.tz_localize(None) if getattr(ts.dt, "tz", None) is not None else ts
 
 
 def _lattice_step(values: np.ndarray) -> float:
@@ -543,9 +584,15 @@ class BlockCalibrator:
     ) -> BlockCalibrator:
         started = time.perf_counter()
         span = pd.Timedelta(span)
-        self.profile_ = fit_profile(reference, self.numerical, self.categorical, self.min_r2)
-        comps = self.profile_.components
         ts = pd.Series(timestamps).reset_index(drop=True)
+        self.profile_ = fit_profile(
+            reference.reset_index(drop=True),
+            self.numerical,
+            self.categorical,
+            self.min_r2,
+            _local(ts),
+        )
+        comps = self.profile_.components
         null = self._block_null(reference.reset_index(drop=True), ts, span)
         self.null_ = null
         notes: list[str] = []
@@ -643,7 +690,7 @@ class BlockCalibrator:
 
     # -- the leave-day-out null, vectorised over blocks from count matrices ----------------------
     def _block_null(self, ref: pd.DataFrame, ts: pd.Series, span: pd.Timedelta) -> np.ndarray:
-        local = ts.dt.tz_localize(None) if getattr(ts.dt, "tz", None) is not None else ts
+        local = _local(ts)
         day0 = local.min().normalize()
         day = ((local - day0) // pd.Timedelta("1D")).to_numpy().astype(np.int64)
         n_days = int(day.max()) + 1
@@ -787,13 +834,14 @@ def _stats_from_counts(c: BlockColumn, block: np.ndarray, rest: np.ndarray) -> n
     empty = nb == 0
     nbs = np.maximum(nb, 1)[:, None]
     if c.kind == "numerical" and block.shape[1]:
-        # Outside the rest's range (every reference value is on the lattice): see
-        # BlockColumn.novel.
+        # Beyond the rest's range by more than the record margins (every reference value is
+        # on the lattice): see BlockColumn.novel. The margins come from the whole reference.
         seen = rest > 0
-        idx = np.arange(block.shape[1])[None, :]
-        lo = np.where(seen.any(1), seen.argmax(1), block.shape[1])[:, None]
-        hi = (block.shape[1] - 1 - seen[:, ::-1].argmax(1))[:, None]
-        novel = (block * ((idx < lo) | (idx > hi))).sum(1) / nbs[:, 0]
+        v = c.values.astype(float)
+        lo = v[np.where(seen.any(1), seen.argmax(1), 0)][:, None] - c.margins[0]
+        hi = v[block.shape[1] - 1 - seen[:, ::-1].argmax(1)][:, None] + c.margins[1]
+        lo[~seen.any(1)] = np.inf  # nothing left to compare with: every value is novel
+        novel = (block * ((v[None, :] < lo) | (v[None, :] > hi))).sum(1) / nbs[:, 0]
     else:
         novel = (block * (rest == 0)).sum(1) / nbs[:, 0]
     modal = (block.max(1) if block.shape[1] else np.zeros(len(block))) / nbs[:, 0]

@@ -241,7 +241,9 @@ class Plan(BaseModel):
         """The profile batches are scored against: the same rows the thresholds came from."""
         c = self.block_calibrator(pd.Timedelta("1h"))
         reference = self.calibration_reference(reference)
-        return fit_profile(reference, c.numerical, c.categorical, c.min_r2)
+        return fit_profile(
+            reference, c.numerical, c.categorical, c.min_r2, self.local_times(reference)
+        )
 
     def block_key(self, reference_sha256: str, span: pd.Timedelta) -> str:
         """What block thresholds depend on: the reference's content and every shaping setting."""
