@@ -355,7 +355,8 @@ class AlertsSettings(_Strict):
     timeout_seconds: float = Field(10, gt=0, le=300)
     # `driftwatch alerts install`: the notification block the automations send through (made
     # from the URL in webhook_env when that variable is set, else an existing block of the name).
-    block: str = Field("driftwatch-alerts", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # "<name>" (a Custom Webhook block) or "<type-slug>/<name>" (e.g. slack-webhook/ops).
+    block: str = Field("driftwatch-alerts", pattern=r"^([a-z0-9][a-z0-9-]*/)?[a-z0-9][a-z0-9-]*$")
     webhook_env: str = Field("DRIFTWATCH_ALERT_WEBHOOK", pattern=ENV_NAME)
     # No completed monitor run for this many hours: the "monitor went silent" automation fires.
     silent_hours: float = Field(3, gt=0, le=24 * 30)

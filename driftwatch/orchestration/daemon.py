@@ -5,9 +5,9 @@ An APScheduler 3.11 ``BlockingScheduler`` runs one monitor flow per tick (``max_
 and the last good settings are used, so a typo never stops monitoring. Only one daemon works on a
 state dir at a time: a second one waits as a hot standby on a kernel lock (released even on
 ``kill -9``). After each tick the configured alert targets hear of incidents that opened or
-ended (:mod:`driftwatch.alerts.notify`). On SIGTERM/SIGINT the daemon lets the current run finish within
-``orchestration.shutdown_grace_seconds``, else abandons it (its files stay claimed in the ledger
-and are taken again at the next start) and exits 0.
+ended (:mod:`driftwatch.alerts.notify`). On SIGTERM/SIGINT the daemon lets the current run
+finish within ``orchestration.shutdown_grace_seconds``, else abandons it (its files stay claimed
+in the ledger and are taken again at the next start) and exits 0.
 """
 
 from __future__ import annotations

@@ -78,3 +78,23 @@ def on_monitor_failure(flow: Any, flow_run: Any, state: Any) -> None:
     except Exception as exc:  # a bad config is the likely failure itself
         log.debug("failure hook: config unreadable (%s); model named 'unknown'", exc)
     emit([failed_event(model, str(flow_run.id), state.name, state.message or "")])
+
+
+def tell_rollback(settings: Any, frm: str, to: str, reference: str | None) -> None:
+    """``driftwatch rollback``: ``driftwatch.model.rolled-back`` to the Prefect server (only
+    when PREFECT_API_URL names one: no temporary API is started for one event) and to the
+    server-less targets. Neither can fail the rollback, which has already happened."""
+    from driftwatch.alerts.events import rolled_back_event
+    from driftwatch.orchestration import prefect_env
+
+    event = rolled_back_event(settings.model.name, frm, to, reference)
+    if settings.alerts.events and prefect_env.api_url():
+        prefect_env.configure()
+        emit([event])
+    if settings.alerts.targets:
+        from driftwatch.alerts.notify import notify
+
+        try:
+            notify(settings, [event], judged_rows=False)
+        except Exception as exc:  # the alias has moved; telling people is best effort
+            log.error("alerts: could not notify: %s: %s", type(exc).__name__, exc)
