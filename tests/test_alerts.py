@@ -183,3 +183,23 @@ def test_a_url_in_config_is_refused_naming_the_setting(make_config) -> None:
         load_settings(make_config(alerts={"targets": [{"env": "https://hooks.example/x"}]}))
     with pytest.raises(ConfigError, match=r"alerts\.targets\.0\.url"):
         load_settings(make_config(alerts={"targets": [{"url": "https://hooks.example/x"}]}))
+
+
+def test_data_incidents_name_the_file_and_whether_it_was_quarantined(
+    results: list[MonitorResult],
+) -> None:
+    reason = "/l/b.parquet: column 'temp' is missing"
+    bad = results[4].model_copy(
+        update={
+            "rejected": {"/l/b.parquet": reason},
+            "warnings": [f"quarantined: {reason}"],
+        }
+    )
+    (data,) = [e for e in ev.run_events(bad, "m", load_settings().quality) if e.event == ev.DATA]
+    assert data.incident == "data"
+    assert data.payload["problems"] == [
+        {"kind": "schema_error", "file": "/l/b.parquet", "reason": reason, "quarantined": True}
+    ]
+    empty = results[4].model_copy(update={"rows": 0, "drift": None, "horizons": []})
+    (data,) = [e for e in ev.run_events(empty, "m", load_settings().quality) if e.event == ev.DATA]
+    assert data.payload["problems"][0]["kind"] == "empty"

@@ -64,6 +64,22 @@ def events_of(url: str, run_id: str) -> list[Any]:
     return [e for e in page.events if any(r.id == f"prefect.flow-run.{run_id}" for r in e.related)]
 
 
+def named(url: str, names: list[str]) -> list[Any]:
+    """driftwatch events of this model with these names."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    with SyncPrefectClient(api=url) as client:
+        page = client.read_events(
+            filter=EventFilter(
+                event=EventNameFilter(name=names),
+                resource=EventResourceFilter(id=[f"driftwatch.model.{MODEL}"]),
+            ),
+            limit=50,
+        )
+    return list(page.events)
+
+
 def monitor(config: Path, batch: Path, url: str) -> dict[str, Any]:
     out = cli(["run", "--config", str(config), "--batch", str(batch), "--json"], url)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -96,6 +112,34 @@ def test_events_and_installed_automation_deliver_a_webhook(
                 a for a in client.read_automations() if a.name.startswith(f"driftwatch {MODEL}:")
             ]
         assert len(mine) == 7, [a.name for a in mine]
+
+        # 0. a landing file without a feature column: a data incident, and the run fails
+        (tmp_path / "landing").mkdir()
+        bad = write(
+            day(january, 14).drop(columns=["temp"]), tmp_path / "landing" / "no-temp.parquet"
+        )
+        out = cli(["run", "--config", str(config)], prefect_server)
+        assert out.returncode != 0 and "no-temp.parquet" in out.stderr, out.stderr[-2000:]
+        seen = wait_for(
+            lambda: named(
+                prefect_server, ["driftwatch.data.incident", "driftwatch.monitor.failed"]
+            ),
+            lambda ev: len({e.event for e in ev}) == 2,
+            120,
+            "driftwatch.data.incident and driftwatch.monitor.failed",
+        )
+        (incident,) = [e for e in seen if e.event == "driftwatch.data.incident"]
+        (problem,) = incident.payload["problems"]
+        assert problem["file"] == str(bad) and "temp" in problem["reason"]
+        assert problem["kind"] == "schema_error" and problem["quarantined"] is False
+        (failed,) = [e for e in seen if e.event == "driftwatch.monitor.failed"]
+        assert failed.payload["state"] == "Failed" and "temp" in failed.payload["message"]
+        assert any(r.id == f"prefect.flow-run.{failed.payload['run_id']}" for r in failed.related)
+        got.wait_for(
+            lambda bodies: any("monitor failed" in str(b.get("subject")) for b in bodies),
+            timeout=180,
+            what="the failed-monitor automation's webhook call",
+        )
 
         # 1. bootstrap: a promotion
         first = monitor(

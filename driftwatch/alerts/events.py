@@ -121,10 +121,16 @@ def data_problems(result: MonitorResult) -> list[dict[str, Any]]:
     problems: list[dict[str, Any]] = []
     for path, reason in sorted(result.rejected.items()):
         quarantined = any(w.startswith("quarantined:") and path in w for w in result.warnings)
-        kind = "quarantined" if quarantined else "rejected"
-        if "schema" in reason.lower() or "column" in reason.lower():
-            kind = f"schema_error, {kind}"
-        problems.append({"kind": kind, "file": path, "reason": reason})
+        # The reason is the reader's one line; a column named in it is a schema problem.
+        schema = "schema" in reason.lower() or "column" in reason.lower()
+        problems.append(
+            {
+                "kind": "schema_error" if schema else "rejected",
+                "file": path,
+                "reason": reason,
+                "quarantined": quarantined,
+            }
+        )
     if result.files and result.rows == 0 and not result.rejected:
         problems.append({"kind": "empty", "files": result.files, "reason": "no rows"})
     drifts = result.horizons or ([result.drift] if result.drift is not None else [])
