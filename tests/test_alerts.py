@@ -203,3 +203,20 @@ def test_data_incidents_name_the_file_and_whether_it_was_quarantined(
     empty = results[4].model_copy(update={"rows": 0, "drift": None, "horizons": []})
     (data,) = [e for e in ev.run_events(empty, "m", load_settings().quality) if e.event == ev.DATA]
     assert data.payload["problems"][0]["kind"] == "empty"
+
+
+def test_an_apprise_target_delivers_through_apprise(
+    make_config, results: list[MonitorResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with receiver() as got:
+        # Apprise's json:// posts {"title", "message", ...} to the URL: a real Apprise delivery.
+        monkeypatch.setenv("DRIFTWATCH_TEST_APPRISE", got.url.replace("http://", "json://"))
+        from driftwatch.orchestration.daemon import Daemon
+
+        daemon = Daemon(
+            make_config(alerts={"targets": [{"env": "DRIFTWATCH_TEST_APPRISE", "kind": "apprise"}]})
+        )
+        daemon._alert(None, results[1].to_dict())
+    (body,) = got.bodies
+    assert body["title"] == "driftwatch flights-air-time: driftwatch.drift.detected"
+    assert body["message"].startswith("drift detected")
