@@ -88,9 +88,18 @@ def tell_rollback(settings: Any, frm: str, to: str, reference: str | None) -> No
     from driftwatch.orchestration import prefect_env
 
     event = rolled_back_event(settings.model.name, frm, to, reference)
-    if settings.alerts.events and prefect_env.api_url():
-        prefect_env.configure()
-        emit([event])
+    url = prefect_env.api_url()
+    if settings.alerts.events and url:
+        from driftwatch.orchestration.runner import prefect_reachable
+
+        why = prefect_reachable(url)
+        if why is None:
+            prefect_env.configure()
+            emit([event])
+        else:
+            log.warning(
+                "%s not sent: the Prefect server at %s is unreachable (%s)", event.event, url, why
+            )
     if settings.alerts.targets:
         from driftwatch.alerts.notify import notify
 
