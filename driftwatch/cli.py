@@ -154,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="validate config.yaml and print the effective settings")
     _config_arg(p)
+
+    # -- alerts (issue 17) --
+    p = sub.add_parser("alerts", help="notifications: install the Prefect automations")
+    alerts = p.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    q = alerts.add_parser(
+        "install", help="create or update the automations (and webhook block) on the server"
+    )
+    _config_arg(q)
+    q.add_argument("--dry-run", action="store_true", help="print what would be created")
+    q.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")
     for command in sub.choices.values():  # `driftwatch status --debug` works too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")
     return parser
@@ -528,6 +538,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     with held:
         frm, to, ref = Registry(settings).rollback()
+    from driftwatch.orchestration.events import tell_rollback  # issue 17
+
+    tell_rollback(settings, frm, to, ref)
     print(
         f"champion moved back from v{frm} to v{to}; drift reference is now {ref or 'the shipped one'}"
     )
@@ -574,6 +587,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     champion = Registry(settings).champion()
     print(f"champion: v{champion.version}" if champion else "champion: none yet")
+    from driftwatch.alerts.notify import status_lines  # issue 17
+
+    for line in status_lines(settings):
+        print(line)
     return EXIT_OK
 
 
@@ -691,6 +708,16 @@ def cmd_realised(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- alerts (issue 17) --
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from driftwatch.config import load_settings
+    from driftwatch.orchestration.automations import install
+
+    for line in install(load_settings(args.config), dry_run=args.dry_run):
+        print(line)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Any] = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -706,6 +733,7 @@ COMMANDS: dict[str, Any] = {
     "report": cmd_report,
     "realised": cmd_realised,
     "config": cmd_config,
+    "alerts": cmd_alerts,  # issue 17
 }
 
 if __name__ == "__main__":

@@ -320,6 +320,51 @@ class RetentionSettings(_Strict):
     keep_last: int = Field(10, ge=1)
 
 
+# -- alerts (issue 17) ---------------------------------------------------------------------
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class AlertTarget(_Strict):
+    """Where the server-less notifier sends: the NAME of an environment variable holding the
+    URL (a webhook, or Apprise URLs), never the URL itself: config.yaml is not a secret store."""
+
+    env: str
+    kind: Literal["webhook", "apprise"] = "webhook"
+
+    @field_validator("env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        import re
+
+        if not re.match(ENV_NAME, v):
+            raise ValueError(
+                "expected the name of an environment variable that holds the URL (e.g."
+                " DRIFTWATCH_ALERT_WEBHOOK), not a URL: secrets do not belong in config.yaml"
+            )
+        return v
+
+
+class AlertsSettings(_Strict):
+    # Prefect events (driftwatch.drift.detected, ...) from every monitor run and retrain.
+    events: bool = True
+    # Server-less notifications from `driftwatch daemon`: one message when an incident opens,
+    # one when it ends. Leave empty when the Prefect server's automations notify instead.
+    targets: list[AlertTarget] = Field(default_factory=list)
+    retries: int = Field(3, ge=0, le=10)
+    backoff_seconds: float = Field(2, ge=0, le=300)
+    timeout_seconds: float = Field(10, gt=0, le=300)
+    # `driftwatch alerts install`: the notification block the automations send through (made
+    # from the URL in webhook_env when that variable is set, else an existing block of the name).
+    # "<name>" (a Custom Webhook block) or "<type-slug>/<name>" (e.g. slack-webhook/ops).
+    block: str = Field("driftwatch-alerts", pattern=r"^([a-z0-9][a-z0-9-]*/)?[a-z0-9][a-z0-9-]*$")
+    webhook_env: str = Field("DRIFTWATCH_ALERT_WEBHOOK", pattern=ENV_NAME)
+    # No completed monitor run for this many hours: the "monitor went silent" automation fires.
+    silent_hours: float = Field(3, gt=0, le=24 * 30)
+
+
+# -- end alerts ----------------------------------------------------------------------------
+
+
 class Settings(BaseSettings):
     """Build with :func:`load_settings` (which chooses the layers); ``Settings()`` alone would
     read ``os.environ`` but no file."""
@@ -342,6 +387,7 @@ class Settings(BaseSettings):
     report: ReportSettings = Field(default_factory=ReportSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)  # issue 17
 
     @field_validator("paths")
     @classmethod

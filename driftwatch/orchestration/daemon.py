@@ -4,9 +4,10 @@ An APScheduler 3.11 ``BlockingScheduler`` runs one monitor flow per tick (``max_
 ``coalesce=True``, a misfire grace time). Every tick re-reads config.yaml; a bad edit is logged
 and the last good settings are used, so a typo never stops monitoring. Only one daemon works on a
 state dir at a time: a second one waits as a hot standby on a kernel lock (released even on
-``kill -9``). On SIGTERM/SIGINT the daemon lets the current run finish within
-``orchestration.shutdown_grace_seconds``, else abandons it (its files stay claimed in the ledger
-and are taken again at the next start) and exits 0.
+``kill -9``). After each tick the configured alert targets hear of incidents that opened or
+ended (:mod:`driftwatch.alerts.notify`). On SIGTERM/SIGINT the daemon lets the current run
+finish within ``orchestration.shutdown_grace_seconds``, else abandons it (its files stay claimed
+in the ledger and are taken again at the next start) and exits 0.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class Daemon:
             from driftwatch.orchestration.runner import run_once
 
             state, result = run_once(str(config))
+            self._alert(state, result)
             took = time.time() - started
             if result is not None:
                 log.info(
@@ -116,6 +118,7 @@ class Daemon:
                     state.message,
                 )
         except Exception as exc:  # the daemon outlives any one run: log and wait for the next tick
+            self._alert(None, None, f"{type(exc).__name__}: {exc}")
             log.error(
                 "tick %d failed: %s: %s (files will be retried)",
                 self.ticks,
@@ -126,6 +129,31 @@ class Daemon:
             self.running.clear()
             if self.max_ticks and self.ticks >= self.max_ticks:
                 self.stop("max ticks reached")
+
+    def _alert(self, state: Any, result: dict[str, Any] | None, error: str = "") -> None:
+        """Server-less notifications of this tick (``alerts.targets``): one message when an
+        incident opens, one when it ends. Telling people never fails the tick."""
+        if not self.settings.alerts.targets:
+            return
+        try:
+            from driftwatch.alerts.notify import events_of_run, notify, stored_result
+            from driftwatch.monitor.result import MonitorResult
+
+            s = self.settings
+            if result is not None:
+                res = MonitorResult.from_dict(result)
+                events = events_of_run(s, res)
+            else:
+                run_id = None
+                if state is not None and state.state_details.flow_run_id:
+                    run_id = str(state.state_details.flow_run_id)
+                res = stored_result(s, run_id)
+                name = state.name if state is not None else "Crashed"
+                why = error or (state.message if state is not None else "") or "no message"
+                events = events_of_run(s, res, (name, why, run_id))
+            notify(s, events, judged_rows=res is not None and res.rows > 0)
+        except Exception as exc:
+            log.error("alerts: could not notify: %s: %s", type(exc).__name__, exc)
 
     # -- life cycle ------------------------------------------------------------------------
     def stop(self, why: str) -> None:

@@ -16,14 +16,15 @@ from prefect.states import Completed
 
 from driftwatch.errors import BatchError
 from driftwatch.monitor.pipeline import completion_message
+from driftwatch.orchestration.events import on_monitor_failure
 from driftwatch.orchestration.retrain_flow import retrain_flow
-from driftwatch.orchestration.tasks import PrefectSteps, load_plan_task
+from driftwatch.orchestration.tasks import PrefectSteps, emit_events_task, load_plan_task
 from driftwatch.orchestration.wiring import production_cycle
 from driftwatch.store import lock
 from driftwatch.store.landing import lock_path, owning
 
 
-@flow(name="driftwatch-monitor", validate_parameters=True)
+@flow(name="driftwatch-monitor", validate_parameters=True, on_failure=[on_monitor_failure])
 def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> Any:
     """Check the newest data; retrain when features drift or the champion's quality degrades.
 
@@ -31,6 +32,9 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
     (oldest first), under the landing dir's lock and only by the state dir that owns it, so two
     monitors (even with different state dirs) never work on the same landing dir. Either way the
     state dir's lock is held, which ``rollback`` and ``requeue`` take too.
+
+    Its findings are sent as Prefect events (README, "Events"); a failed run sends
+    ``driftwatch.monitor.failed`` from its failure hook.
     """
     plan = load_plan_task(config_path)
     steps = PrefectSteps(plan, {"retrain": retrain_flow})
@@ -38,6 +42,7 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
     held = lock.exclusive(lock_path(settings.paths.state)) if batch else owning(settings)
     with held:
         result = production_cycle(plan, steps, batch).run(str(flow_run.id) if flow_run.id else None)
+    emit_events_task(plan, result)
     if result.rejected:  # the good files are done; the run is marked failed to flag the bad ones
         raise BatchError(", ".join(result.rejected), "; ".join(result.rejected.values()))
     get_run_logger().info("outcome: %s (%.1f s)", result.outcome, result.seconds)

@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.result import MonitorResult
 
 T = TypeVar("T")
 
@@ -46,3 +47,11 @@ class PrefectSteps:
 def load_plan_task(config_path: str) -> Plan:
     """config.yaml read and validated once per run; the plan object travels from here on."""
     return Plan.load(config_path)
+
+
+@task(name="emit events", cache_policy=NO_CACHE)
+def emit_events_task(plan: Plan, result: MonitorResult) -> list[str]:
+    """The run's findings as Prefect events (drift, quality, data, retrain, completed)."""
+    from driftwatch.orchestration.events import emit_run_events
+
+    return emit_run_events(plan, result)

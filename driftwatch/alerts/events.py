@@ -1,0 +1,258 @@
+"""The driftwatch events a run gives rise to, built from its result objects: plain Python, no
+Prefect. The names and payloads are a stable contract (README, "Events"): users write Prefect
+automations and webhook receivers against them, so a field is added, never renamed or removed.
+
+Every event concerns one monitored model (resource ``driftwatch.model.<name>``). Events that
+describe a condition which lasts (drift, degraded quality, a data incident, failing runs) carry an
+``incident`` key: the server-less notifier sends one message when it opens and one when it ends,
+not one per tick while it lasts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftwatch.config import QualitySettings
+from driftwatch.engine.drift import DriftResult
+from driftwatch.monitor.result import MonitorResult, RetrainOutcome
+
+PREFIX = "driftwatch"
+DRIFT = "driftwatch.drift.detected"
+QUALITY = "driftwatch.quality.degraded"
+DATA = "driftwatch.data.incident"
+PROMOTED = "driftwatch.model.promoted"
+KEPT = "driftwatch.model.kept"
+ROLLED_BACK = "driftwatch.model.rolled-back"
+FAILED = "driftwatch.monitor.failed"
+# A run that completed: the heartbeat the "monitor went silent" automation expects.
+COMPLETED = "driftwatch.monitor.completed"
+ALL = (DRIFT, QUALITY, DATA, PROMOTED, KEPT, ROLLED_BACK, FAILED, COMPLETED)
+
+# Incident kinds (the de-duplication keys of the server-less notifier), by event.
+INCIDENTS = {DRIFT: "drift", QUALITY: "quality", DATA: "data", FAILED: "failed"}
+
+
+@dataclass(frozen=True)
+class DriftwatchEvent:
+    """One event: its name, the model it concerns, its payload and a line for people."""
+
+    event: str
+    model: str
+    payload: dict[str, Any]
+    summary: str
+    related_run: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resource_id(self) -> str:
+        return f"{PREFIX}.model.{self.model}"
+
+    @property
+    def incident(self) -> str | None:
+        """The lasting condition this event reports (None: a one-off, like a promotion)."""
+        return INCIDENTS.get(self.event)
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def drift_payload(result: MonitorResult, drift: DriftResult) -> dict[str, Any]:
+    """The horizon (or window) that alarmed, its drifted columns with score and threshold, the
+    rule and the false-alarm rate it holds."""
+    alarmed = [h.span for h in result.horizons if h.dataset_drift and h.span]
+    return {
+        "run_id": result.run_id,
+        "files": result.files,
+        "start": result.start,
+        "end": result.end,
+        "horizon": drift.span,
+        "horizons_alarmed": alarmed,
+        "window": result.window,
+        "rule": drift.method,
+        "rate": drift.alpha,
+        "drift_share": drift.drift_share,
+        "share": drift.share,
+        "n_drifted": drift.n_drifted,
+        "n_tested": drift.n_tested,
+        "rows": drift.rows_current,
+        "columns": [
+            {
+                "column": c.column,
+                "test": c.test,
+                "score": _round(c.score),
+                "threshold": _round(c.threshold),
+                "report_only": c.column in drift.report_only,
+            }
+            for c in drift.columns
+            if c.drifted
+        ],
+        "description": drift.description,
+        "decision": result.decision.action,
+    }
+
+
+def quality_payload(result: MonitorResult, tolerance: QualitySettings) -> dict[str, Any]:
+    q = result.quality
+    assert q is not None
+    return {
+        "run_id": result.run_id,
+        "metric": q.metric,
+        "value": _round(q.value),
+        "baseline": _round(q.baseline),
+        "baseline_kind": tolerance.baseline,
+        "tolerance": {
+            "relative": tolerance.relative_tolerance,
+            "absolute": tolerance.absolute_tolerance,
+        },
+        # Labels arrived: a realised metric. driftwatch does not estimate quality without
+        # labels (yet); the field is in the contract so an estimate can be told apart later.
+        "source": "realised",
+        "labelled_rows": q.labelled_rows,
+        "champion_version": result.champion_version,
+        "reason": q.reason,
+    }
+
+
+def data_problems(result: MonitorResult) -> list[dict[str, Any]]:
+    """What went wrong with the data itself: files rejected (schema, unreadable, too large) or
+    quarantined, a batch of files with no rows, a jump in the share of missing values."""
+    problems: list[dict[str, Any]] = []
+    for path, reason in sorted(result.rejected.items()):
+        quarantined = any(w.startswith("quarantined:") and path in w for w in result.warnings)
+        # The reason is the reader's one line; a column named in it is a schema problem.
+        schema = "schema" in reason.lower() or "column" in reason.lower()
+        problems.append(
+            {
+                "kind": "schema_error" if schema else "rejected",
+                "file": path,
+                "reason": reason,
+                "quarantined": quarantined,
+            }
+        )
+    if result.files and result.rows == 0 and not result.rejected:
+        problems.append({"kind": "empty", "files": result.files, "reason": "no rows"})
+    drifts = result.horizons or ([result.drift] if result.drift is not None else [])
+    seen: set[str] = set()
+    for d in drifts:
+        for c in d.columns:
+            if c.drifted and (c.test or "") == "missing" and c.column not in seen:
+                seen.add(c.column)
+                problems.append(
+                    {
+                        "kind": "missing_values",
+                        "column": c.column,
+                        "score": _round(c.score),
+                        "threshold": _round(c.threshold),
+                        "horizon": d.span,
+                    }
+                )
+    return problems
+
+
+def retrain_payload(result: MonitorResult | None, r: RetrainOutcome) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id if result is not None else None,
+        "trigger": sorted(result.decision.triggers) if result is not None else [],
+        "metric": r.metric,
+        "challenger_score": _round(r.challenger_score),
+        "champion_score": _round(r.champion_score),
+        "challenger_version": r.challenger_version,
+        "champion_version": r.champion_version,
+        "previous_version": r.previous_version,
+        "train_rows": r.train_rows,
+        "holdout_rows": r.holdout_rows,
+        "reason": r.reason,
+    }
+
+
+def run_events(
+    result: MonitorResult, model: str, quality: QualitySettings
+) -> list[DriftwatchEvent]:
+    """Every event of one completed monitor run, in the order they happened."""
+    run = result.run_id
+    out: list[DriftwatchEvent] = []
+    problems = data_problems(result)
+    if problems:
+        what = "; ".join(
+            f"{p['kind']}: {p.get('file') or p.get('column') or ', '.join(p.get('files', []))}"
+            for p in problems
+        )
+        out.append(
+            DriftwatchEvent(
+                DATA, model, {"run_id": run, "problems": problems}, f"data incident: {what}", run
+            )
+        )
+    d = result.drift
+    if d is not None and d.dataset_drift:
+        cols = ", ".join(d.drifted_columns) or "-"
+        at = f" at {d.span}" if d.span else ""
+        out.append(
+            DriftwatchEvent(
+                DRIFT,
+                model,
+                drift_payload(result, d),
+                f"drift detected{at}: {d.description or cols} (drifted: {cols})",
+                run,
+            )
+        )
+    if result.quality is not None and result.quality.degraded:
+        out.append(
+            DriftwatchEvent(
+                QUALITY,
+                model,
+                quality_payload(result, quality),
+                f"quality degraded: {result.quality.reason}",
+                run,
+            )
+        )
+    if result.retrain is not None:
+        r = result.retrain
+        name = PROMOTED if r.promoted else KEPT
+        verb = "promoted" if r.promoted else "kept (challenger lost)"
+        line = (
+            f"model {verb}: challenger v{r.challenger_version} {r.metric}="
+            f"{r.challenger_score:.4g} vs champion "
+            + (
+                f"v{r.previous_version} {r.champion_score:.4g}"
+                if r.champion_score is not None
+                else "(none)"
+            )
+        )
+        out.append(DriftwatchEvent(name, model, retrain_payload(result, r), line, run))
+    out.append(
+        DriftwatchEvent(
+            COMPLETED,
+            model,
+            {
+                "run_id": run,
+                "outcome": result.outcome,
+                "rows": result.rows,
+                "files": result.files,
+                "champion_version": result.champion_version,
+            },
+            f"monitor run completed: {result.outcome}",
+            run,
+        )
+    )
+    return out
+
+
+def failed_event(model: str, run_id: str | None, state: str, message: str) -> DriftwatchEvent:
+    return DriftwatchEvent(
+        FAILED,
+        model,
+        {"run_id": run_id, "state": state, "message": message},
+        f"monitor run {state.lower()}: {message}",
+        run_id,
+    )
+
+
+def rolled_back_event(model: str, frm: str, to: str, reference: str | None) -> DriftwatchEvent:
+    return DriftwatchEvent(
+        ROLLED_BACK,
+        model,
+        {"from_version": frm, "to_version": to, "reference": reference},
+        f"champion rolled back from v{frm} to v{to}",
+    )
