@@ -35,20 +35,30 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.engine.drift import DriftDetector, _prepare
+from driftwatch.engine.rules import ColumnRule
 from driftwatch.engine.stattests import ColumnSample, StatTest
+from driftwatch.engine.tails import Tail, fit_tail
 from driftwatch.files import atomic_write_bytes
 
-CALIBRATION_FORMAT = 1
+# 2: tail-model thresholds, their standard errors, untestable columns (threshold null + reason).
+CALIBRATION_FORMAT = 2
 
 
 @dataclass
 class ColumnThreshold:
     test: str
-    threshold: float
+    # None: the column cannot be judged at this batch size (``reason`` says why); never inf.
+    threshold: float | None
     pinned: bool = False
     # The resampled null statistic, for the reader: its median and its 99th percentile.
     null_median: float | None = None
     null_p99: float | None = None
+    # The threshold's own standard error (a bootstrap of the resampled batches): how much it
+    # would move if calibrated again with another random_state.
+    threshold_se: float | None = None
+    # The share of resampled batches in which the column had drift.min_rows usable values.
+    tested_share: float | None = None
+    reason: str = ""
 
 
 @dataclass
@@ -62,6 +72,8 @@ class Calibration:
     batches: int
     allowed_alarms: int
     in_sample_alarms: int
+    # The common per-column tail level the thresholds sit at (see _fit_levels).
+    level: float
     reference_sha256: str
     reference_rows: int
     key: str
@@ -71,8 +83,13 @@ class Calibration:
     warnings: list[str] = field(default_factory=list)
     format: int = CALIBRATION_FORMAT
 
-    def tests(self) -> dict[str, tuple[str | None, float | None]]:
-        return {c: (t.test, t.threshold) for c, t in self.columns.items()}
+    def tests(self) -> dict[str, ColumnRule]:
+        """The detector's per-column rules; a column without a threshold is judged
+        "insufficient data" with the calibration's reason."""
+        return {
+            c: ColumnRule(test=t.test, threshold=t.threshold, pinned=t.pinned, reason=t.reason)
+            for c, t in self.columns.items()
+        }
 
     def to_yaml(self) -> str:
         import yaml
@@ -103,7 +120,11 @@ class Calibration:
             raise ValueError(f"{path}: unreadable calibration file: {exc}") from exc
 
     def pins(self) -> dict[str, tuple[str, float]]:
-        return {c: (t.test, t.threshold) for c, t in self.columns.items() if t.pinned}
+        return {
+            c: (t.test, t.threshold)
+            for c, t in self.columns.items()
+            if t.pinned and t.threshold is not None
+        }
 
 
 def allowed_alarms(batches: int, rate: float, confidence: float) -> int:
@@ -121,12 +142,25 @@ def allowed_alarms(batches: int, rate: float, confidence: float) -> int:
     return r
 
 
-def size_bucket(rows: int) -> int:
-    """Round a batch size down to a step of sqrt(2): fewer calibrations, and a smaller size
-    means a wider null distribution, so the thresholds err on the quiet side."""
-    if rows < 2:
-        return max(rows, 1)
-    return max(1, int(2 ** (math.floor(2 * math.log2(rows)) / 2)))
+# Batch sizes are calibrated exactly below this, and in steps of 2 ** (1 / 8) above it.
+EXACT_BELOW = 64
+
+
+def size_bucket(rows: int, cap: int | None = None) -> int:
+    """The batch size thresholds are calibrated for: exact below 64 rows, else rounded down to
+    a step of 2 ** (1/8) (at most 8.3% fewer rows, so thresholds at most ~4% above the exact
+    size's: a null distance shrinks like 1 / sqrt(rows)), and at most ``cap``. Rounding down
+    errs on the quiet side: a smaller batch has a wider null distribution. Above the cap the
+    cap's thresholds are used (quiet side again; at that size the shifts the README measures
+    are caught anyway), which bounds a calibration's cost whatever the batch size."""
+    if rows < EXACT_BELOW:
+        out = max(rows, 1)
+    else:  # the largest int(2 ** (k / 8)) <= rows (idempotent: a bucket is its own bucket)
+        k = math.floor(8 * math.log2(rows))
+        while int(2 ** ((k + 1) / 8)) <= rows:
+            k += 1
+        out = max(EXACT_BELOW, int(2 ** (k / 8)))
+    return min(out, size_bucket(cap)) if cap else out  # the cap snapped to a bucket too
 
 
 @dataclass
@@ -154,10 +188,10 @@ class ThresholdCalibrator:
         detector: DriftDetector,
         batch_rows: int,
         false_alarm_rate: float = 0.01,
-        batches: int = 1000,
+        batches: int = 4000,
         confidence: float = 0.95,
         random_state: int = 0,
-        splits: int = 20,
+        splits: int = 1000,
     ) -> None:
         self.detector = detector
         self.batch_rows = batch_rows
@@ -199,7 +233,10 @@ class ThresholdCalibrator:
         cols = self._columns(reference)
         n = len(reference)
         null = np.full((self.batches, len(cols)), np.nan)
-        splits = max(1, min(self.splits, self.batches))
+        # A fresh split every 10 batches (split-to-split noise was half of the thresholds'
+        # spread at 20 splits), at most 20 million permuted rows in all (a bounded cost on a
+        # big reference, where one split differs little from the next anyway).
+        splits = max(1, min(self.splits, self.batches // 10, 20_000_000 // max(n, 1)))
         bounds = np.linspace(0, self.batches, splits + 1).astype(int)
         for s in range(splits):
             perm = rng.permutation(n)
@@ -218,85 +255,159 @@ class ThresholdCalibrator:
 
     # -- thresholds --------------------------------------------------------------------------
     def _set_thresholds(self, cols: list[_Column], null: np.ndarray) -> None:
-        # Severity: larger = more drift. p-value tests flip sign (drift when p <= threshold).
         flip = np.array([c.test.score == "p_value" for c in cols], dtype=bool)
-        sev = np.where(flip, -null, null)
-        sev = np.where(np.isnan(sev), -np.inf, sev)
-        pinned = np.array([c.threshold is not None for c in cols], dtype=bool)
-        pinned_sev = np.array(
-            [
-                (-c.threshold if f else c.threshold) if c.threshold is not None else np.inf
-                for c, f in zip(cols, flip, strict=True)
-            ],
-            dtype=float,
-        )
-        # Report-only columns get thresholds at the same per-column level but raise no alarm.
-        counts = np.array([c.name not in self.detector.report_only for c in cols], dtype=bool)
-        if not counts.any():  # all report-only: their level is set as if they counted
-            counts[:] = True
-        pinned_alarm = (sev[:, pinned & counts] >= pinned_sev[pinned & counts]).any(axis=1)
-        free = np.flatnonzero(~pinned)
-        free_counts = counts[free]
-        desc = -np.sort(-sev[:, free], axis=0)  # each free column, largest first
-        b = sev.shape[0]
-        allowed = allowed_alarms(b, self.false_alarm_rate, self.confidence)
         self.warnings_: list[str] = []
+        allowed = allowed_alarms(null.shape[0], self.false_alarm_rate, self.confidence)
         if allowed < 0:
             self.warnings_.append(
-                f"{b} resampled batches cannot show a {self.false_alarm_rate:g} false-alarm rate"
-                f" with {self.confidence:.0%} confidence; thresholds are set above every"
-                " resampled batch (raise drift.calibration.batches)"
+                f"{null.shape[0]} resampled batches cannot show a {self.false_alarm_rate:g}"
+                f" false-alarm rate with {self.confidence:.0%} confidence; thresholds are set"
+                " above every resampled batch (raise drift.calibration.batches)"
             )
             allowed = 0
-
-        def cut(k: int) -> np.ndarray:
-            # Thresholds that let at most k resampled values of each free column through:
-            # half-way between the (k+1)-th largest value and the next larger one.
-            top = desc[k] if k < b else np.full(free.size, -np.inf)
-            above = desc[k - 1] if k > 0 else top + np.maximum(np.abs(top) * 1e-9, 1e-12)
-            # -inf marks a batch where the column could not be tested (too few rows).
-            return np.where(np.isfinite(top), (top + above) / 2, above)
-
-        tested = np.isfinite(sev[:, free])
-
-        def alarms(k: int) -> int:
-            past = (tested & (sev[:, free] >= cut(k)))[:, free_counts]
-            return int((pinned_alarm | past.any(axis=1)).sum())
-
-        if int(pinned_alarm.sum()) > allowed:
+        fitted = _fit_levels(cols, null, flip, self._counting(cols), allowed, self.min_tested())
+        level, thresholds, alarms = fitted
+        if fitted.pinned_alarms > allowed:
             self.warnings_.append(
-                f"pinned thresholds alone alarm on {pinned_alarm.mean():.1%} of resampled quiet"
-                f" batches, above the {self.false_alarm_rate:g} target"
+                f"pinned thresholds alone alarm on {fitted.pinned_alarms / null.shape[0]:.1%} of"
+                f" resampled quiet batches, above the {self.false_alarm_rate:g} target"
             )
-        lo, hi = 0, b - 1  # largest k with alarms(k) <= allowed (alarms is monotone in k)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if alarms(mid) <= allowed:
-                lo = mid
-            else:
-                hi = mid - 1
-        k = lo
-        thresholds = dict(zip(free.tolist(), cut(k).tolist(), strict=True))
+        # The thresholds' own uncertainty: the same fit on batches resampled with replacement.
+        rng = np.random.default_rng(self.random_state + 1)
+        boot = []
+        for _ in range(BOOTSTRAP):
+            pick = rng.integers(0, null.shape[0], null.shape[0])
+            boot.append(
+                _fit_levels(
+                    cols, null[pick], flip, self._counting(cols), allowed, self.min_tested()
+                ).thresholds
+            )
         self.thresholds_: dict[str, ColumnThreshold] = {}
         for j, c in enumerate(cols):
             finite = null[:, j][np.isfinite(null[:, j])]
             med = float(np.median(finite)) if finite.size else None
             p99 = float(np.quantile(finite, 0.01 if flip[j] else 0.99)) if finite.size else None
+            tested = finite.size / null.shape[0]
             if c.threshold is not None:
-                self.thresholds_[c.name] = ColumnThreshold(c.test.name, c.threshold, True, med, p99)
+                self.thresholds_[c.name] = ColumnThreshold(
+                    c.test.name, c.threshold, True, med, p99, tested_share=round(tested, 4)
+                )
                 continue
             t = thresholds[j]
-            if not np.isfinite(t):  # the column was never testable at this batch size
-                t = 0.0 if flip[j] else float("inf")
-                self.warnings_.append(
-                    f"column {c.name!r} had too few usable values (drift.min_rows) in the"
-                    f" resampled batches of {self.batch_rows} rows: it cannot raise an alarm"
+            if t is None:
+                reason = (
+                    f"at {self.batch_rows} rows per batch only {finite.size} of"
+                    f" {null.shape[0]} resampled batches had {self.detector.min_rows}"
+                    " (drift.min_rows) usable values in this column: too few to estimate its"
+                    " threshold"
                 )
+                self.warnings_.append(f"column {c.name!r}: {reason}; it is not judged")
+                self.thresholds_[c.name] = ColumnThreshold(
+                    c.test.name, None, False, med, p99, reason=reason, tested_share=round(tested, 4)
+                )
+                continue
+            spread = [b[j] for b in boot if b[j] is not None]
+            se = float(np.std(spread, ddof=1)) if len(spread) > 1 else None
             self.thresholds_[c.name] = ColumnThreshold(
-                c.test.name, float(-t if flip[j] else t), False, med, p99
+                c.test.name,
+                float(t),
+                False,
+                med,
+                p99,
+                threshold_se=None if se is None else float(f"{se:.4g}"),
+                tested_share=round(tested, 4),
             )
+        self.level_ = level
         self.allowed_alarms_ = allowed
-        self.in_sample_alarms_ = alarms(k)
+        self.in_sample_alarms_ = alarms
+
+    def min_tested(self) -> int:
+        """Fewest resampled batches in which a column must be testable for a threshold."""
+        return max(MIN_TESTED, int(0.1 * self.batches))
+
+    def _counting(self, cols: list[_Column]) -> np.ndarray:
+        # Report-only columns get thresholds at the same per-column level but raise no alarm.
+        counts = np.array([c.name not in self.detector.report_only for c in cols], dtype=bool)
+        if not counts.any():  # all report-only: their level is set as if they counted
+            counts[:] = True
+        return counts
+
+
+# Bootstrap replicates of the threshold fit (closed-form tails: milliseconds each).
+BOOTSTRAP = 100
+# A column needs a threshold estimated from at least this many batches in which it was tested.
+MIN_TESTED = 100
+
+
+@dataclass
+class _Levels:
+    level: float
+    thresholds: list[float | None]  # the test's own scale; None: too rarely testable
+    alarms: int
+    pinned_alarms: int
+
+    def __iter__(self):  # level, thresholds, alarms = fitted
+        return iter((self.level, self.thresholds, self.alarms))
+
+
+def _fit_levels(
+    cols: list[_Column],
+    null: np.ndarray,
+    flip: np.ndarray,
+    counts: np.ndarray,
+    allowed: int,
+    min_tested: int,
+) -> _Levels:
+    """One common per-column tail level q for the free columns, the largest at which the
+    resampled batches with any counting column past its threshold (or a pinned one past its
+    pin) stay within ``allowed``; each threshold is its column's smooth ``1 - q`` quantile.
+
+    Why a tail model: with m columns the per-column level is about rate / m, beyond the largest
+    of 1,000 resampled values, and a threshold at the sample maximum is noisy (see tails.py).
+    Every batch is scored by its smallest tail probability over the columns, so the dataset
+    level still comes from the batches themselves (their correlation included) and sits well
+    inside the sample (the allowed count of alarms, e.g. the 5th of 1,000)."""
+    # Severity, larger = more drift: p-values as -log p (unbounded, so a tail can be fitted).
+    with np.errstate(divide="ignore"):
+        sev = np.where(flip, -np.log(np.maximum(null, 1e-300)), null)
+    b = sev.shape[0]
+    pinned = np.array([c.threshold is not None for c in cols], dtype=bool)
+    pinned_alarm = np.zeros(b, dtype=bool)
+    for j in np.flatnonzero(pinned & counts):
+        pin = -np.log(cols[j].threshold) if flip[j] else cols[j].threshold
+        pinned_alarm |= np.isfinite(sev[:, j]) & (sev[:, j] >= pin)
+    tails: dict[int, Tail] = {}
+    for j in np.flatnonzero(~pinned):
+        finite = sev[:, j][np.isfinite(sev[:, j])]
+        if finite.size >= min_tested:
+            tails[j] = fit_tail(finite)
+    # Each batch's smallest tail probability over the free counting columns it was tested on.
+    p = np.ones(b)
+    for j, tail in tails.items():
+        if counts[j]:
+            p = np.minimum(p, tail.sf(sev[:, j]))
+    room = allowed - int(pinned_alarm.sum())
+    free_p = np.sort(p[~pinned_alarm])
+    # The level at which `room` batches are expected to alarm. For rare alarms the count of
+    # batches with p <= q grows linearly in q, so it is read off the K-th smallest p (K well
+    # inside the sample, a 16% relative error at K = 40) instead of the room-th (5th of 1,000:
+    # 45%), which made the thresholds, and the detection, move with random_state.
+    k = min(max(40, 4 * (room + 1)), free_p.size // 2)
+    if room <= 0 or free_p.size == 0:
+        level = free_p[0] / 2 if free_p.size else 1e-12
+    elif room >= k:  # enough batches: the rank itself is stable
+        level = float(np.sqrt(max(free_p[room - 1], 1e-300) * free_p[room]))
+    else:
+        level = room * float(free_p[k - 1]) / k
+    level = float(max(min(level, 1.0), 1e-300))
+    thresholds: list[float | None] = [None] * len(cols)
+    alarm = pinned_alarm.copy()
+    for j, tail in tails.items():
+        t = tail.isf(level)
+        thresholds[j] = float(np.exp(-t)) if flip[j] else t
+        if counts[j]:
+            alarm |= np.isfinite(sev[:, j]) & (sev[:, j] >= t)
+    return _Levels(level, thresholds, int(alarm.sum()), int(pinned_alarm.sum()))
 
 
 def _null_scores(
@@ -410,7 +521,7 @@ def calibrate(
     reference_sha256: str,
     batch_rows: int,
     false_alarm_rate: float,
-    batches: int = 1000,
+    batches: int = 4000,
     confidence: float = 0.95,
     random_state: int = 0,
     reference_path: str = "",
@@ -434,6 +545,7 @@ def calibrate(
         batches=batches,
         allowed_alarms=cal.allowed_alarms_,
         in_sample_alarms=cal.in_sample_alarms_,
+        level=float(f"{cal.level_:.4g}"),
         reference_sha256=reference_sha256,
         reference_rows=len(reference),
         key=calibration_key(detector, reference_sha256, spec),

@@ -150,7 +150,10 @@ class CalibrationStore:
         if found and found.key == key:
             return found
         cal = plan.calibrate_rows(self.references.frame(ref), ref.sha256, rows, pins, str(ref.path))
-        cal.save(cached)
+        try:
+            cal.save(cached)
+        except OSError as exc:  # used now all the same; the next run calibrates again
+            log.warning("%s: cannot cache the calibration (%s)", cached, exc)
         for warning in cal.warnings:
             log.warning("calibration: %s", warning)
         log.info(
@@ -200,6 +203,8 @@ def load_calibration(path: Path) -> Calibration:
             raise ValueError(f"not a calibration of format {CALIBRATION_FORMAT}")
         raw["columns"] = {c: ColumnThreshold(**v) for c, v in raw["columns"].items()}
         for c, t in raw["columns"].items():
+            if t.threshold is None and t.reason:  # not judged at this size, and said why
+                continue
             _threshold(t.threshold, f"column {c!r}")
         return Calibration(**raw)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
