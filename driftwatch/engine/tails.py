@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # The share of tested values whose excesses the tail is fitted on, and the fewest excesses.
-TAIL_SHARE = 0.1
+TAIL_SHARE = 0.25
 MIN_EXCESSES = 20
 # The tail shape is kept within [-0.5, 0.5]: the PWM estimator needs shape < 0.5, and a
 # distance statistic's null has a light tail (shape near 0); further out is estimation noise.
