@@ -244,6 +244,7 @@ def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -
     from driftwatch.engine.drift import frame_fingerprint
     from driftwatch.model.schema import validate_batch
     from driftwatch.monitor.plan import Plan
+    from driftwatch.store.calibrations import CalibrationStore
 
     plan = Plan.load(args.config)
     spec = plan.settings.model
@@ -255,28 +256,36 @@ def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -
 
         current = validate_batch(current, spec, args.current)
         span = span_of(plan.local_times(current))
-        fitted = plan.calibrate_blocks(reference, span, rate=plan.settings.drift.false_alarm_rate)
-        for note in fitted.thresholds_.warnings:
+        # One horizon at the whole false_alarm_rate, cached like the monitor's (per reference
+        # content, span and settings) so the next check of this reference and span reuses it.
+        drift = plan.settings.drift.model_copy(update={"horizons": []})
+        one = Plan(settings=plan.settings.model_copy(update={"drift": drift}))
+        store = CalibrationStore(one, _LoadedReference(reference))
+        thresholds = store.block_thresholds(_reference_handle(args.reference), span)
+        for note in thresholds.warnings:
             print(f"note: {note}", file=sys.stderr)
-        detector = BlockDetector(
-            fitted.profile_, fitted.thresholds_, plan.counting, "", len(reference)
-        )
+        profile = one.block_profile(reference)
+        detector = BlockDetector(profile, thresholds, one.counting, "", profile.n_rows)
         return detector.check(current, source=args.current)
     # Calibrated once per reference content, size and settings: the monitor's own store (the
     # calibration file when its key matches, else state/calibration/), so the next check of
     # the same reference at this size reads the thresholds instead of recomputing them.
-    from driftwatch.files import file_hash
-    from driftwatch.monitor.ports import ReferenceHandle
-    from driftwatch.store.calibrations import CalibrationStore
-
-    path = Path(args.reference).resolve()
-    ref = ReferenceHandle(path, file_hash(path), path.name)
+    ref = _reference_handle(args.reference)
     cal = CalibrationStore(plan, _LoadedReference(reference)).thresholds(ref, len(current))
     for w in cal.warnings:
         print(f"note: {w}", file=sys.stderr)
     fingerprint = frame_fingerprint(reference)
     detector = plan.detector(cal.tests()).fit(reference, fingerprint)
     return detector.check(current, source=args.current)
+
+
+def _reference_handle(path_text: str) -> Any:
+    """The reference file as the calibration store keys it (its content's SHA-256)."""
+    from driftwatch.files import file_hash
+    from driftwatch.monitor.ports import ReferenceHandle
+
+    path = Path(path_text).resolve()
+    return ReferenceHandle(path, file_hash(path), path.name)
 
 
 class _LoadedReference:

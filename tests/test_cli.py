@@ -234,3 +234,24 @@ def test_check_at_edge_sizes_is_strict_json_a_verdict_or_a_reason_and_reuses_cal
     assert main([*check, "--current", str(shifted)]) == 0
     capsys.readouterr()
     assert {p.name: p.stat().st_mtime_ns for p in cache.glob("calibration-*.yaml")} == before
+
+
+def test_check_on_time_blocks_calibrates_once_per_reference_and_span(
+    make_config, tmp_path: Path, january: pd.DataFrame, capsys
+) -> None:
+    from driftwatch.store.flights import FLIGHTS_TZ
+
+    config = make_config()  # quiet: time_blocks, one horizon: the file's own span
+    reference = ROOT / "reference_data" / "flights_2013_01.parquet"
+    day = tmp_path / "day.parquet"
+    local = january["time_hour"].dt.tz_convert(FLIGHTS_TZ).dt.day
+    january[local == 20].to_parquet(day)
+    check = ["check", "--config", str(config), "--reference", str(reference), "--json"]
+    assert main([*check, "--current", str(day)]) in (0, 1)
+    first = strict_json(capsys.readouterr().out)
+    cached = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "state" / "calibration").glob("*")}
+    assert len(cached) == 1 and first["span"] == "1d"
+    assert main([*check, "--current", str(day)]) in (0, 1)
+    assert strict_json(capsys.readouterr().out)["verdict"] == first["verdict"]
+    again = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "state" / "calibration").glob("*")}
+    assert again == cached  # read back, not recalibrated

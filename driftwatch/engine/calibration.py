@@ -234,9 +234,9 @@ class ThresholdCalibrator:
         n = len(reference)
         null = np.full((self.batches, len(cols)), np.nan)
         # A fresh split every 10 batches (split-to-split noise was half of the thresholds'
-        # spread at 20 splits), at most 20 million permuted rows in all (a bounded cost on a
-        # big reference, where one split differs little from the next anyway).
-        splits = max(1, min(self.splits, self.batches // 10, 20_000_000 // max(n, 1)))
+        # spread at 20 splits), at most 10 million split rows in all (a bounded cost on a big
+        # reference, whose halves differ little from one split to the next anyway).
+        splits = max(1, min(self.splits, self.batches // 10, 10_000_000 // max(n, 1)))
         bounds = np.linspace(0, self.batches, splits + 1).astype(int)
         for s in range(splits):
             perm = rng.permutation(n)
