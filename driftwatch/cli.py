@@ -308,7 +308,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"driftwatch: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        from driftwatch import strictjson
+
+        print(strictjson.dumps(result, indent=2))
     else:
         print(f"{state.name}: {state.message}")
     return EXIT_OK if state.is_completed() else EXIT_FAILED

@@ -6,9 +6,12 @@ alarm far more often than 5%. Instead we *measure* the null distribution: split 
 in two random halves, fit the detector's reference side on one half, draw batches of the
 configured size from the other half (so no row is scored against itself), and record every
 column's statistic. The per-column thresholds are then set together, at one common per-column
-level, so that the share of resampled batches with *any* column past its threshold (the
+tail level, so that the share of resampled batches with *any* column past its threshold (the
 dataset-level alarm) stays within the target. Working on the maximum over columns accounts for
-the number of columns and for their correlation, which Bonferroni ignores.
+the number of columns and for their correlation, which Bonferroni ignores. Each column's tail is
+modelled (tails.py) so the thresholds are smooth quantiles inside the data, not the noisy
+sample maximum a per-column level of about rate / columns would otherwise land on; their
+bootstrap standard errors go into the calibration file.
 
 Two deliberate safety margins, both conservative: the allowed number of in-sample alarms is a
 binomial tolerance bound (the rate holds with ``confidence``, not just on average), and a half
@@ -358,15 +361,16 @@ def _fit_levels(
     allowed: int,
     min_tested: int,
 ) -> _Levels:
-    """One common per-column tail level q for the free columns, the largest at which the
+    """One common per-column tail level q for the free columns, the one at which the
     resampled batches with any counting column past its threshold (or a pinned one past its
-    pin) stay within ``allowed``; each threshold is its column's smooth ``1 - q`` quantile.
+    pin) are expected to number ``allowed``; each threshold is its column's smooth ``1 - q``
+    quantile.
 
-    Why a tail model: with m columns the per-column level is about rate / m, beyond the largest
-    of 1,000 resampled values, and a threshold at the sample maximum is noisy (see tails.py).
+    Why a tail model: with m columns the per-column level is about rate / m, at or beyond the
+    largest resampled value, and a threshold at the sample maximum is noisy (see tails.py).
     Every batch is scored by its smallest tail probability over the columns, so the dataset
-    level still comes from the batches themselves (their correlation included) and sits well
-    inside the sample (the allowed count of alarms, e.g. the 5th of 1,000)."""
+    level still comes from the batches themselves (their correlation included) and is read
+    well inside the sample."""
     # Severity, larger = more drift: p-values as -log p (unbounded, so a tail can be fitted).
     with np.errstate(divide="ignore"):
         sev = np.where(flip, -np.log(np.maximum(null, 1e-300)), null)
@@ -485,7 +489,11 @@ def _wasserstein_codes(values: np.ndarray, ref_counts: np.ndarray, codes: np.nda
     a = np.concatenate([np.zeros((b_rows, 1), dtype=np.int64), srt], axis=1)
     b = np.concatenate([srt, np.full((b_rows, 1), s - 1, dtype=np.int64)], axis=1)
     c = np.arange(m_rows + 1)[None, :] / np.maximum(n, 1)[:, None]
-    m = np.clip(np.searchsorted(r, c.ravel(), side="left").reshape(c.shape), a, b)
+    # Where F_ref crosses i / n depends on n only: looked up once per distinct batch count.
+    counts, which = np.unique(n, return_inverse=True)
+    steps = np.arange(m_rows + 1)
+    cross = np.stack([np.searchsorted(r, steps / max(int(u), 1), side="left") for u in counts])
+    m = np.clip(cross[which.ravel()], a, b)
     total = c * (d[m] - d[a]) - (rd[m] - rd[a]) + (rd[b] - rd[m]) - c * (d[b] - d[m])
     return total.sum(axis=1) / max(std, 0.001)
 
