@@ -126,6 +126,11 @@ def test_calibrate_writes_thresholds_with_provenance_and_check_uses_them(
     assert main([*check, "--current", str(moved), "--fail-on-drift"]) == 1
     assert main(["calibrate", "--config", str(config)]) == 2  # no size given anywhere
     assert "--batch-rows" in capsys.readouterr().err
+    # Several sizes: the first to the file, every one where the monitor and check look.
+    assert main([*args, "--batch-rows", "40", "1500"]) == 0
+    assert yaml.safe_load((tmp_path / "calibration.yaml").read_text())["batch_rows"] == 40
+    cached = [yaml.safe_load(p.read_text()) for p in (tmp_path / "state").glob("calibration/*")]
+    assert 1448 in {c["batch_rows"] for c in cached}
 
 
 def test_backtest_compare_overrides_are_validated_before_any_replay(make_config, capsys) -> None:

@@ -241,15 +241,23 @@ class ThresholdCalibrator:
         # reference, whose halves differ little from one split to the next anyway).
         splits = max(1, min(self.splits, self.batches // 10, 10_000_000 // max(n, 1)))
         bounds = np.linspace(0, self.batches, splits + 1).astype(int)
+        # Every column's codes side by side: a resampled row is one memory read for all of
+        # them (one read per column was most of the time on a 1M-row reference).
+        wide = max(c.values.size for c in cols) >= 2**31
+        table = np.stack([c.codes for c in cols], axis=1).astype(np.int64 if wide else np.int32)
         for s in range(splits):
             perm = rng.permutation(n)
             fit_rows, held_out = perm[: n // 2], perm[n // 2 :]
-            k = bounds[s + 1] - bounds[s]
-            picks = held_out[rng.integers(0, held_out.size, size=(k, self.batch_rows))]
-            for j, col in enumerate(cols):
-                null[bounds[s] : bounds[s + 1], j] = _null_scores(
-                    col, fit_rows, picks, self.detector.min_rows
-                )
+            # A few batches at a time: batches x rows x columns codes stay under ~64 MB.
+            chunk = max(1, 16_000_000 // (self.batch_rows * len(cols)))
+            for lo in range(bounds[s], bounds[s + 1], chunk):
+                hi = min(lo + chunk, bounds[s + 1])
+                picks = held_out[rng.integers(0, held_out.size, size=(hi - lo, self.batch_rows))]
+                drawn = table[picks]  # batches x rows x columns
+                for j, col in enumerate(cols):
+                    null[lo:hi, j] = _null_scores(
+                        col, fit_rows, picks, self.detector.min_rows, drawn[:, :, j]
+                    )
         self.columns_ = [c.name for c in cols]
         self.tests_ = {c.name: c.test.name for c in cols}
         self.null_ = null
@@ -415,9 +423,15 @@ def _fit_levels(
 
 
 def _null_scores(
-    col: _Column, fit_rows: np.ndarray, picks: np.ndarray, min_rows: int
+    col: _Column,
+    fit_rows: np.ndarray,
+    picks: np.ndarray,
+    min_rows: int,
+    drawn: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The column's statistic for each resampled batch (rows of ``picks``) against ``fit_rows``."""
+    """The column's statistic for each resampled batch (rows of ``picks``) against ``fit_rows``;
+    ``drawn``: the column's codes at ``picks``, when already gathered."""
+    all_codes = col.codes[picks] if drawn is None else drawn.astype(np.int64)
     size = col.values.size
     fit_codes = col.codes[fit_rows]
     ref_counts = np.bincount(fit_codes[fit_codes >= 0], minlength=size)
@@ -427,7 +441,7 @@ def _null_scores(
         # sorted values, O(rows) per batch instead of O(distinct values).
         step = max(1, 4_000_000 // max(picks.shape[1], 1))
         for lo in range(0, picks.shape[0], step):
-            codes = col.codes[picks[lo : lo + step]]
+            codes = all_codes[lo : lo + step]
             scores = _wasserstein_codes(col.values, ref_counts, codes)
             scores[(codes >= 0).sum(axis=1) < max(min_rows, 1)] = np.nan
             out[lo : lo + step] = scores
@@ -435,7 +449,7 @@ def _null_scores(
     # Batches are counted a few at a time: a count matrix is batches x distinct values.
     step = max(1, min(picks.shape[0], 4_000_000 // max(size, picks.shape[1])))
     for lo in range(0, picks.shape[0], step):
-        codes = col.codes[picks[lo : lo + step]]
+        codes = all_codes[lo : lo + step]
         valid = codes >= 0
         n_cur = valid.sum(axis=1)
         offsets = (np.arange(codes.shape[0]) * size)[:, None]
@@ -485,16 +499,25 @@ def _wasserstein_codes(values: np.ndarray, ref_counts: np.ndarray, codes: np.nda
     n = (codes >= 0).sum(axis=1)
     srt = np.sort(np.where(codes >= 0, codes, s - 1), axis=1)  # missing: empty stretches
     b_rows, m_rows = srt.shape
-    # Stretch i (0..m) runs over k in [a_i, b_i), where the batch CDF is i / n.
-    a = np.concatenate([np.zeros((b_rows, 1), dtype=np.int64), srt], axis=1)
-    b = np.concatenate([srt, np.full((b_rows, 1), s - 1, dtype=np.int64)], axis=1)
+    # Stretch i (0..m) runs over k in [a_i, b_i), where the batch CDF is i / n; a_i = b_(i-1),
+    # so the prefix sums at the batch's own values are read once.
+    first = np.zeros((b_rows, 1), dtype=srt.dtype)
+    last = np.full((b_rows, 1), s - 1, dtype=srt.dtype)
+    a = np.concatenate([first, srt], axis=1)
+    b = np.concatenate([srt, last], axis=1)
+    d_at, rd_at = d[srt], rd[srt]
+    d_a = np.concatenate([np.zeros((b_rows, 1)), d_at], axis=1)
+    d_b = np.concatenate([d_at, np.full((b_rows, 1), d[s - 1])], axis=1)
+    rd_a = np.concatenate([np.zeros((b_rows, 1)), rd_at], axis=1)
+    rd_b = np.concatenate([rd_at, np.full((b_rows, 1), rd[s - 1])], axis=1)
     c = np.arange(m_rows + 1)[None, :] / np.maximum(n, 1)[:, None]
     # Where F_ref crosses i / n depends on n only: looked up once per distinct batch count.
     counts, which = np.unique(n, return_inverse=True)
     steps = np.arange(m_rows + 1)
     cross = np.stack([np.searchsorted(r, steps / max(int(u), 1), side="left") for u in counts])
     m = np.clip(cross[which.ravel()], a, b)
-    total = c * (d[m] - d[a]) - (rd[m] - rd[a]) + (rd[b] - rd[m]) - c * (d[b] - d[m])
+    d_m, rd_m = d[m], rd[m]
+    total = c * (2 * d_m - d_a - d_b) + (rd_a + rd_b - 2 * rd_m)
     return total.sum(axis=1) / max(std, 0.001)
 
 
