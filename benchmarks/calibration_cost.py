@@ -9,6 +9,9 @@ rows, a 2^(1/8) step down above, at most drift.calibration.max_batch_rows), then
 with the shipped settings (4,000 resampled batches), uncached, one after the other.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration_cost.py      # ~2 min
+
+CPU seconds are reported next to wall seconds: on a shared machine the wall time says more
+about the other processes than about the calibration.
     .venv/bin/python benchmarks/calibration_cost.py --rows 200000 --sizes 30 1000
 
 Writes benchmarks/results/calibration_cost.json and prints a markdown table.
@@ -52,21 +55,35 @@ def main() -> None:
     rows_out = []
     for n in args.sizes:
         size = plan.calibration_rows(n)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cal = plan.calibrate_rows(reference, "bench", size)
-        secs = time.perf_counter() - t0
-        rows_out.append({"batch_rows": n, "calibrated_rows": size, "seconds": round(secs, 2)})
-        print(f"batch {n:,}: calibrated for {size:,} rows in {secs:.1f} s", flush=True)
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows_out.append(
+            {
+                "batch_rows": n,
+                "calibrated_rows": size,
+                "seconds": round(secs, 2),
+                "cpu_seconds": round(cpu, 2),
+                "loadavg": os.getloadavg()[0],
+            }
+        )
+        print(
+            f"batch {n:,}: calibrated for {size:,} rows in {secs:.1f} s ({cpu:.1f} s CPU)",
+            flush=True,
+        )
         assert cal.columns
     print(
         f"\nreference {args.rows:,} rows x {len(features)} columns ({distinct} distinct in the"
         f" jittered columns); {conf.batches} resampled batches,"
         f" max_batch_rows {conf.max_batch_rows}\n"
     )
-    print("| batch rows | calibrated for | seconds |")
-    print("|---:|---:|---:|")
+    print("| batch rows | calibrated for | wall s | CPU s | load average |")
+    print("|---:|---:|---:|---:|---:|")
     for r in rows_out:
-        print(f"| {r['batch_rows']:,} | {r['calibrated_rows']:,} | {r['seconds']:.1f} |")
+        print(
+            f"| {r['batch_rows']:,} | {r['calibrated_rows']:,} | {r['seconds']:.1f} |"
+            f" {r['cpu_seconds']:.1f} | {r['loadavg']:.1f} |"
+        )
     out = HERE / "results" / "calibration_cost.json"
     out.write_text(
         json.dumps(

@@ -189,9 +189,15 @@ def read_calibration(path: Path) -> Calibration | None:
         return None
     try:
         return load_calibration(path)
+    except _TimeBlocksFile:  # the other kind of calibration file: not for random rows
+        return None
     except ValueError as exc:
         log.warning("%s; recalibrating", exc)
         return None
+
+
+class _TimeBlocksFile(ValueError):
+    """The calibration file holds time-block thresholds (``kind: time_blocks``)."""
 
 
 def load_calibration(path: Path) -> Calibration:
@@ -199,6 +205,8 @@ def load_calibration(path: Path) -> Calibration:
     the file otherwise)."""
     try:
         raw = _mapping(path)
+        if raw.get("kind") == BLOCKS_FILE_KIND:
+            raise _TimeBlocksFile(f"{path}: a time-block calibration file")
         if raw.get("format") != CALIBRATION_FORMAT:
             raise ValueError(f"not a calibration of format {CALIBRATION_FORMAT}")
         raw["columns"] = {c: ColumnThreshold(**v) for c, v in raw["columns"].items()}
@@ -207,6 +215,8 @@ def load_calibration(path: Path) -> Calibration:
                 continue
             _threshold(t.threshold, f"column {c!r}")
         return Calibration(**raw)
+    except _TimeBlocksFile:
+        raise
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         why = str(exc).removeprefix(f"{path}: ")  # yamlio names the file already
         raise ValueError(f"{path}: unreadable calibration file: {why}") from exc
