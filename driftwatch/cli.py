@@ -426,7 +426,7 @@ def _print_calibration(cal: Any, reference_name: str, out: Path) -> None:
         f"{cal.batches} resampled batches of {cal.batch_rows} rows from {reference_name}"
         f" ({cal.reference_rows} rows): {cal.in_sample_alarms} dataset alarms"
         f" (allowed {cal.allowed_alarms} for <= {cal.false_alarm_rate:g} with"
-        f" {cal.confidence:.0%} confidence), per-column tail level {cal.level:.3g},"
+        f" {cal.confidence:.0%} confidence), per-column tail level {cal.level or 0:.3g},"
         f" {cal.seconds:.1f} s"
     )
     for w in cal.warnings:

@@ -75,11 +75,11 @@ class Calibration:
     batches: int
     allowed_alarms: int
     in_sample_alarms: int
-    # The common per-column tail level the thresholds sit at (see _fit_levels).
-    level: float
     reference_sha256: str
     reference_rows: int
     key: str
+    # The common per-column tail level the thresholds sit at (see _fit_levels).
+    level: float | None = None
     created: str = ""
     seconds: float = 0.0
     reference_path: str = ""
