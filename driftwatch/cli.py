@@ -77,7 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate", help="drift thresholds for a target false-alarm rate, from the reference"
     )
     _config_arg(p)
-    p.add_argument("--batch-rows", type=int, help="rows per batch (quiet: rows; default: config)")
+    p.add_argument(
+        "--batch-rows",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="rows per batch (quiet: rows; default: config); several sizes precompute each for"
+        " the monitor (state/calibration/), the first also goes to the calibration file",
+    )
     p.add_argument(
         "--span", default="1D", help="time span (quiet: time_blocks, no drift.horizons; 1D)"
     )
@@ -215,10 +222,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     current = read_batch(args.current)
     if reference.empty:
         raise BatchError(args.reference, "no rows: a reference needs data")
+    from driftwatch import strictjson
+
     if current.empty:
         reason = f"nothing to judge: {args.current} has no rows"
         if args.json:
-            print(json.dumps({"verdict": "no_verdict", "reason": reason, "rows_current": 0}))
+            empty = {"verdict": "no_verdict", "dataset_drift": None, "reason": reason}
+            print(strictjson.dumps({**empty, "rows_current": 0}))
         else:
             print(f"NO VERDICT: {reason}")
         return EXIT_NO_VERDICT if args.fail_on_drift else EXIT_OK
@@ -227,7 +237,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         result = DriftDetector().fit(reference).check(current, source=args.current)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2, default=str))
+        out = result.to_dict()
+        if result.verdict == "no_verdict":
+            out["reason"] = result.description
+        print(strictjson.dumps(out, indent=2))
     else:
         print(drift_table(result))
     if args.fail_on_drift and result.verdict == "no_verdict":
@@ -241,6 +254,7 @@ def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -
     from driftwatch.engine.drift import frame_fingerprint
     from driftwatch.model.schema import validate_batch
     from driftwatch.monitor.plan import Plan
+    from driftwatch.store.calibrations import CalibrationStore
 
     plan = Plan.load(args.config)
     spec = plan.settings.model
@@ -252,16 +266,47 @@ def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -
 
         current = validate_batch(current, spec, args.current)
         span = span_of(plan.local_times(current))
-        fitted = plan.calibrate_blocks(reference, span, rate=plan.settings.drift.false_alarm_rate)
-        for note in fitted.thresholds_.warnings:
+        # One horizon at the whole false_alarm_rate, cached like the monitor's (per reference
+        # content, span and settings) so the next check of this reference and span reuses it.
+        drift = plan.settings.drift.model_copy(update={"horizons": []})
+        one = Plan(settings=plan.settings.model_copy(update={"drift": drift}))
+        store = CalibrationStore(one, _LoadedReference(reference))
+        thresholds = store.block_thresholds(_reference_handle(args.reference), span)
+        for note in thresholds.warnings:
             print(f"note: {note}", file=sys.stderr)
-        detector = BlockDetector(
-            fitted.profile_, fitted.thresholds_, plan.counting, "", len(reference)
-        )
+        profile = one.block_profile(reference)
+        detector = BlockDetector(profile, thresholds, one.counting, "", profile.n_rows)
         return detector.check(current, source=args.current)
-    rows = plan.calibration_rows(len(current))
-    cal = plan.calibrate_rows(reference, frame_fingerprint(reference), rows)
-    return plan.detector(cal.tests()).fit(reference).check(current, source=args.current)
+    # Calibrated once per reference content, size and settings: the monitor's own store (the
+    # calibration file when its key matches, else state/calibration/), so the next check of
+    # the same reference at this size reads the thresholds instead of recomputing them.
+    ref = _reference_handle(args.reference)
+    cal = CalibrationStore(plan, _LoadedReference(reference)).thresholds(ref, len(current))
+    for w in cal.warnings:
+        print(f"note: {w}", file=sys.stderr)
+    fingerprint = frame_fingerprint(reference)
+    detector = plan.detector(cal.tests()).fit(reference, fingerprint)
+    return detector.check(current, source=args.current)
+
+
+def _reference_handle(path_text: str) -> Any:
+    """The reference file as the calibration store keys it (its content's SHA-256)."""
+    from driftwatch.files import file_hash
+    from driftwatch.monitor.ports import ReferenceHandle
+
+    path = Path(path_text).resolve()
+    return ReferenceHandle(path, file_hash(path), path.name)
+
+
+class _LoadedReference:
+    """The reference ``check`` has read already, for the calibration store (it asks for the
+    frame only when it has to calibrate)."""
+
+    def __init__(self, frame: Any) -> None:
+        self._frame = frame
+
+    def frame(self, ref: Any) -> Any:
+        return self._frame
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -273,7 +318,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"driftwatch: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        from driftwatch import strictjson
+
+        print(strictjson.dumps(result, indent=2))
     else:
         print(f"{state.name}: {state.message}")
     return EXIT_OK if state.is_completed() else EXIT_FAILED
@@ -305,13 +352,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from driftwatch.engine.calibration import size_bucket
     from driftwatch.errors import ConfigError
     from driftwatch.monitor.plan import Plan
     from driftwatch.monitor.ports import ReferenceHandle
-    from driftwatch.report import tables
     from driftwatch.store.batches import file_hash
-    from driftwatch.store.calibrations import write_calibration
+    from driftwatch.store.calibrations import CalibrationStore, write_calibration
     from driftwatch.store.references import ReferenceFiles
 
     plan = Plan.load(args.config)
@@ -320,17 +365,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if plan.time_blocks:
         return _calibrate_blocks(args, plan, references)
     conf = settings.drift.calibration
-    rows = args.batch_rows or conf.batch_rows
-    if not rows:
+    sizes = args.batch_rows or ([conf.batch_rows] if conf.batch_rows else [])
+    if not sizes:
         raise ConfigError(
             "drift.calibration.batch_rows is not set: give the batch size with --batch-rows N"
         )
-    if conf.batch_rows is None and size_bucket(rows) != rows:
-        print(
-            f"calibrating for {size_bucket(rows)} rows: with drift.calibration.batch_rows unset,"
-            " the monitor rounds batch sizes down to a step of sqrt(2)"
+    if len(sizes) > 1 and conf.batch_rows:
+        raise ConfigError(
+            f"drift.calibration.batch_rows = {conf.batch_rows} fixes the monitor's batch size:"
+            " give one --batch-rows, or unset it to precompute several sizes"
         )
-        rows = size_bucket(rows)
+    if min(sizes) < 1:
+        raise ConfigError(f"--batch-rows {min(sizes)}: a batch has at least one row")
     if args.reference:
         path = Path(args.reference).resolve()
         ref = ReferenceHandle(path, file_hash(path), path.name)
@@ -338,25 +384,64 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         from driftwatch.store.models import RegistryModels
 
         ref = references.locate(RegistryModels(plan).champion())
+    frame = references.frame(ref)
     out_path = Path(args.out) if args.out else None
-    cal, out = write_calibration(plan, references.frame(ref), ref, rows, out_path)
-    numbers = ("threshold", "null median", "null p99")
+    done: set[int] = set()
+    for i, asked in enumerate(sizes):
+        rows = asked if conf.batch_rows else plan.calibration_rows(asked)
+        if rows != asked:
+            print(
+                f"calibrating for {rows} rows for batches of {asked}: with"
+                " drift.calibration.batch_rows unset the monitor calibrates exactly below 64"
+                " rows, else rounds down to a step of 2^(1/8), at most"
+                f" drift.calibration.max_batch_rows ({conf.max_batch_rows})"
+            )
+        if rows in done:
+            continue
+        done.add(rows)
+        if i == 0:
+            cal, out = write_calibration(plan, frame, ref, rows, out_path)
+        else:  # precomputed for the monitor: its cache, where it looks after the file
+            cal = CalibrationStore(plan, references).thresholds(ref, rows)
+            out = plan.settings.paths.state / "calibration" / f"calibration-{cal.key}.yaml"
+        _print_calibration(cal, ref.path.name, out)
+    return EXIT_OK
+
+
+def _print_calibration(cal: Any, reference_name: str, out: Path) -> None:
+    """The thresholds of one random-row calibration, their uncertainty and provenance."""
+    from driftwatch.report import tables
+
+    numbers = ("threshold", "+- se", "null median", "null p99", "tested")
     table = tables.table("column", "test", *numbers, "", right=numbers)
+
+    def num(v: float | None) -> str:
+        return f"{v:.4g}" if v is not None else "-"
+
     for col, t in cal.columns.items():
-        med = f"{t.null_median:.4g}" if t.null_median is not None else "-"
-        p99 = f"{t.null_p99:.4g}" if t.null_p99 is not None else "-"
-        table.add_row(col, t.test, f"{t.threshold:.4g}", med, p99, "(pinned)" if t.pinned else "")
+        shown = num(t.threshold) if t.threshold is not None else "not judged"
+        tested = f"{t.tested_share:.0%}" if t.tested_share is not None else "-"
+        table.add_row(
+            col,
+            t.test,
+            shown,
+            num(t.threshold_se),
+            num(t.null_median),
+            num(t.null_p99),
+            tested,
+            "(pinned)" if t.pinned else "",
+        )
     tables.echo(table)
     print(
-        f"{cal.batches} resampled batches of {cal.batch_rows} rows from {ref.path.name}"
+        f"{cal.batches} resampled batches of {cal.batch_rows} rows from {reference_name}"
         f" ({cal.reference_rows} rows): {cal.in_sample_alarms} dataset alarms"
         f" (allowed {cal.allowed_alarms} for <= {cal.false_alarm_rate:g} with"
-        f" {cal.confidence:.0%} confidence), {cal.seconds:.1f} s"
+        f" {cal.confidence:.0%} confidence), per-column tail level {cal.level or 0:.3g},"
+        f" {cal.seconds:.1f} s"
     )
     for w in cal.warnings:
         print(f"warning: {w}")
     print(f"wrote {out}")
-    return EXIT_OK
 
 
 def _calibrate_blocks(args: argparse.Namespace, plan: Any, references: Any) -> int:

@@ -158,11 +158,16 @@ class CalibrationSettings(_Strict):
     incident_share: float = Field(0.05, ge=0, le=0.2)
     # Written by `driftwatch calibrate`, read by the monitor when its provenance matches.
     file: Path = Path("calibration.yaml")
-    # The batch size to calibrate for; null: the size of each batch checked (rounded down to a
-    # step of sqrt(2), computed once per reference and size, cached under the state dir).
-    batch_rows: int | None = Field(None, ge=30)
-    # Resampled batches; more gives a tighter threshold estimate (1,000 takes seconds).
-    batches: int = Field(1000, ge=100)
+    # The batch size to calibrate for; null: the size of each batch checked (exact below 64
+    # rows, else rounded down to a step of 2^(1/8), at most max_batch_rows; computed once per
+    # reference and size, cached under the state dir).
+    batch_rows: int | None = Field(None, ge=1)
+    # Batches larger than this use this size's thresholds (on the quiet side): a calibration's
+    # cost is bounded by batches x max_batch_rows x columns whatever the batch size.
+    max_batch_rows: int = Field(2000, ge=100)
+    # Resampled batches; more gives a tighter threshold estimate (4,000: thresholds within
+    # ~3%, detection within a few points, from one random_state to the next; seconds).
+    batches: int = Field(4000, ge=100)
     # Time-block calibration time is bounded whatever the reference holds: at most this many
     # of its rows, the newest whole days, are calibrated on (and batches judged against).
     max_reference_rows: int = Field(500_000, ge=1_000)

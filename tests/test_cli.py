@@ -126,6 +126,11 @@ def test_calibrate_writes_thresholds_with_provenance_and_check_uses_them(
     assert main([*check, "--current", str(moved), "--fail-on-drift"]) == 1
     assert main(["calibrate", "--config", str(config)]) == 2  # no size given anywhere
     assert "--batch-rows" in capsys.readouterr().err
+    # Several sizes: the first to the file, every one where the monitor and check look.
+    assert main([*args, "--batch-rows", "40", "1500"]) == 0
+    assert yaml.safe_load((tmp_path / "calibration.yaml").read_text())["batch_rows"] == 40
+    cached = [yaml.safe_load(p.read_text()) for p in (tmp_path / "state").glob("calibration/*")]
+    assert 1448 in {c["batch_rows"] for c in cached}
 
 
 def test_backtest_compare_overrides_are_validated_before_any_replay(make_config, capsys) -> None:
@@ -193,3 +198,65 @@ def test_calibrate_on_time_blocks_writes_every_horizon_and_the_monitor_uses_it(
     got = store.block_thresholds(ref, pd.Timedelta("1D"))
     assert got.n_blocks == 31
     assert not (plan.settings.paths.state / "calibration").exists()
+
+
+def strict_json(text: str) -> dict:
+    """json.loads that refuses Infinity / NaN (not JSON: jq and JSON.parse reject them)."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_check_at_edge_sizes_is_strict_json_a_verdict_or_a_reason_and_reuses_calibrations(
+    make_config, tmp_path: Path, january: pd.DataFrame, capsys
+) -> None:
+    config = make_config(drift={"calibration": {"batches": 1000, "quiet": "rows"}})
+    reference = ROOT / "reference_data" / "flights_2013_01.parquet"
+    check = ["check", "--config", str(config), "--reference", str(reference), "--json"]
+    cache = tmp_path / "state" / "calibration"
+    for n in (0, 1, 29, 30, 31, 64):
+        current = tmp_path / f"quiet-{n}.parquet"
+        january.sample(n, random_state=n).to_parquet(current)
+        code = main([*check, "--current", str(current), "--fail-on-drift"])
+        out = strict_json(capsys.readouterr().out)
+        assert out["verdict"] in ("drift", "no_drift", "no_verdict"), n
+        if n < 30:  # every column has fewer than drift.min_rows rows: nothing to judge
+            assert out["verdict"] == "no_verdict" and out["dataset_drift"] is None, n
+            assert out["reason"] and code == 4, n
+        else:  # every column judged or not judged with its reason: never a silent pass
+            assert all(c["threshold"] is not None or c["note"] for c in out["columns"]), n
+    # A 30-row batch (an hour of flights) with an obvious shift alarms.
+    rows = january.dropna(subset=["dep_delay"]).sample(30, random_state=1)
+    shifted = tmp_path / "shifted.parquet"
+    rows.assign(hour=12, dep_delay=rows["dep_delay"] + 300).to_parquet(shifted)
+    assert main([*check, "--current", str(shifted), "--fail-on-drift"]) == 1
+    out = strict_json(capsys.readouterr().out)
+    assert out["verdict"] == "drift" and {"hour", "dep_delay"} & set(out["drifted_columns"])
+    # The 30-row calibration was made once and reused (the cache file is not rewritten).
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("calibration-*.yaml")}
+    assert main([*check, "--current", str(shifted)]) == 0
+    capsys.readouterr()
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("calibration-*.yaml")} == before
+
+
+def test_check_on_time_blocks_calibrates_once_per_reference_and_span(
+    make_config, tmp_path: Path, january: pd.DataFrame, capsys
+) -> None:
+    from driftwatch.store.flights import FLIGHTS_TZ
+
+    config = make_config()  # quiet: time_blocks, one horizon: the file's own span
+    reference = ROOT / "reference_data" / "flights_2013_01.parquet"
+    day = tmp_path / "day.parquet"
+    local = january["time_hour"].dt.tz_convert(FLIGHTS_TZ).dt.day
+    january[local == 20].to_parquet(day)
+    check = ["check", "--config", str(config), "--reference", str(reference), "--json"]
+    assert main([*check, "--current", str(day)]) in (0, 1)
+    first = strict_json(capsys.readouterr().out)
+    cached = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "state" / "calibration").glob("*")}
+    assert len(cached) == 1 and first["span"] == "1d"
+    assert main([*check, "--current", str(day)]) in (0, 1)
+    assert strict_json(capsys.readouterr().out)["verdict"] == first["verdict"]
+    again = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "state" / "calibration").glob("*")}
+    assert again == cached  # read back, not recalibrated

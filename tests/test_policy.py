@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -178,3 +179,19 @@ def test_a_served_baseline_gives_no_verdict_until_measured(
     assert second.quality is not None and second.quality.degraded is not None
     assert second.quality.baseline == pytest.approx(first.quality.value)
     assert "baseline: its first batch in service" in second.quality.reason
+
+
+def test_a_batch_with_nothing_judged_is_no_verdict_not_no_drift() -> None:
+    from driftwatch.engine.drift import DriftDetector
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"a": rng.normal(size=500), "b": rng.choice(list("xy"), 500)})
+    detector = DriftDetector(numerical=["a"], categorical=["b"], min_rows=30).fit(ref)
+    few = detector.check(ref.iloc[:10])
+    assert few.verdict == "no_verdict" and "no column could be judged" in few.description
+    assert few.to_dict()["dataset_drift"] is None  # nothing judged is not "no drift"
+    decision = decide([few], None, None, True, 10, "monitor", age=1.0)
+    assert decision.action == "no_verdict" and decision.reason.startswith("no verdict")
+    # One judged horizon is enough for a verdict.
+    judged = detector.check(ref.iloc[:200])
+    assert decide([few, judged], None, None, True, 200, "monitor").action == "no_drift"

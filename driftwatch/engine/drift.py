@@ -117,13 +117,20 @@ class DriftResult(BaseModel):
         return self.description + note
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data; with no verdict, ``dataset_drift`` is null (nothing
+        was judged, which is not "no drift") and ``description`` says why."""
         d = self.model_dump(mode="json")
+        if self.verdict == "no_verdict":
+            d["dataset_drift"] = None
         return {**d, "drifted_columns": self.drifted_columns, "verdict": self.verdict}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DriftResult:
         derived = ("drifted_columns", "verdict")
-        return cls.model_validate({k: v for k, v in d.items() if k not in derived})
+        d = {k: v for k, v in d.items() if k not in derived}
+        if d.get("dataset_drift") is None:
+            d["dataset_drift"] = False
+        return cls.model_validate(d)
 
 
 def infer_kind(values: pd.Series) -> Kind:
@@ -375,6 +382,13 @@ class DriftDetector:
         n_drifted = sum(1 for c in tested if c.drifted)
         share = n_drifted / len(tested) if tested else 0.0
         alarm = rule.alarm(len(tested), n_drifted)
+        description = rule.describe(len(tested), n_drifted, share, alarm)
+        if not tested:
+            alarm = False
+            untested = [c for c in columns if c.status == "insufficient_data"]
+            why = "; ".join(f"{c.column}: {c.note}" for c in untested[:3])
+            more = f"; {len(untested) - 3} more" if len(untested) > 3 else ""
+            description = f"no verdict: no column could be judged ({why or 'no columns'}{more})"
         return DriftResult(
             columns=columns,
             drift_share=getattr(rule, "drift_share", 0.5),
@@ -388,7 +402,7 @@ class DriftDetector:
             method=rule.name,
             alpha=None if isinstance(rule, EvidentlyShare) else rule.alpha,
             report_only=[c for c in self.report_only if c in profile.columns],
-            description=rule.describe(len(tested), n_drifted, share, alarm),
+            description=description,
         )
 
     def _pinned(self, column: str) -> bool:
@@ -416,6 +430,9 @@ class DriftDetector:
             return ColumnDrift.not_judged(
                 note + (f" ({dropped} NaN/inf dropped)" if dropped else ""), **base
             )
+        rule = self.tests.get(col)
+        if rule is not None and rule.reason and rule.threshold is None:
+            return ColumnDrift.not_judged(rule.reason, **base)
         threshold = self.threshold_of(col)
         test = self.choose_test(col, ref, cur)
         if threshold is None and self.rule.needs_calibration:

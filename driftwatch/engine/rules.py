@@ -31,6 +31,9 @@ class ColumnRule(BaseModel):
     test: str | None = None
     threshold: float | None = None
     pinned: bool = False
+    # Set by a calibration that could not estimate this column's threshold at the batch size:
+    # the column is reported "insufficient data" with this reason instead of never alarming.
+    reason: str = ""
 
     @classmethod
     def coerce(cls, value: ColumnRule | tuple[str | None, float | None]) -> ColumnRule:

@@ -323,6 +323,7 @@ def completion_message(result: MonitorResult) -> str:
     return {
         "no-data": "no new data",
         "no-drift": f"no drift: {reason.removeprefix('no drift; ')}",
+        "no-verdict": f"no verdict: {reason.removeprefix('no verdict; ')}",
     }.get(result.outcome, f"{result.outcome}: {reason}")
 
 

@@ -87,6 +87,7 @@ class Plan(BaseModel):
                 test=o.test or base.test,
                 threshold=threshold,
                 pinned=o.threshold is not None or base.pinned,
+                reason=base.reason if threshold is None and o.test in (None, base.test) else "",
             )
         return DriftDetector(
             numerical=list(self.settings.model.numerical),
@@ -111,8 +112,10 @@ class Plan(BaseModel):
 
     def calibration_rows(self, batch_rows: int) -> int:
         """The batch size thresholds are calibrated for: the configured one, else the batch's
-        own rounded down to a step of sqrt(2)."""
-        return self.settings.drift.calibration.batch_rows or size_bucket(batch_rows)
+        own (exact below 64 rows, else rounded down to a step of 2^(1/8), at most
+        ``drift.calibration.max_batch_rows``: see ``size_bucket``)."""
+        conf = self.settings.drift.calibration
+        return conf.batch_rows or size_bucket(batch_rows, conf.max_batch_rows)
 
     def calibrate_rows(
         self,

@@ -90,6 +90,12 @@ def decide(
     if reasons:  # policy "never": the findings are reported, nothing is retrained
         reason = "; ".join(["retrain policy: never", *reasons])
         return Decision(action="no_retrain", reason=reason, triggers=frozenset(triggers))
+    if verdicts and all(d.verdict == "no_verdict" for d in verdicts):
+        # Nothing could be judged (too few rows for every column or horizon): said as such.
+        parts = ["no verdict"] + [_said(d, len(verdicts)) for d in verdicts]
+        if quality is not None:
+            parts.append(quality.reason)
+        return Decision(action="no_verdict", reason="; ".join(parts))
     parts = ["no drift"]
     parts += [_said(d, len(verdicts)) for d in verdicts]
     if quality is not None:

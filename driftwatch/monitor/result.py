@@ -17,7 +17,9 @@ from driftwatch.engine.drift import ColumnDrift, DriftResult
 from driftwatch.files import atomic_write_bytes
 from driftwatch.model.quality import QualityResult
 
-Action = Literal["no_data", "no_drift", "no_retrain", "retrain", "bootstrap"]
+# no_verdict: rows arrived but no feature column (at any horizon) could be judged, and nothing
+# else asked for a retrain: not "no drift".
+Action = Literal["no_data", "no_verdict", "no_drift", "no_retrain", "retrain", "bootstrap"]
 # Why a retrain was started: drift (the dataset rule), quality (the champion degraded),
 # bootstrap (no champion yet), schedule (retrain policy "always").
 Trigger = Literal["drift", "quality", "bootstrap", "schedule", "age"]

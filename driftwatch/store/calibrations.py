@@ -150,7 +150,10 @@ class CalibrationStore:
         if found and found.key == key:
             return found
         cal = plan.calibrate_rows(self.references.frame(ref), ref.sha256, rows, pins, str(ref.path))
-        cal.save(cached)
+        try:
+            cal.save(cached)
+        except OSError as exc:  # used now all the same; the next run calibrates again
+            log.warning("%s: cannot cache the calibration (%s)", cached, exc)
         for warning in cal.warnings:
             log.warning("calibration: %s", warning)
         log.info(
@@ -186,9 +189,15 @@ def read_calibration(path: Path) -> Calibration | None:
         return None
     try:
         return load_calibration(path)
+    except _TimeBlocksFile:  # the other kind of calibration file: not for random rows
+        return None
     except ValueError as exc:
         log.warning("%s; recalibrating", exc)
         return None
+
+
+class _TimeBlocksFile(ValueError):
+    """The calibration file holds time-block thresholds (``kind: time_blocks``)."""
 
 
 def load_calibration(path: Path) -> Calibration:
@@ -196,12 +205,18 @@ def load_calibration(path: Path) -> Calibration:
     the file otherwise)."""
     try:
         raw = _mapping(path)
+        if raw.get("kind") == BLOCKS_FILE_KIND:
+            raise _TimeBlocksFile(f"{path}: a time-block calibration file")
         if raw.get("format") != CALIBRATION_FORMAT:
             raise ValueError(f"not a calibration of format {CALIBRATION_FORMAT}")
         raw["columns"] = {c: ColumnThreshold(**v) for c, v in raw["columns"].items()}
         for c, t in raw["columns"].items():
+            if t.threshold is None and t.reason:  # not judged at this size, and said why
+                continue
             _threshold(t.threshold, f"column {c!r}")
         return Calibration(**raw)
+    except _TimeBlocksFile:
+        raise
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         why = str(exc).removeprefix(f"{path}: ")  # yamlio names the file already
         raise ValueError(f"{path}: unreadable calibration file: {why}") from exc
