@@ -173,6 +173,8 @@ def test_a_utf8_config_with_a_bom_and_a_few_anchors_loads(tmp_path: Path) -> Non
     text = f"""
 paths: {{reference: {shipped()["paths"]["reference"]}}}
 model:
+  name: flights
+  target: air_time
   numerical: &weather [temp, wind_speed]
   categorical: [origin]
 drift:
@@ -240,7 +242,13 @@ def small_config(tmp_path: Path) -> Path:
                     "state": str(tmp_path / "state"),
                     "landing": str(tmp_path / "landing"),
                 },
-                "model": {"numerical": ["temp"], "categorical": ["origin"]},
+                "model": {
+                    "name": "flights-air-time",
+                    "target": "air_time",
+                    "timestamp": "time_hour",
+                    "numerical": ["temp"],
+                    "categorical": ["origin"],
+                },
             }
         )
     )
@@ -354,7 +362,9 @@ def test_the_final_step_table_matches_build_estimator(task: str) -> None:
 
     assert sorted(BUILTIN_FINAL_STEPS) == sorted(BUILTIN_ESTIMATORS)
     for name, steps in BUILTIN_FINAL_STEPS.items():
-        spec = ModelSettings(estimator=name, task=task, numerical=["a"], categorical=["b"])
+        spec = ModelSettings(
+            name="m", target="y", estimator=name, task=task, numerical=["a"], categorical=["b"]
+        )
         final = build_estimator(spec).steps[-1][1]
         module, _, cls = steps[task].partition(":")
         assert getattr(importlib.import_module(module), cls) is type(final)
