@@ -346,6 +346,9 @@ class ReportSettings(_Strict):
     html: bool = True
     # Evidently is slow on big frames: both sides are sampled to this many rows for the HTML.
     html_sample_rows: int = Field(10_000, ge=100)
+    # HTML reports kept under <state>/reports: those of the newest N stored runs (4-5 MB each);
+    # the HTML of a run that failed after writing it is deleted too.
+    html_keep_last: int = Field(24, ge=1)
 
 
 class RetentionSettings(_Strict):
