@@ -138,3 +138,34 @@ def test_a_binary_config_on_a_three_class_reference_is_refused_at_validation(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"model.target 'target' holds 3 classes \(0, 1, 2\)"):
         load_settings(tmp_path / "config.yaml", environ={})
+
+
+def test_a_copied_config_names_the_setting_and_never_dumps_the_config(tmp_path: Path) -> None:
+    """Issue 16: `<root>: Value error, ... (got {...the whole config...})`, flights defaults for
+    omitted keys, and `drift column 'temp' is not a model feature` without the setting."""
+    (tmp_path / "ref.parquet").write_bytes(b"")
+    raw = {
+        "paths": {"reference": "ref.parquet"},
+        "model": {"numerical": ["a"], "task": "multiclas"},
+        "drift": {"report_only": ["temp"]},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    text = str(err.value)
+    assert "model.name: required setting, not set" in text
+    assert "model.target: required setting, not set" in text
+    assert "model.task: " in text and "did you mean 'multiclass'?" in text
+    assert "{" not in text and "flights" not in text and "<root>" not in text
+    raw["model"] = {"name": "mine", "target": "y", "numerical": ["a"]}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    text = str(err.value)
+    assert "drift.report_only: 'temp' is not a model feature (model.numerical" in text
+    assert "{" not in text and "<root>" not in text
+    del raw["drift"]
+    path.write_text(yaml.safe_dump(raw))
+    settings = load_settings(path, environ={})
+    assert settings.model.timestamp is None  # neutral, not time_hour
