@@ -18,6 +18,7 @@ from typing import Any
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
 # `check --fail-on-drift` with nothing to judge (no rows, no testable column): not "no drift".
 EXIT_NO_VERDICT = 4
+DEFAULT_PLOT = "driftwatch-history.png"  # `report --plot` without a file name
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -26,6 +27,14 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
         "-c",
         default=None,
         help="path to config.yaml (default: $DRIFTWATCH_CONFIG or ./config.yaml)",
+    )
+
+
+def _verbose_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Prefect's run-state lines and HTTP request lines too (default: driftwatch's own)",
     )
 
 
@@ -53,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--batch", help="check this file instead of the landing dir")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _verbose_arg(p)
 
     p = sub.add_parser("demo", help="replay 2013 NYC flights day by day through the monitor")
     _config_arg(p)
@@ -66,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--reference", required=True, help="reference file (parquet or csv)")
     p.add_argument("--current", required=True, help="current file (parquet or csv)")
+    p.add_argument(
+        "--target",
+        help="without --config: the label column, not tested (default: a column named target"
+        " or label)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument(
         "--fail-on-drift",
@@ -130,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--interval", type=float, help="every N seconds instead of the cron (testing)")
     p.add_argument("--max-ticks", type=int, help="stop after N ticks")
+    _verbose_arg(p)
 
     p = sub.add_parser("serve", help="serve an hourly Prefect deployment (needs PREFECT_API_URL)")
     _config_arg(p)
@@ -148,8 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="print a past run's report from stored results")
     _config_arg(p)
-    p.add_argument("run", nargs="?", default="latest", help="run id (prefix) or 'latest'")
-    p.add_argument("--plot", metavar="PNG", help="write a PNG of the recent history instead")
+    p.add_argument(
+        "run", nargs="?", default="latest", help="run id (prefix) or 'latest' (with data)"
+    )
+    p.add_argument(
+        "--any", action="store_true", help="latest: the last run even when it had no data"
+    )
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        nargs="?",
+        const=DEFAULT_PLOT,
+        help=f"write a PNG of the recent history instead (default file: {DEFAULT_PLOT})",
+    )
     p.add_argument("--last", type=int, default=100, help="runs in the plot (default 100)")
 
     p = sub.add_parser(
@@ -171,9 +198,71 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(q)
     q.add_argument("--dry-run", action="store_true", help="print what would be created")
     q.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")
+    _init_parser(sub)
     for command in sub.choices.values():  # `driftwatch status --debug` works too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")
     return parser
+
+
+def _init_parser(sub: Any) -> None:
+    """`driftwatch init DATA_FILE`: a config, a reference and a first batch for your data."""
+    p = sub.add_parser(
+        "init", help="write a commented config.yaml and a reference for your own data file"
+    )
+    p.add_argument("data", metavar="DATA_FILE", help="a parquet or csv file of your data")
+    p.add_argument("--target", help="the column the model predicts (default: target, label, y)")
+    p.add_argument(
+        "--task",
+        choices=["regression", "binary", "multiclass"],
+        help="default: read from the target's values",
+    )
+    p.add_argument("--dir", default=".", help="where to write config.yaml and the files (.)")
+    p.add_argument(
+        "--reference-share",
+        type=float,
+        default=0.5,
+        help="the older share of the rows that becomes the reference (default 0.5)",
+    )
+    p.add_argument(
+        "--no-batch",
+        action="store_true",
+        help="do not put the newer rows in the landing dir as a first batch",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing config.yaml")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from driftwatch.config import load_settings
+    from driftwatch.errors import ConfigError
+    from driftwatch.store.starter import init_project
+
+    if not 0 < args.reference_share < 1:
+        raise ConfigError(f"--reference-share {args.reference_share:g}: between 0 and 1")
+    done = init_project(
+        args.data,
+        args.dir,
+        target=args.target,
+        task=args.task,
+        reference_share=args.reference_share,
+        first_batch=not args.no_batch,
+        force=args.force,
+    )
+    load_settings(done.config, environ={})  # what init writes must load
+    lay = done.layout
+    print(f"wrote {done.config}: model.task {lay.task}, target {lay.target!r}")
+    print(f"  features: {len(lay.numerical)} numerical, {len(lay.categorical)} categorical")
+    print(f"  timestamp: {lay.timestamp or '(none)'}; id column: {lay.id_column or '(none)'}")
+    for col, why in lay.left_out.items():
+        print(f"  left out: {col} ({why})")
+    how = f"by {lay.timestamp}" if lay.timestamp else "in file order"
+    print(f"wrote {done.reference}: the older {done.reference_rows} rows ({how})")
+    config = "" if Path(args.dir) == Path(".") else f" --config {done.config}"
+    if done.batch is not None:
+        print(f"wrote {done.batch}: the newer {done.batch_rows} rows, a first batch")
+        print(f"next: driftwatch run{config}   (trains the first champion, judges the batch)")
+    else:
+        print(f"next: drop a batch file into the landing dir, then: driftwatch run{config}")
+    return EXIT_OK
 
 
 def _months(text: str) -> tuple[int, ...]:
@@ -213,7 +302,6 @@ def _traceback(args: argparse.Namespace) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from driftwatch.engine.drift import DriftDetector
     from driftwatch.errors import BatchError
     from driftwatch.report.text import drift_table
     from driftwatch.store.batches import read_batch
@@ -235,7 +323,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.config:
         result = _check_with_config(args, reference, current)
     else:
-        result = DriftDetector().fit(reference).check(current, source=args.current)
+        result = _check_without_config(args, reference, current)
     if args.json:
         out = result.to_dict()
         if result.verdict == "no_verdict":
@@ -246,6 +334,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.fail_on_drift and result.verdict == "no_verdict":
         return EXIT_NO_VERDICT
     return EXIT_DRIFT if args.fail_on_drift and result.dataset_drift else EXIT_OK
+
+
+def _check_without_config(args: argparse.Namespace, reference: Any, current: Any) -> Any:
+    """Every column but the timestamps (text that parses as time is no category: each hour
+    would be a category never seen) and the target (a label is no feature), each named."""
+    from driftwatch.engine.drift import DriftDetector
+    from driftwatch.errors import BatchError
+    from driftwatch.store.starter import looks_like_time
+
+    columns = [str(c) for c in reference.columns]
+    target = args.target
+    if target is not None and target not in columns:
+        raise BatchError(args.reference, f"--target {target!r}: no such column")
+    if target is None:
+        target = next((c for c in columns if c.lower() in ("target", "label")), None)
+    skipped = {c: "a timestamp" for c in columns if looks_like_time(reference, c)}
+    if target is not None:
+        skipped[target] = "the target" + ("" if args.target else " (by its name; --target)")
+    if skipped:
+        said = ", ".join(f"{c} ({why})" for c, why in skipped.items())
+        print(f"note: not tested: {said}", file=sys.stderr)
+    detector = DriftDetector(ignore=list(skipped))
+    return detector.fit(reference).check(current, source=args.current)
 
 
 def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -> Any:
@@ -313,7 +424,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from driftwatch.orchestration.runner import PrefectUnreachable, run_once
 
     try:
-        state, result = run_once(args.config, args.batch)
+        state, result = run_once(args.config, args.batch, verbose=args.verbose)
     except PrefectUnreachable as exc:
         print(f"driftwatch: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -342,7 +453,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_daemon(args: argparse.Namespace) -> int:
     from driftwatch.orchestration.daemon import run_daemon
 
-    return run_daemon(args.config, args.interval, args.max_ticks)
+    return run_daemon(args.config, args.interval, args.max_ticks, args.verbose)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -659,11 +770,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(skipped, file=sys.stderr)
     if results:
         table = tables.table(
-            "started", "outcome", "rows", "champion", title="last runs:", right=("rows",)
+            "started", "run", "outcome", "rows", "champion", title="last runs:", right=("rows",)
         )
-        for res in results:
+        for res in results:  # `driftwatch report RUN` takes the id (or a prefix of it)
             table.add_row(
-                res.started, res.outcome, str(res.rows), f"v{res.champion_version or '-'}"
+                res.started,
+                res.run_id[:12],
+                res.outcome,
+                str(res.rows),
+                f"v{res.champion_version or '-'}",
             )
         tables.echo(table)
     else:
@@ -760,7 +875,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"wrote {out}")
         return EXIT_OK
     if args.run == "latest":
-        chosen = results[-1]
+        # The latest run that judged rows: an hourly daemon's last tick often had no new file.
+        with_data = results if args.any else [r for r in results if r.rows]
+        if not with_data:
+            print(f"no run with data yet ({len(results)} run(s) without; --any shows the last)")
+            return EXIT_OK
+        chosen = with_data[-1]
+        if chosen is not results[-1]:
+            quiet = len(results) - 1 - results.index(chosen)
+            print(f"(the latest run with data; {quiet} later run(s) had none: --any)")
     else:
         matches = [r for r in results if r.run_id.startswith(args.run)]
         if not matches:
@@ -804,6 +927,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Any] = {
+    "init": cmd_init,
     "run": cmd_run,
     "demo": cmd_demo,
     "check": cmd_check,

@@ -55,7 +55,7 @@ class _Strict(BaseModel):
 
 
 class PathsSettings(_Strict):
-    reference: Path = Path("reference_data/flights_2013_01.parquet")
+    reference: Path = Path("reference.parquet")
     landing: Path = Path("state/landing")
     state: Path = Path("state")
     # Late labels land here as their own files (id + label): see README, "Late labels". None:
@@ -95,15 +95,20 @@ class LandingSettings(_Strict):
 class ModelSettings(_Strict):
     """What the monitored model is: its features by type, its target and its estimator."""
 
-    name: str = Field("flights-air-time", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    task: Literal["regression", "classification"] = "regression"
-    target: str = "air_time"
+    # Required: the MLflow experiment and registered model name (two projects sharing an MLflow
+    # server must not share a default).
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # regression, binary (0/1 labels, or target > target_threshold) or multiclass (integer class
+    # labels). "classification" is the older name of binary, still read.
+    task: Literal["regression", "binary", "multiclass"] = "regression"
+    target: str  # required: the column the model predicts
     numerical: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     # A built-in pipeline name (see driftwatch.model.estimators.BUILTIN_ESTIMATORS) or "package.module:factory".
     estimator: str = "hist_gradient_boosting"
     params: dict[str, Any] = Field(default_factory=dict)
-    timestamp: str | None = "time_hour"
+    # The column that orders rows in time; None: data without time (calibration quiet: rows).
+    timestamp: str | None = None
     # The column that identifies a row (a flight, a transaction): late labels are joined on it.
     id_column: str | None = None
     # The time zone the data's days follow (calendar days of the time-block calibration).
@@ -115,6 +120,16 @@ class ModelSettings(_Strict):
     @property
     def features(self) -> list[str]:
         return [*self.numerical, *self.categorical]
+
+    @property
+    def family(self) -> Literal["regression", "classification"]:
+        """Which kind of estimator the task needs (a regressor or a classifier)."""
+        return "regression" if self.task == "regression" else "classification"
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_alias(cls, v: Any) -> Any:
+        return "binary" if v == "classification" else v
 
     @field_validator("timezone")
     @classmethod
@@ -133,8 +148,27 @@ class ModelSettings(_Strict):
         if both:
             raise ValueError(f"columns listed as both numerical and categorical: {both}")
         if self.target in self.features:
-            raise ValueError(f"target {self.target!r} is also listed as a feature")
+            raise ValueError(
+                f"model.target {self.target!r} is also listed as a feature"
+                f" (model.{'numerical' if self.target in self.numerical else 'categorical'})"
+            )
+        if self.task != "binary" and self.target_threshold is not None:
+            raise ValueError(
+                f"model.target_threshold ({self.target_threshold:g}) turns the target into 0/1"
+                f" labels, which only model.task binary uses (model.task is {self.task!r}):"
+                " remove it or set model.task: binary"
+            )
         return self
+
+
+# The metrics a quality verdict and a promotion can use per task, the default first. binary:
+# F1 of the positive class, ROC AUC of P(positive); multiclass: F1 macro-averaged (every class
+# counts the same, whatever its size), accuracy.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "regression": ("rmse", "mae"),
+    "binary": ("roc_auc", "accuracy", "f1"),
+    "multiclass": ("f1", "accuracy"),
+}
 
 
 class ColumnTestSettings(_Strict):
@@ -317,6 +351,9 @@ class ReportSettings(_Strict):
     html: bool = True
     # Evidently is slow on big frames: both sides are sampled to this many rows for the HTML.
     html_sample_rows: int = Field(10_000, ge=100)
+    # HTML reports kept under <state>/reports: those of the newest N stored runs (4-5 MB each);
+    # the HTML of a run that failed after writing it is deleted too.
+    html_keep_last: int = Field(24, ge=1)
 
 
 class RetentionSettings(_Strict):
@@ -383,7 +420,7 @@ class Settings(BaseSettings):
 
     paths: PathsSettings = Field(default_factory=PathsSettings)
     landing: LandingSettings = Field(default_factory=LandingSettings)
-    model: ModelSettings = Field(default_factory=ModelSettings)
+    model: ModelSettings  # required: name, target and features have no neutral default
     drift: DriftSettings = Field(default_factory=DriftSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
@@ -404,12 +441,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
-        metric = self.quality_metric
-        if self.model.task == "regression" and metric not in ("rmse", "mae"):
-            raise ValueError(f"quality.metric {metric!r} is not a regression metric (rmse, mae)")
-        if self.model.task == "classification" and metric not in ("accuracy", "f1", "roc_auc"):
+        metric, task = self.quality_metric, self.model.task
+        if metric not in TASK_METRICS[task]:
+            why = ""
+            if task == "multiclass" and metric == "roc_auc":
+                why = (
+                    " (history keeps each row's predicted class, not its class probabilities, so"
+                    " quality verdicts cannot compute it; one-vs-rest ROC AUC is still logged for"
+                    " the holdout)"
+                )
             raise ValueError(
-                f"quality.metric {metric!r} is not a classification metric (accuracy, f1, roc_auc)"
+                f"quality.metric {metric!r} is not a {task} metric (model.task {task!r}){why};"
+                " allowed:"
+                f" {', '.join(TASK_METRICS[task])}"
             )
         if self.history.keep_days < self.retrain.window_days:
             raise ValueError(
@@ -427,10 +471,16 @@ class Settings(BaseSettings):
         known = set(self.model.features)
         # "prediction" names the champion's output, judged by the same engine (prediction drift).
         columns = [c for c in self.drift.columns if c != "prediction"]
-        for col in [*columns, *self.drift.ignore, *self.drift.report_only]:
+        named = [
+            *(("drift.columns", c) for c in columns),
+            *(("drift.ignore", c) for c in self.drift.ignore),
+            *(("drift.report_only", c) for c in self.drift.report_only),
+        ]
+        for setting, col in named:
             if known and col not in known:
                 raise ValueError(
-                    f"drift column {col!r} is not a model feature{_did_you_mean(col, known)}"
+                    f"{setting}: {col!r} is not a model feature (model.numerical /"
+                    f" model.categorical){_did_you_mean(col, known)}"
                 )
         if self.drift.method in ("bonferroni", "bh"):
             from driftwatch.engine.stattests import TESTS
@@ -448,7 +498,7 @@ class Settings(BaseSettings):
     def quality_metric(self) -> str:
         if self.quality.metric:
             return self.quality.metric
-        return "rmse" if self.model.task == "regression" else "roc_auc"
+        return TASK_METRICS[self.model.task][0]
 
     @property
     def tracking_uri(self) -> str:
@@ -483,10 +533,29 @@ def _format_validation_error(err: ValidationError, source: str, model: type[Base
             parent = _model_at(model, e["loc"][:-1])
             allowed = sorted(parent.model_fields) if parent else []
             msg = f"unknown setting{_did_you_mean(str(e['loc'][-1]), allowed)}; allowed: {allowed}"
-        elif "input" in e and e["type"] not in ("missing",):
-            msg = f"{msg} (got {e['input']!r})"
-        lines.append(f"  {loc or '<root>'}: {msg}")
+        elif e["type"] == "missing":
+            msg = f"required setting, not set{_required_hint(loc)}"
+        elif e["type"] == "literal_error":
+            msg = f"{msg} (got {e['input']!r}){_did_you_mean(str(e['input']), _choices(e))}"
+        elif "input" in e and not isinstance(e["input"], dict | list):
+            msg = f"{msg} (got {e['input']!r})"  # a whole section is never dumped
+        if e["type"] == "value_error" and not loc:
+            msg = msg.removeprefix("Value error, ")
+        # Cross-field checks at the top (or of a section) name their settings themselves.
+        lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")
     return "\n".join(lines)
+
+
+def _choices(e: Any) -> list[str]:
+    expected = (e.get("ctx") or {}).get("expected", "")
+    return [p.strip().strip("'") for p in expected.replace(" or ", ",").split(",") if p.strip()]
+
+
+def _required_hint(loc: str) -> str:
+    return {
+        "model.name": " (the MLflow experiment and registered model name, e.g. my-model)",
+        "model.target": " (the column the model predicts)",
+    }.get(loc, "")
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -652,7 +721,62 @@ def load_settings(
             f"{path}: paths.reference: file not found: {settings.paths.reference}"
             " (build it with `driftwatch build-reference`)"
         )
+    _check_task_fits_reference(settings, path)
     return settings
+
+
+def _check_task_fits_reference(settings: Settings, path: Path) -> None:
+    """A classification task whose reference labels cannot work (a 3-class target under
+    ``binary``) is refused here, not at the first retrain: reads the target column only."""
+    import pandas as pd
+
+    spec, ref = settings.model, settings.paths.reference
+    if spec.family != "classification" or ref.suffix.lower() not in (".parquet", ".csv"):
+        return
+    try:
+        if ref.suffix.lower() == ".csv":
+            frame = pd.read_csv(ref, usecols=[spec.target])
+        else:
+            frame = pd.read_parquet(ref, columns=[spec.target])
+    except Exception:  # missing column, unreadable file: the run says so, naming the file
+        return
+    y = pd.to_numeric(frame[spec.target], errors="coerce").dropna()
+    if spec.task == "binary" and spec.target_threshold is not None:
+        y = (y > spec.target_threshold).astype(float)
+    problem = label_problem(y.to_numpy(dtype=float), spec)
+    if problem:
+        raise ConfigError(f"{path}: {problem} (in paths.reference {ref.name})")
+
+
+def label_problem(values: Any, spec: ModelSettings) -> str | None:
+    """What is wrong with a classification task's labels (an array of them), naming the
+    settings to change; None when they fit (or the task is regression)."""
+    import numpy as np
+
+    if spec.family != "classification":
+        return None
+    values = np.unique(np.asarray(values, dtype=np.float64))
+    where = f"model.target {spec.target!r}"
+    fraction = values[values != np.round(values)]
+    if len(fraction):
+        return (
+            f"{where} holds non-integer values such as {fraction[0]:g}; model.task"
+            f" {spec.task!r} needs integer class labels (or model.task: regression)"
+        )
+    shown = ", ".join(f"{v:g}" for v in values[:10]) + (" ..." if len(values) > 10 else "")
+    if spec.task == "binary" and not set(values.tolist()) <= {0.0, 1.0}:
+        hint = (
+            "model.task: multiclass"
+            if len(values) > 2
+            else f"model.target_threshold: {values[0]:g} (label = target > {values[0]:g})"
+        )
+        return (
+            f"{where} holds {len(values)} classes ({shown}) but model.task 'binary' needs 0/1"
+            f" labels: set {hint}"
+        )
+    if spec.task == "multiclass" and len(values) < 2:
+        return f"{where} holds {len(values)} class(es) ({shown}); model.task multiclass needs 2+"
+    return None
 
 
 def _describe(path: Path, sources: tuple[Any, ...]) -> str:
@@ -708,7 +832,7 @@ def _check_builtin(model: ModelSettings) -> None:
             f"{_did_you_mean(model.estimator, list(BUILTIN_FINAL_STEPS))}; use one of"
             f" {sorted(BUILTIN_FINAL_STEPS)} or 'package.module:factory'"
         )
-    module, _, name = BUILTIN_FINAL_STEPS[model.estimator][model.task].partition(":")
+    module, _, name = BUILTIN_FINAL_STEPS[model.estimator][model.family].partition(":")
     cls = getattr(importlib.import_module(module), name)
     allowed = sorted(cls().get_params(deep=False))
     for key in model.params:

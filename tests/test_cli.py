@@ -260,3 +260,28 @@ def test_check_on_time_blocks_calibrates_once_per_reference_and_span(
     assert strict_json(capsys.readouterr().out)["verdict"] == first["verdict"]
     again = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "state" / "calibration").glob("*")}
     assert again == cached  # read back, not recalibrated
+
+
+def test_check_without_config_skips_timestamps_and_the_target(tmp_path: Path, capsys) -> None:
+    """Issue 16: a csv's timestamp was tested as a categorical (DRIFT, "89 categories unseen")
+    and the target as a feature."""
+    rng = np.random.default_rng(1)
+
+    def frame(start: str, n: int = 500) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "time_hour": pd.date_range(start, periods=n, freq="h").astype(str),
+                "a": rng.normal(size=n),
+                "air_time": rng.normal(100 if start < "2013-06" else 150, 10, size=n),
+            }
+        )
+
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    frame("2013-01-01").to_csv(ref, index=False)
+    frame("2013-07-01").to_csv(cur, index=False)
+    argv = ["check", "--reference", str(ref), "--current", str(cur), "--json"]
+    assert main([*argv, "--target", "air_time"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert [c["column"] for c in data["columns"]] == ["a"] and not data["dataset_drift"]
+    assert "not tested: time_hour (a timestamp), air_time (the target)" in captured.err

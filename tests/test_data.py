@@ -13,7 +13,11 @@ from driftwatch.errors import BatchError, SchemaError
 from driftwatch.store.batches import read_batch, validate_batch
 
 SPEC = ModelSettings(
-    numerical=["distance", "temp"], categorical=["origin"], target="air_time", timestamp="time_hour"
+    name="flights-air-time",
+    numerical=["distance", "temp"],
+    categorical=["origin"],
+    target="air_time",
+    timestamp="time_hour",
 )
 
 

@@ -138,3 +138,26 @@ def test_time_block_caches_and_profiles_are_pruned_too(make_config, tmp_path: Pa
     prune_state(settings, keep_last=1)  # a real (empty) registry: no champion yet
     assert sorted(p.name for p in cal_dir.iterdir()) == ["blocks-3.yaml"]
     assert sorted(p.name for p in profiles.iterdir()) == ["profile-2.npz"]
+
+
+def test_html_reports_kept_for_the_newest_runs_and_none_for_failed_ones(
+    settings: Settings,
+) -> None:
+    """Issue 16: every run with data wrote a 4-5 MB HTML with no pruning, failed runs too."""
+    from driftwatch.store.retention import prune_reports
+
+    settings = settings.model_copy(
+        update={"report": settings.report.model_copy(update={"html_keep_last": 2})}
+    )
+    state = settings.paths.state
+    (state / "reports").mkdir(parents=True)
+    (state / "runs").mkdir(parents=True)
+    for i, stem in enumerate(["r1", "r2", "failed", "r3"]):
+        (state / "reports" / f"{stem}.html").write_text("<html/>")
+        age(state / "reports" / f"{stem}.html", 10 - i)
+        if stem != "failed":  # a failed run stores no result
+            (state / "runs" / f"{stem}.json").write_text("{}")
+    pruned = prune_reports(settings)
+    assert sorted(p.name for p in pruned.kept) == ["r2.html", "r3.html"]
+    assert sorted(p.name for p in pruned.deleted) == ["failed.html", "r1.html"]
+    assert sorted(p.name for p in (state / "reports").iterdir()) == ["r2.html", "r3.html"]

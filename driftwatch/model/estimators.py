@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from driftwatch.config import ModelSettings
+from driftwatch.config import ModelSettings, label_problem
 from driftwatch.errors import ConfigError
 from driftwatch.model.schema import labelled
 
@@ -47,7 +47,7 @@ def _hist_gradient_boosting(
     kw: dict[str, Any] = {"categorical_features": cat_mask, "random_state": random_state, **params}
     est = (
         HistGradientBoostingRegressor(**kw)
-        if spec.task == "regression"
+        if spec.family == "regression"
         else HistGradientBoostingClassifier(**kw)
     )
     return Pipeline([("encode", encode), ("model", est)])
@@ -65,7 +65,9 @@ def _linear(spec: ModelSettings, params: dict[str, Any], random_state: int = 0) 
     # sag and saga: set anyway, so a solver change in model.params stays reproducible.
     kw: dict[str, Any] = {"random_state": random_state, **params}
     est = (
-        Ridge(**kw) if spec.task == "regression" else LogisticRegression(**{"max_iter": 500, **kw})
+        Ridge(**kw)
+        if spec.family == "regression"
+        else LogisticRegression(**{"max_iter": 500, **kw})
     )
     return Pipeline([("encode", encode), ("model", est)])
 
@@ -103,9 +105,9 @@ def features(frame: pd.DataFrame, spec: ModelSettings) -> pd.DataFrame:
 
 
 def target(frame: pd.DataFrame, spec: ModelSettings) -> pd.Series:
-    """The label: the target itself, or ``target > target_threshold`` for classification."""
+    """The label: the target itself, or ``target > target_threshold`` for a binary task."""
     y = frame[spec.target]
-    if spec.task == "classification" and spec.target_threshold is not None:
+    if spec.task == "binary" and spec.target_threshold is not None:
         return (y > spec.target_threshold).astype(np.int64).where(y.notna())
     return y
 
@@ -118,16 +120,38 @@ def train(frame: pd.DataFrame, spec: ModelSettings, *, random_state: int = 0) ->
     if rows.empty:
         raise ValueError("no labelled rows to train on")
     y = target(rows, spec)
-    if spec.task == "classification":
-        y = y.astype(np.int64)
+    if spec.family == "classification":
+        y = class_labels(y, spec)
     est = build_estimator(spec, random_state=random_state)
     est.fit(features(rows, spec), y)
     return est
 
 
+def class_labels(y: pd.Series, spec: ModelSettings) -> pd.Series:
+    """Integer class labels of a classification task, or a ConfigError naming the setting that
+    does not fit the data (:func:`driftwatch.config.label_problem`): a run would otherwise fail
+    deep inside scikit-learn (a 3-class target under binary: ``average='binary'``)."""
+    problem = label_problem(y.dropna().to_numpy(dtype=np.float64), spec)
+    if problem:
+        raise ConfigError(problem)
+    return y.astype(np.int64)
+
+
 def predict(model: Any, frame: pd.DataFrame, spec: ModelSettings) -> np.ndarray:
-    """Predictions to monitor: the value for regression, P(positive) for classification."""
+    """Predictions to monitor (one number a row, kept in history with the row): the value for
+    regression, P(label 1) for binary, the predicted class for multiclass (its probabilities
+    are :func:`predict_proba`'s, used where the model itself is at hand: holdout scores)."""
     x = features(frame, spec)
-    if spec.task == "classification" and hasattr(model, "predict_proba"):
-        return np.asarray(model.predict_proba(x))[:, -1]
+    if spec.task == "binary" and hasattr(model, "predict_proba"):
+        proba = np.asarray(model.predict_proba(x))
+        classes = list(getattr(model, "classes_", range(proba.shape[1])))
+        return proba[:, classes.index(1)] if 1 in classes else proba[:, -1]
     return np.asarray(model.predict(x), dtype=np.float64)
+
+
+def predict_proba(model: Any, frame: pd.DataFrame, spec: ModelSettings) -> tuple[Any, Any] | None:
+    """Class probabilities and the classes they are for, or None (no ``predict_proba``)."""
+    if spec.family != "classification" or not hasattr(model, "predict_proba"):
+        return None
+    proba = np.asarray(model.predict_proba(features(frame, spec)))
+    return proba, np.asarray(getattr(model, "classes_", np.arange(proba.shape[1])))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from sklearn import metrics as skm
 
 from driftwatch.config import ModelSettings, QualitySettings
-from driftwatch.model.estimators import predict, target
+from driftwatch.model.estimators import predict, predict_proba, target
 from driftwatch.model.schema import labelled
 
 LOWER_IS_BETTER = {"rmse": True, "mae": True, "accuracy": False, "f1": False, "roc_auc": False}
@@ -21,7 +21,17 @@ def score(model: Any, frame: pd.DataFrame, spec: ModelSettings) -> dict[str, flo
     rows = labelled(frame, spec)
     if rows.empty:
         return {}
-    return score_predictions(target(rows, spec).to_numpy(), predict(model, rows, spec), spec)
+    y = target(rows, spec).to_numpy()
+    out = score_predictions(y, predict(model, rows, spec), spec)
+    if spec.task == "multiclass" and (found := predict_proba(model, rows, spec)) is not None:
+        proba, classes = found
+        # One-vs-rest, macro: undefined when a class the model knows is missing from the rows
+        # (or the rows hold a class it never saw); reported missing then, as for binary.
+        if set(np.unique(y.astype(int))) == set(classes.astype(int)) and len(classes) > 2:
+            out["roc_auc"] = float(
+                skm.roc_auc_score(y.astype(int), proba, multi_class="ovr", labels=classes)
+            )
+    return out
 
 
 def score_predictions(y: np.ndarray, p: np.ndarray, spec: ModelSettings) -> dict[str, float]:
@@ -34,6 +44,12 @@ def score_predictions(y: np.ndarray, p: np.ndarray, spec: ModelSettings) -> dict
             "mae": float(skm.mean_absolute_error(y, p)),
         }
     y = y.astype(int)
+    if spec.task == "multiclass":  # p holds the predicted classes
+        labels = np.asarray(p).astype(int)
+        return {
+            "accuracy": float(skm.accuracy_score(y, labels)),
+            "f1": float(skm.f1_score(y, labels, average="macro", zero_division=0)),
+        }
     labels = (p >= 0.5).astype(int)
     out = {
         "accuracy": float(skm.accuracy_score(y, labels)),

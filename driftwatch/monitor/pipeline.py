@@ -228,10 +228,14 @@ def prediction_drift(
     spec = plan.settings.model
     ref = pd.DataFrame({PREDICTION: predict(model, reference, spec)})
     cur = pd.DataFrame({PREDICTION: predict(model, current, spec)})
+    if spec.task == "multiclass":  # predicted classes, tested as categories
+        ref, cur = (f.astype(np.int64).astype(str).astype("category") for f in (ref, cur))
     return plan.prediction_detector().fit(ref).check(cur).columns[0]
 
 
-def challenge(plan: Plan, window: pd.DataFrame, champion_model: Any, trigger: str) -> Challenge:
+def challenge(
+    plan: Plan, window: pd.DataFrame, champion_model: Any, trigger: str, stale: bool = False
+) -> Challenge:
     """Train a challenger on the window's older rows and score it and the champion on the same,
     most recent, holdout; the verdict says whether it earns the promotion.
 
@@ -245,7 +249,12 @@ def challenge(plan: Plan, window: pd.DataFrame, champion_model: Any, trigger: st
     ch_scores = score(model, holdout, s.model)
     cp_scores = score(champion_model, holdout, s.model) if champion_model is not None else None
     verdict = promotion_decision(
-        plan.metric, ch_scores, cp_scores, s.retrain.promotion_margin, s.retrain.promote == "always"
+        plan.metric,
+        ch_scores,
+        cp_scores,
+        s.retrain.promotion_margin,
+        s.retrain.promote == "always",
+        stale=stale,
     )
     if verdict.promote and s.retrain.refit:
         train_rows = labelled(window, s.model)
@@ -403,7 +412,12 @@ class MonitorCycle:
             checkpoint("after-history")
             if findings.decision.retrain:
                 outcome = step.subflow(
-                    "retrain", self.retrain, batch.all_files, findings.decision.reason, run_id
+                    "retrain",
+                    self.retrain,
+                    batch.all_files,
+                    findings.decision.reason,
+                    run_id,
+                    bool({"drift", "age"} & findings.decision.triggers),
                 )
                 result = result.model_copy(
                     update={"retrain": outcome, "champion_version": outcome.champion_version}
@@ -516,7 +530,9 @@ class MonitorCycle:
         )
         return BlockJudging(profile, thresholds, ref.sha256[:16])
 
-    def retrain(self, files: list[str], reason: str, key: str) -> RetrainOutcome:
+    def retrain(
+        self, files: list[str], reason: str, key: str, stale: bool = False
+    ) -> RetrainOutcome:
         """Challenger vs champion on the same holdout; the alias moves last, only if it wins.
 
         Order matters for atomicity: the challenger is trained, scored, logged and registered
@@ -531,7 +547,7 @@ class MonitorCycle:
             model = step(
                 "load champion model", self.registry.load_model, champion.version, retry=True
             )
-        c = step("train and score challenger", challenge, plan, window, model, reason)
+        c = step("train and score challenger", challenge, plan, window, model, reason, stale)
         self.reporter.report_challenge(c)
         checkpoint("after-train")
         stored = step("store training window", self.references.store, c.window, key, retry=True)

@@ -103,9 +103,11 @@ class Plan(BaseModel):
         """The drift engine on the champion's outputs; ``drift.columns.prediction`` applies."""
         o = self.settings.drift.columns.get(PREDICTION)
         tests = {PREDICTION: (o.test, o.threshold)} if o else {}
+        # A multiclass model's output is its predicted class: a category, not a number.
+        classes = self.settings.model.task == "multiclass"
         return DriftDetector(
-            numerical=[PREDICTION],
-            categorical=[],
+            numerical=[] if classes else [PREDICTION],
+            categorical=[PREDICTION] if classes else [],
             tests=tests,
             min_rows=self.settings.drift.min_rows,
         )

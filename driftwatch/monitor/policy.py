@@ -105,29 +105,57 @@ def decide(
     return Decision(action="no_drift", reason="; ".join(parts))
 
 
+# The best value each metric can take: a champion scoring it on the holdout is saturated.
+CEILING = {"rmse": 0.0, "mae": 0.0, "accuracy": 1.0, "f1": 1.0, "roc_auc": 1.0}
+
+
+def at_ceiling(metric: str, value: float) -> bool:
+    return abs(value - CEILING[metric]) <= 1e-12
+
+
 def promotion_decision(
     metric: str,
     challenger: dict[str, float],
     champion: dict[str, float] | None,
     margin: float,
     always: bool = False,
+    stale: bool = False,
 ) -> PromotionDecision:
     """Promote a challenger only when it beats the champion on the same holdout by ``margin``
-    (or every challenger, ``always``: ``retrain.promote: always``)."""
-    ch = challenger[metric]
+    (or every challenger, ``always``: ``retrain.promote: always``).
+
+    A tie at the ceiling: a champion with the metric's best value on the holdout (ROC AUC,
+    accuracy or F1 of 1; RMSE or MAE of 0) cannot be beaten by any margin, so a drift alarm
+    would retrain at every tick for ever. When the champion's reference is ``stale`` (the
+    retrain was triggered by drift or age: the data moved away from what it learnt from), a
+    challenger that ties it at the ceiling is promoted, and its window becomes the reference.
+    A quality retrain never meets this case (a saturated champion has not degraded)."""
+    ch = challenger.get(metric)
     base = {"metric": metric, "challenger": ch, "margin": margin}
     if champion is None:
         return PromotionDecision(
             promote=True, champion=None, reason="no champion yet: bootstrap", **base
         )
-    cp = champion[metric]
+    cp = champion.get(metric)
     if always:
-        reason = f"retrain.promote: always (challenger {metric} {ch:.4g}, champion {cp:.4g})"
+        reason = f"retrain.promote: always (challenger {metric} {_num(ch)}, champion {_num(cp)})"
         return PromotionDecision(promote=True, champion=cp, reason=reason, **base)
+    if ch is None or cp is None:
+        reason = (
+            f"{metric} undefined on the holdout (one class only?; challenger {_num(ch)},"
+            f" champion {_num(cp)}): kept champion"
+        )
+        return PromotionDecision(promote=False, champion=cp, reason=reason, **base)
     if better(metric, ch, cp, margin):
         reason = f"challenger {metric} {ch:.4g} beats champion {cp:.4g} by more than {margin:.0%}"
         if margin < 0:
             reason = f"challenger {metric} {ch:.4g} is within {-margin:.0%} of champion {cp:.4g}"
+        return PromotionDecision(promote=True, champion=cp, reason=reason, **base)
+    if stale and at_ceiling(metric, cp) and at_ceiling(metric, ch):
+        reason = (
+            f"challenger {metric} {ch:.4g} ties champion {cp:.4g} at the ceiling, and the"
+            " champion's reference is stale (drift or age): promoted"
+        )
         return PromotionDecision(promote=True, champion=cp, reason=reason, **base)
     reason = (
         f"challenger {metric} {ch:.4g} does not beat champion {cp:.4g} by {margin:.0%}:"
@@ -139,6 +167,10 @@ def promotion_decision(
             f" {cp:.4g}: kept champion"
         )
     return PromotionDecision(promote=False, champion=cp, reason=reason, **base)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
 
 
 def _said(d: DriftResult, horizons: int) -> str:

@@ -42,7 +42,7 @@ class Decision(_Frozen):
 class PromotionDecision(_Frozen):
     promote: bool
     metric: str
-    challenger: float
+    challenger: float | None
     champion: float | None
     margin: float
     reason: str
@@ -52,7 +52,7 @@ class RetrainOutcome(_Frozen):
     promoted: bool
     reason: str
     metric: str
-    challenger_score: float
+    challenger_score: float | None
     champion_score: float | None
     challenger_version: str
     champion_version: str | None  # after the decision

@@ -14,7 +14,8 @@ def training_window(
 ) -> pd.DataFrame:
     """The last ``retrain.window_days`` of history (every batch processed, labels joined), plus
     the shipped reference's rows older than history while history is shorter than the window
-    (``retrain.include_reference``), oldest first. Columns are the model's; history's own
+    (``retrain.include_reference``), oldest first; without a timestamp the whole reference
+    comes first. Columns are the model's; history's own
     bookkeeping columns (file, prediction, ...) stay behind."""
     ts = settings.model.timestamp
     history = history[[c for c in history.columns if not str(c).startswith("_")]]
@@ -24,8 +25,10 @@ def training_window(
         if has_time and ts in shipped.columns:
             # Only what history does not cover yet: the reference fills the window's older end.
             parts.insert(0, shipped[shipped[ts] < history[ts].min()])
-        elif history.empty:
-            parts = [shipped]
+        elif not has_time:
+            # Data without time has no window to fill by age: the reference is always its
+            # older end (an `init` user's reference is trained on at the bootstrap, and stays).
+            parts.insert(0, shipped)
     filled = [p for p in parts if not p.empty]
     pool = pd.concat(filled, ignore_index=True) if filled else history
     if ts and ts in pool.columns and pool[ts].notna().any():

@@ -37,7 +37,9 @@ class Daemon:
         config_path: str | Path,
         interval_seconds: float | None = None,
         max_ticks: int | None = None,
+        verbose: bool = False,
     ) -> None:
+        self.verbose = verbose
         self.config_path = Path(config_path).resolve()
         self.interval_seconds = interval_seconds
         self.max_ticks = max_ticks
@@ -98,7 +100,7 @@ class Daemon:
             config = self.reload()
             from driftwatch.orchestration.runner import run_once
 
-            state, result = run_once(str(config))
+            state, result = run_once(str(config), verbose=self.verbose)
             self._alert(state, result)
             took = time.time() - started
             if result is not None:
@@ -217,9 +219,13 @@ class Daemon:
         return 0
 
 
-def run_daemon(config: str | None, interval: float | None, max_ticks: int | None) -> int:
+def run_daemon(
+    config: str | None, interval: float | None, max_ticks: int | None, verbose: bool = False
+) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not verbose:  # APScheduler's "Running job" / "executed successfully" at every tick
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     path = resolve_config_path(config)
-    return Daemon(path, interval, max_ticks).run()
+    return Daemon(path, interval, max_ticks, verbose).run()

@@ -87,10 +87,10 @@ class PrefectReporter:
     def report_retrain(self, outcome: RetrainOutcome) -> None:
         log = get_run_logger()
         log.info(
-            "challenger v%s %s=%.4g, champion %s -> %s: %s",
+            "challenger v%s %s=%s, champion %s -> %s: %s",
             outcome.challenger_version,
             outcome.metric,
-            outcome.challenger_score,
+            "-" if outcome.challenger_score is None else f"{outcome.challenger_score:.4g}",
             f"v{outcome.previous_version}" if outcome.previous_version else "(none)",
             "PROMOTED" if outcome.promoted else "KEPT champion",
             outcome.reason,

@@ -18,8 +18,9 @@ from driftwatch.orchestration.wiring import production_cycle
 
 @flow(name="driftwatch-retrain", validate_parameters=True)
 def retrain_flow(
-    plan: Plan, batch_files: list[str], reason: str = "", key: str = ""
+    plan: Plan, batch_files: list[str], reason: str = "", key: str = "", stale: bool = False
 ) -> RetrainOutcome:
-    """``key`` (the monitor run's id) makes every write of a retried run find the first try's."""
+    """``key`` (the monitor run's id) makes every write of a retried run find the first try's;
+    ``stale``: drift or age triggered it (a tie at the ceiling may promote, see policy)."""
     steps = PrefectSteps(plan, {})
-    return production_cycle(plan, steps).retrain(batch_files, reason, key or "manual")
+    return production_cycle(plan, steps).retrain(batch_files, reason, key or "manual", stale)

@@ -53,14 +53,19 @@ def _prefect_context(config_path: str) -> AbstractContextManager[Any]:
     return temporary_settings(restore_defaults={PREFECT_API_URL})
 
 
-def run_once(config: str | None, batch: str | None = None) -> tuple[Any, dict[str, Any] | None]:
-    """One monitor flow run; returns its final Prefect state and the result (None if it failed)."""
+def run_once(
+    config: str | None, batch: str | None = None, verbose: bool = False
+) -> tuple[Any, dict[str, Any] | None]:
+    """One monitor flow run; returns its final Prefect state and the result (None if it failed).
+    ``verbose``: Prefect's run-state lines and the HTTP client's request lines too."""
     prefect_env.configure()
     from driftwatch.config import resolve_config_path
 
     config_path = str(resolve_config_path(config))
     with _prefect_context(config_path):
         from driftwatch.orchestration.monitor_flow import monitor_flow
+
+        prefect_env.quiet_logs(verbose)
 
         state = monitor_flow(config_path=config_path, batch=batch, return_state=True)
         result = None

@@ -46,7 +46,14 @@ def write_html(
     model: object | None,
     path: Path,
 ) -> Path:
-    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+    from evidently import (
+        BinaryClassification,
+        DataDefinition,
+        Dataset,
+        MulticlassClassification,
+        Regression,
+        Report,
+    )
     from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
 
     spec = settings.model
@@ -54,13 +61,22 @@ def write_html(
     ref = _prepared(reference, settings, model, n)
     cur = _prepared(current, settings, model, n)
     quality = "target" in ref.columns and "target" in cur.columns
-    numerical = list(spec.numerical)
+    numerical, categorical = list(spec.numerical), list(spec.categorical)
     kwargs: dict = {}
     presets: list = [DataDriftPreset(columns=list(spec.features))]
     if quality and spec.task == "regression":
         numerical += ["target", "prediction"]
         kwargs["regression"] = [Regression(target="target", prediction="prediction")]
         presets.append(RegressionPreset())
+    elif quality and spec.task == "multiclass":  # prediction = the predicted class
+        for frame in (ref, cur):
+            frame["target"] = frame["target"].astype(np.int64)
+            frame["prediction"] = frame["prediction"].astype(np.int64)
+        kwargs["classification"] = [
+            MulticlassClassification(target="target", prediction_labels="prediction")
+        ]
+        categorical += ["target", "prediction"]
+        presets.append(ClassificationPreset())
     elif quality:
         for frame in (ref, cur):
             frame["target"] = frame["target"].astype(np.int64)
@@ -73,7 +89,7 @@ def write_html(
         ref = ref[list(spec.features)]
         cur = cur[list(spec.features)]
     definition = DataDefinition(
-        numerical_columns=numerical, categorical_columns=list(spec.categorical), **kwargs
+        numerical_columns=numerical, categorical_columns=categorical, **kwargs
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -11,6 +11,15 @@ from driftwatch.monitor.result import MonitorResult, RetrainOutcome
 from driftwatch.report import tables
 
 
+def _reference(result: MonitorResult) -> str:
+    """The reference by what it is: the user's ``paths.reference`` file until a model exists
+    (stored as version "shipped"), then the id of the training window it is."""
+    version = result.reference_version
+    if version == "shipped":
+        return "paths.reference (the first reference)"
+    return version or "-"
+
+
 def _num(v: float | None, digits: int = 4) -> str:
     if v is None:
         return "-"
@@ -62,7 +71,7 @@ def report_lines(result: MonitorResult) -> list[str]:
     lines = [
         f"batch: {result.window or f'{len(result.files)} file(s)'}, {result.rows} rows,"
         f" {result.labelled_rows} labelled;"
-        f" champion v{result.champion_version or '-'}, reference {result.reference_version or '-'}"
+        f" champion v{result.champion_version or '-'}, reference {_reference(result)}"
     ]
     if len(result.horizons) > 1:
         lines += horizon_lines(result)
@@ -112,7 +121,7 @@ def markdown(result: MonitorResult) -> str:
         "",
         f"- batch: {result.window or f'{len(result.files)} file(s)'}, {result.rows} rows"
         f" ({result.labelled_rows} labelled)",
-        f"- champion: v{result.champion_version or '-'}; reference: {result.reference_version or '-'}",
+        f"- champion: v{result.champion_version or '-'}; reference: {_reference(result)}",
     ]
     if result.quality is not None:
         lines.append(f"- quality: {result.quality.reason}")

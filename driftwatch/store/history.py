@@ -165,10 +165,17 @@ class HistoryFiles:
         if days is not None and all_days:
             start = all_days[-1] - pd.Timedelta(days=days + 1)
             all_days = [d for d in all_days if d >= start]
+        # Without a timestamp the rows' order is the order they arrived in (the holdout is the
+        # newest slice): files by the time they were committed, not by their (hashed) names.
+        timed = bool(self.settings.model.timestamp)
+
+        def order(p: Path) -> tuple:
+            return (p.name,) if timed else (p.stat().st_mtime_ns, p.name)
+
         files = [
             p
             for d in all_days
-            for p in sorted((self.rows_dir / f"date={d:%Y-%m-%d}").glob("*.parquet"))
+            for p in sorted((self.rows_dir / f"date={d:%Y-%m-%d}").glob("*.parquet"), key=order)
             if p.stem in keys
         ]
         frames = [f for f in [_read(files), *given] if not f.empty]

@@ -33,12 +33,15 @@ class Pruned:
 class RetentionResult:
     references: Pruned
     calibrations: Pruned
+    reports: Pruned = field(default_factory=Pruned)
 
     def summary(self) -> str:
         return (
-            f"retention: deleted {len(self.references.deleted)} reference(s) and"
-            f" {len(self.calibrations.deleted)} calibration(s); kept"
-            f" {len(self.references.kept)} and {len(self.calibrations.kept)}"
+            f"retention: deleted {len(self.references.deleted)} reference(s),"
+            f" {len(self.calibrations.deleted)} calibration(s) and"
+            f" {len(self.reports.deleted)} HTML report(s); kept"
+            f" {len(self.references.kept)}, {len(self.calibrations.kept)} and"
+            f" {len(self.reports.kept)}"
         )
 
 
@@ -79,7 +82,22 @@ def prune_state(
     keep_cals = [p for i, p in enumerate(cals) if i < keep_last or _reference_sha(p) in kept_shas]
     profiles = _newest_first(settings.paths.state / "profiles", "profile-*.npz")
     cals += profiles[keep_last:]  # profile caches: the newest keep_last are enough
-    return RetentionResult(references, _prune(cals, keep_cals + profiles[:keep_last], dry_run))
+    calibrations = _prune(cals, keep_cals + profiles[:keep_last], dry_run)
+    return RetentionResult(references, calibrations, prune_reports(settings, dry_run))
+
+
+def prune_reports(settings: Settings, dry_run: bool = False) -> Pruned:
+    """HTML reports (4-5 MB each) of the newest ``report.html_keep_last`` stored runs are kept;
+    older ones go, and so does the HTML of a run that failed after writing it (no stored result
+    names it: a retried file would otherwise leave one per attempt). Their MLflow copies stay
+    with their MLflow runs."""
+    state = settings.paths.state
+    html = _newest_first(state / "reports", "*.html")
+    recorded = (
+        {p.stem for p in (state / "runs").glob("*.json")} if (state / "runs").is_dir() else set()
+    )
+    kept = [p for p in html if p.stem in recorded][: settings.report.html_keep_last]
+    return _prune(html, kept, dry_run)
 
 
 def _newest_first(directory: Path, pattern: str) -> list[Path]:
