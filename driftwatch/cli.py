@@ -196,13 +196,22 @@ def _traceback(args: argparse.Namespace) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Parquet files are read one column at a time as the engine asks for them, and with
+    ``--config`` only the model's columns; nothing imports scikit-learn, MLflow, Evidently or
+    Prefect, and scipy.stats only a p-value test (tests/test_imports.py)."""
     from driftwatch.engine.drift import DriftDetector
     from driftwatch.errors import BatchError
     from driftwatch.report.text import drift_table
-    from driftwatch.store.batches import read_batch
+    from driftwatch.store.batches import model_columns, open_columns
 
-    reference = read_batch(args.reference)
-    current = read_batch(args.current)
+    plan, columns = None, None
+    if args.config:
+        from driftwatch.monitor.plan import Plan
+
+        plan = Plan.load(args.config, check_estimator=False)  # no model is built here
+        columns = model_columns(plan.settings.model)
+    reference = open_columns(args.reference, columns)
+    current = open_columns(args.current, columns)
     if reference.empty:
         raise BatchError(args.reference, "no rows: a reference needs data")
     if current.empty:
@@ -212,8 +221,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             print(f"NO VERDICT: {reason}")
         return EXIT_NO_VERDICT if args.fail_on_drift else EXIT_OK
-    if args.config:
-        result = _check_with_config(args, reference, current)
+    if plan is not None:
+        result = _check_with_config(args, plan, reference, current)
     else:
         result = DriftDetector().fit(reference).check(current, source=args.current)
     if args.json:
@@ -225,17 +234,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_DRIFT if args.fail_on_drift and result.dataset_drift else EXIT_OK
 
 
-def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -> Any:
+def _check_with_config(args: argparse.Namespace, plan: Any, reference: Any, current: Any) -> Any:
     """The configured rule; calibrated thresholds come from the reference file itself (time
-    blocks of the current file's span, or random-row batches of its size)."""
+    blocks of the current file's span, or random-row batches of its size). ``reference`` and
+    ``current`` are column sources (``open_columns``): calibration needs them whole."""
     from driftwatch.engine.drift import frame_fingerprint
     from driftwatch.model.schema import validate_batch
-    from driftwatch.monitor.plan import Plan
 
-    plan = Plan.load(args.config)
     spec = plan.settings.model
     if not plan.rule.needs_calibration:
         return plan.detector().fit(reference).check(current, source=args.current)
+    reference, current = _whole(reference), _whole(current)
     reference = validate_batch(reference, spec, args.reference)
     if plan.time_blocks and spec.timestamp in current.columns:
         from driftwatch.engine.blocks import BlockDetector, span_of
@@ -252,6 +261,15 @@ def _check_with_config(args: argparse.Namespace, reference: Any, current: Any) -
     rows = plan.calibration_rows(len(current))
     cal = plan.calibrate_rows(reference, frame_fingerprint(reference), rows)
     return plan.detector(cal.tests()).fit(reference).check(current, source=args.current)
+
+
+def _whole(source: Any) -> Any:
+    """A column source as one DataFrame (what validation and calibration work on)."""
+    from driftwatch.store.batches import ParquetColumns, read_batch
+
+    if isinstance(source, ParquetColumns):
+        return read_batch(source.path, columns=list(source.columns))
+    return source
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -567,9 +567,13 @@ def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    check_estimator: bool = True,
 ) -> Settings:
     """Read, override (``overrides`` by dotted path, then ``DRIFTWATCH_`` variables of
-    ``environ``, default ``os.environ``), validate, and resolve paths against the file."""
+    ``environ``, default ``os.environ``), validate, and resolve paths against the file.
+
+    ``check_estimator=False``: for a command that builds no model (``driftwatch check``), the
+    estimator and ``model.params`` are not checked, which would import scikit-learn (~1 s)."""
     environ = os.environ if environ is None else environ
     path = resolve_config_path(path, environ)
     if not path.is_file():
@@ -595,7 +599,8 @@ def load_settings(
             f"{path}: model: no features; list the model's input columns in model.numerical"
             " and/or model.categorical"
         )
-    _check_estimator(settings.model)
+    if check_estimator:
+        _check_estimator(settings.model)
     if not settings.paths.reference.exists():
         raise ConfigError(
             f"{path}: paths.reference: file not found: {settings.paths.reference}"

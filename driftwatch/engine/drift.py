@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -174,6 +174,22 @@ def as_categorical(values: pd.Series) -> pd.Series:
     return out.astype("category")
 
 
+class ColumnSource(Protocol):
+    """What ``fit`` and ``check`` read: a DataFrame, or anything handing out one column at a time.
+
+    The engine touches one column at a time (read, prepare, summarise, drop), so a source that
+    reads columns lazily (``driftwatch.store.batches.ParquetColumns``) keeps a 1M-row check's
+    memory to the profile plus one raw column instead of both whole files.
+    """
+
+    @property
+    def columns(self) -> pd.Index: ...
+
+    def __getitem__(self, column: str) -> pd.Series: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class ReferenceProfile:
     """Everything a check needs from the reference, and nothing else (no raw rows)."""
@@ -300,31 +316,53 @@ class DriftDetector:
         return self.tests[column].threshold if column in self.tests else None
 
     # -- fitting -----------------------------------------------------------------------------
-    def kinds_for(self, reference: pd.DataFrame) -> dict[str, Kind]:
+    def _declared_kinds(self) -> dict[str, Kind] | None:
+        """The kinds given to the constructor; None when they are inferred from the data."""
         if self.numerical is None and self.categorical is None:
+            return None
+        kinds: dict[str, Kind] = {c: "numerical" for c in self.numerical or []}
+        kinds.update({c: "categorical" for c in self.categorical or []})
+        return kinds
+
+    def kinds_for(self, reference: pd.DataFrame) -> dict[str, Kind]:
+        kinds = self._declared_kinds()
+        if kinds is None:
             kinds = {c: infer_kind(reference[c]) for c in reference.columns}
-        else:
-            kinds = {c: "numerical" for c in self.numerical or []}
-            kinds.update({c: "categorical" for c in self.categorical or []})
         return {c: k for c, k in kinds.items() if c not in self.ignore}
 
-    def fit(self, reference: pd.DataFrame, fingerprint: str | None = None) -> DriftDetector:
-        kinds = self.kinds_for(reference)
-        _require_columns(reference, kinds, "reference")
+    def fit(self, reference: ColumnSource, fingerprint: str | None = None) -> DriftDetector:
+        """Summarise the reference one column at a time (read, hash, summarise, let go)."""
+        declared = self._declared_kinds()
+        wanted = [
+            c
+            for c in (list(reference.columns) if declared is None else declared)
+            if c not in self.ignore
+        ]
+        _require_columns(reference, dict.fromkeys(wanted), "reference")
+        # Without a given fingerprint every column is hashed, the ones not checked too.
+        hasher = None if fingerprint else _FrameHash(reference.columns)
         samples: dict[str, ColumnSample] = {}
         dropped: dict[str, int] = {}
-        for col, kind in kinds.items():
-            values = _prepare(reference[col], kind, col, "reference")
+        keep = set(wanted)
+        for col in reference.columns if hasher else wanted:
+            values = reference[col]
+            if hasher:
+                hasher.add(values)
+            if col not in keep:
+                continue
+            kind = declared[col] if declared is not None else infer_kind(values)
+            values = _prepare(values, kind, col, "reference")
             samples[col], dropped[col] = ColumnSample.from_series(values, kind)
+            del values
             if samples[col].n == 0:
                 raise SchemaError(
                     "reference", "no usable values (all NaN/inf): cannot be a reference", col
                 )
         self.profile_ = ReferenceProfile(
-            columns=samples,
-            dropped=dropped,
+            columns={c: samples[c] for c in wanted},
+            dropped={c: dropped[c] for c in wanted},
             n_rows=len(reference),
-            fingerprint=fingerprint or frame_fingerprint(reference),
+            fingerprint=fingerprint or (hasher.hexdigest() if hasher else ""),
         )
         return self
 
@@ -333,14 +371,15 @@ class DriftDetector:
         return self
 
     # -- checking ----------------------------------------------------------------------------
-    def check(self, current: pd.DataFrame, source: str = "current batch") -> DriftResult:
+    def check(self, current: ColumnSource, source: str = "current batch") -> DriftResult:
         profile = self.profile_
         cols = [c for c in profile.columns if c not in self.ignore]
         _require_columns(current, dict.fromkeys(cols), source)
-        prepared = {c: _prepare(current[c], profile.columns[c].kind, c, source) for c in cols}
 
         def one(col: str) -> ColumnDrift:
-            return self._check_column(col, profile.columns[col], prepared[col])
+            # Read and prepared here, one column at a time: only this column's copies are alive.
+            values = _prepare(current[col], profile.columns[col].kind, col, source)
+            return self._check_column(col, profile.columns[col], values)
 
         # One thread by default: measured on 2 cores at 1M rows, a second thread gained nothing
         # (searchsorted holds the GIL, the sorts are memory-bound) and doubled the temporaries.
@@ -464,7 +503,7 @@ def _judge_p_value(c: ColumnDrift, cutoff: float) -> ColumnDrift:
     )
 
 
-def _require_columns(frame: pd.DataFrame, cols: dict[str, Any], source: str) -> None:
+def _require_columns(frame: ColumnSource, cols: dict[str, Any], source: str) -> None:
     dup = frame.columns[frame.columns.duplicated()].unique().tolist()
     if dup:
         raise SchemaError(source, f"duplicated column name(s): {dup}", column=str(dup[0]))
@@ -477,9 +516,42 @@ def _prepare(values: pd.Series, kind: Kind, col: str, source: str) -> pd.Series:
     return as_numeric(values, col, source) if kind == "numerical" else as_categorical(values)
 
 
-def frame_fingerprint(frame: pd.DataFrame) -> str:
+def frame_fingerprint(frame: ColumnSource) -> str:
     """Content hash of a frame (values and column names), for keying a cached profile."""
-    h = hashlib.sha256()
-    h.update("\x1f".join(map(str, frame.columns)).encode())
-    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return h.hexdigest()[:16]
+    hasher = _FrameHash(frame.columns)
+    for col in frame.columns:
+        hasher.add(frame[col])
+    return hasher.hexdigest()
+
+
+class _FrameHash:
+    """``frame_fingerprint`` one column at a time, with the value hashing the whole frame gives.
+
+    The fingerprint is sha256 over the column names and ``pd.util.hash_pandas_object(frame,
+    index=False)``'s row hashes. pandas builds those by folding each column's hashes in, in
+    order (``combine_hash_arrays`` in pandas/core/util/hashing.py, private API); the same fold is
+    written out here so a reference read column by column is never held whole, and fingerprints
+    (cache keys) keep the values they had.
+    """
+
+    def __init__(self, columns: pd.Index) -> None:
+        self._sha = hashlib.sha256("\x1f".join(map(str, columns)).encode())
+        self._items = len(columns)
+        self._i = 0
+        self._mult = np.uint64(1000003)
+        self._rows: np.ndarray | None = None
+
+    def add(self, values: pd.Series) -> None:
+        h = pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
+        if self._rows is None:
+            self._rows = np.zeros_like(h) + np.uint64(0x345678)
+        inverse = self._items - self._i
+        self._rows ^= h
+        self._rows *= self._mult
+        self._mult += np.uint64(82520 + inverse + inverse)
+        self._i += 1
+
+    def hexdigest(self) -> str:
+        if self._rows is not None:
+            self._sha.update((self._rows + np.uint64(97531)).tobytes())
+        return self._sha.hexdigest()[:16]
