@@ -308,8 +308,11 @@ class MlflowSettings(_Strict):
 
 class ReportSettings(_Strict):
     artifacts: bool = True
-    # Evidently's HTML report per run (state/reports/, MLflow, a Prefect link artifact).
-    html: bool = True
+    # Evidently's HTML report (state/reports/, MLflow, a Prefect link artifact): "alarm" on runs
+    # whose decision is not "no drift" (drift, degraded quality, a retrain), true on every run
+    # with rows, false never. Evidently's page costs ~1.5-3 s, most of a quiet hourly tick
+    # (benchmarks/process_speed.py), and an hourly daemon would write 24 pages a day of "ok".
+    html: bool | Literal["alarm"] = "alarm"
     # Evidently is slow on big frames: both sides are sampled to this many rows for the HTML.
     html_sample_rows: int = Field(10_000, ge=100)
 
