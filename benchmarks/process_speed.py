@@ -59,7 +59,8 @@ print(snap.json())
 
 
 def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Wall seconds and the child's own peak RSS (MB); the output is discarded."""
+    """Wall seconds, the child's own CPU seconds (user + system: what the wall time would be on
+    an idle core for a one-thread process) and peak RSS (MB); the output is discarded."""
     t0 = time.perf_counter()
     with open(os.devnull, "wb") as devnull:
         proc = subprocess.Popen(cmd, stdout=devnull, stderr=subprocess.PIPE, env=env, cwd=ROOT)
@@ -69,7 +70,8 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, fl
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err[-2000:]}")
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"seconds": seconds, "cpu_s": cpu, "peak_mb": usage.ru_maxrss / 1024}
 
 
 def check_rows(sizes: list[int], repeat: int, evidently_max: int, work: Path) -> list[dict]:
@@ -96,13 +98,16 @@ def check_rows(sizes: list[int], repeat: int, evidently_max: int, work: Path) ->
             "columns": 22,
             "driftwatch_s": round(statistics.median(r["seconds"] for r in dw), 2),
             "driftwatch_s_all": [round(r["seconds"], 2) for r in dw],
+            "driftwatch_cpu_s": round(statistics.median(r["cpu_s"] for r in dw), 2),
             "driftwatch_peak_mb": round(max(r["peak_mb"] for r in dw)),
         }
         if ev:
             row["evidently_s"] = round(statistics.median(r["seconds"] for r in ev), 2)
             row["evidently_s_all"] = [round(r["seconds"], 2) for r in ev]
+            row["evidently_cpu_s"] = round(statistics.median(r["cpu_s"] for r in ev), 2)
             row["evidently_peak_mb"] = round(max(r["peak_mb"] for r in ev))
             row["ratio"] = round(row["evidently_s"] / row["driftwatch_s"], 1)
+            row["cpu_ratio"] = round(row["evidently_cpu_s"] / row["driftwatch_cpu_s"], 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -210,11 +215,12 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
         batch.drop(columns=[target]).to_parquet(landing / f"flights-{key}.parquet", index=False)
         timers.parts.clear()
         timers.steps.clear()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         used = daemon.reload()  # what Daemon.tick does: re-read config.yaml, then one flow run
         reload_s = time.perf_counter() - t0
         state, result = run_once(str(used))
         total = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         outcome = (result or {}).get("outcome", state.name)
         phase = ["bootstrap", "first judged tick (calibrates)"][i] if i < 2 else "warm"
         p = timers.parts
@@ -225,6 +231,7 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
             "phase": phase,
             "outcome": outcome,
             "total_s": round(total, 3),
+            "cpu_s": round(cpu, 3),
             "config_reload_s": round(reload_s, 3),
             "driftwatch_steps_s": round(p.get("step bodies", 0.0), 3),
             "flow_glue_s": round(p.get("flow body", 0.0) - p.get("task runs", 0.0), 3),
@@ -241,6 +248,7 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
     summary: dict[str, Any] = {"warm_no_drift_ticks": len(warm)}
     for key in (
         "total_s",
+        "cpu_s",
         "config_reload_s",
         "driftwatch_steps_s",
         "flow_glue_s",
@@ -315,16 +323,19 @@ def main() -> None:
 def print_tables(results: dict[str, Any]) -> None:
     if "check" in results:
         print(
-            "\n| rows | driftwatch check (s) | peak RSS (MB) | Evidently process (s) | peak RSS (MB) | ratio |"
+            "\n| rows | driftwatch check (s) | CPU (s) | peak RSS (MB)"
+            " | Evidently process (s) | CPU (s) | peak RSS (MB) | ratio |"
         )
-        print("|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in results["check"]:
             ev = (
-                f"{r['evidently_s']} | {r['evidently_peak_mb']} | {r['ratio']}x"
+                f"{r['evidently_s']} | {r['evidently_cpu_s']} | {r['evidently_peak_mb']}"
+                f" | {r['ratio']}x (CPU {r['cpu_ratio']}x)"
                 if "ratio" in r
-                else "- | - | -"
+                else "- | - | - | -"
             )
-            print(f"| {r['rows']:,} | {r['driftwatch_s']} | {r['driftwatch_peak_mb']} | {ev} |")
+            dw = f"{r['driftwatch_s']} | {r['driftwatch_cpu_s']} | {r['driftwatch_peak_mb']}"
+            print(f"| {r['rows']:,} | {dw} | {ev} |")
     names = {"shipped": "report.html: alarm (shipped)", "html": "report.html: true"}
     ticks = {k: v["summary"] for k, v in results.get("tick", {}).items()}
     if ticks:
@@ -334,6 +345,7 @@ def print_tables(results: dict[str, Any]) -> None:
         print("|---|" + "---:|" * len(ticks))
         parts = [
             "total_s",
+            "cpu_s",
             "config_reload_s",
             "driftwatch_steps_s",
             "flow_glue_s",

@@ -14,8 +14,9 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -341,23 +342,33 @@ class DriftDetector:
         _require_columns(reference, dict.fromkeys(wanted), "reference")
         # Without a given fingerprint every column is hashed, the ones not checked too.
         hasher = None if fingerprint else _FrameHash(reference.columns)
+        keep = set(wanted)
+
+        def one(col: str) -> tuple[ColumnSample | None, int, np.ndarray | None]:
+            values = reference[col]
+            hashes = _row_hashes(values) if hasher else None
+            if col not in keep:
+                return None, 0, hashes
+            kind = declared[col] if declared is not None else infer_kind(values)
+            sample, dropped = ColumnSample.from_series(
+                _prepare(values, kind, col, "reference"), kind
+            )
+            return sample, dropped, hashes
+
+        names = list(reference.columns) if hasher else wanted
         samples: dict[str, ColumnSample] = {}
         dropped: dict[str, int] = {}
-        keep = set(wanted)
-        for col in reference.columns if hasher else wanted:
-            values = reference[col]
-            if hasher:
-                hasher.add(values)
-            if col not in keep:
-                continue
-            kind = declared[col] if declared is not None else infer_kind(values)
-            values = _prepare(values, kind, col, "reference")
-            samples[col], dropped[col] = ColumnSample.from_series(values, kind)
-            del values
-            if samples[col].n == 0:
-                raise SchemaError(
-                    "reference", "no usable values (all NaN/inf): cannot be a reference", col
-                )
+        with _columns_pool(self._workers(len(reference), len(names))) as pool:
+            for col, (sample, n_dropped, hashes) in zip(names, pool(one, names), strict=True):
+                if hasher and hashes is not None:
+                    hasher.fold(hashes)  # in column order, as the fingerprint is defined
+                if sample is None:
+                    continue
+                if sample.n == 0:
+                    raise SchemaError(
+                        "reference", "no usable values (all NaN/inf): cannot be a reference", col
+                    )
+                samples[col], dropped[col] = sample, n_dropped
         self.profile_ = ReferenceProfile(
             columns={c: samples[c] for c in wanted},
             dropped={c: dropped[c] for c in wanted},
@@ -365,6 +376,12 @@ class DriftDetector:
             fingerprint=fingerprint or (hasher.hexdigest() if hasher else ""),
         )
         return self
+
+    def _workers(self, rows: int, columns: int) -> int:
+        """Threads over columns: ``n_jobs`` (default 1), and only where a column is big enough
+        for a thread to pay (the sorts, parquet reads and merges release the GIL)."""
+        workers = self.n_jobs or 1
+        return workers if workers > 1 and rows >= 50_000 and columns > 1 else 1
 
     def with_profile(self, profile: ReferenceProfile) -> DriftDetector:
         self.profile_ = profile
@@ -381,14 +398,8 @@ class DriftDetector:
             values = _prepare(current[col], profile.columns[col].kind, col, source)
             return self._check_column(col, profile.columns[col], values)
 
-        # One thread by default: measured on 2 cores at 1M rows, a second thread gained nothing
-        # (searchsorted holds the GIL, the sorts are memory-bound) and doubled the temporaries.
-        workers = self.n_jobs or 1
-        if workers > 1 and len(current) >= 50_000 and len(cols) > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                columns = list(pool.map(one, cols))
-        else:
-            columns = [one(c) for c in cols]
+        with _columns_pool(self._workers(len(current), len(cols))) as pool:
+            columns = list(pool(one, cols))
         rule = self.rule
         if rule.corrects_p_values:
             free = {
@@ -516,11 +527,25 @@ def _prepare(values: pd.Series, kind: Kind, col: str, source: str) -> pd.Series:
     return as_numeric(values, col, source) if kind == "numerical" else as_categorical(values)
 
 
+@contextmanager
+def _columns_pool(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
+    """``map`` over columns in order: the built-in one, or a thread pool's."""
+    if workers <= 1:
+        yield map
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield pool.map
+
+
+def _row_hashes(values: pd.Series) -> np.ndarray:
+    return pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
+
+
 def frame_fingerprint(frame: ColumnSource) -> str:
     """Content hash of a frame (values and column names), for keying a cached profile."""
     hasher = _FrameHash(frame.columns)
     for col in frame.columns:
-        hasher.add(frame[col])
+        hasher.fold(_row_hashes(frame[col]))
     return hasher.hexdigest()
 
 
@@ -541,8 +566,8 @@ class _FrameHash:
         self._mult = np.uint64(1000003)
         self._rows: np.ndarray | None = None
 
-    def add(self, values: pd.Series) -> None:
-        h = pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
+    def fold(self, h: np.ndarray) -> None:
+        """The next column's row hashes (``_row_hashes``), in column order."""
         if self._rows is None:
             self._rows = np.zeros_like(h) + np.uint64(0x345678)
         inverse = self._items - self._i

@@ -27,7 +27,7 @@ from driftwatch.files import atomic_write, file_hash
 from driftwatch.model.schema import validate_batch
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Champion, ReferenceHandle
-from driftwatch.store.batches import read_batch
+from driftwatch.store.batches import model_columns, read_batch
 
 log = logging.getLogger("driftwatch.retention")
 
@@ -51,7 +51,9 @@ def active_reference(plan: Plan, champion_reference: str | None = None) -> Refer
 
 
 def load_reference(plan: Plan, ref: ReferenceHandle) -> pd.DataFrame:
-    return validate_batch(read_batch(ref.path), plan.settings.model, str(ref.path))
+    """Only the model's columns are read (validation keeps no others)."""
+    spec = plan.settings.model
+    return validate_batch(read_batch(ref.path, columns=model_columns(spec)), spec, str(ref.path))
 
 
 def profile_key(plan: Plan, ref: ReferenceHandle) -> str:
