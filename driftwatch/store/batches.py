@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from driftwatch.config import LandingSettings, ModelSettings
 from driftwatch.errors import BatchError
 from driftwatch.files import file_hash
 from driftwatch.model.schema import labelled, to_utc, validate_batch
 
 BATCH_SUFFIXES = (".parquet", ".pq", ".csv")
+
+if TYPE_CHECKING:  # annotations only: config pulls in pydantic-settings (~0.15 s)
+    from driftwatch.config import LandingSettings, ModelSettings
 
 
 def read_batch(
