@@ -16,6 +16,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py            # check + tick
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py --only check --sizes 100000
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py --only check --baseline ../main
 
 Writes benchmarks/results/process_speed.json and prints markdown tables.
 """
@@ -58,12 +59,18 @@ print(snap.json())
 """
 
 
-def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+# The baseline checkout may have no ``python -m driftwatch``.
+BASELINE = "import sys; from driftwatch.cli import main; sys.exit(main())"
+
+
+def run_child(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> dict[str, float]:
     """Wall seconds, the child's own CPU seconds (user + system: what the wall time would be on
     an idle core for a one-thread process) and peak RSS (MB); the output is discarded."""
     t0 = time.perf_counter()
     with open(os.devnull, "wb") as devnull:
-        proc = subprocess.Popen(cmd, stdout=devnull, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=devnull, stderr=subprocess.PIPE, env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -74,7 +81,10 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, fl
     return {"seconds": seconds, "cpu_s": cpu, "peak_mb": usage.ru_maxrss / 1024}
 
 
-def check_rows(sizes: list[int], repeat: int, evidently_max: int, work: Path) -> list[dict]:
+def check_rows(
+    sizes: list[int], repeat: int, evidently_max: int, work: Path, baseline: Path | None
+) -> list[dict]:
+    """``baseline``: another checkout of driftwatch run the same way (before/after, same run)."""
     from drift_speed import generate
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -87,12 +97,17 @@ def check_rows(sizes: list[int], repeat: int, evidently_max: int, work: Path) ->
         dw_cmd = [sys.executable, "-m", "driftwatch", "check", "--reference", str(ref)]
         dw_cmd += ["--current", str(cur), "--json"]
         ev_cmd = [sys.executable, "-c", EVIDENTLY, str(ref), str(cur)]
+        base_cmd = [sys.executable, "-c", BASELINE, *dw_cmd[3:]]
+        base_env = {**os.environ, "PYTHONPATH": str(baseline)}
         run_child(dw_cmd, env)  # page cache warm for both tools
-        dw, ev = [], []
+        dw, ev, base = [], [], []
         for _ in range(repeat):
             dw.append(run_child(dw_cmd, env))
             if n <= evidently_max:
                 ev.append(run_child(ev_cmd, env))
+            if baseline:
+                # cwd too: `python -c` puts the working directory first on sys.path.
+                base.append(run_child(base_cmd, base_env, cwd=baseline))
         row: dict[str, Any] = {
             "rows": n,
             "columns": 22,
@@ -101,6 +116,10 @@ def check_rows(sizes: list[int], repeat: int, evidently_max: int, work: Path) ->
             "driftwatch_cpu_s": round(statistics.median(r["cpu_s"] for r in dw), 2),
             "driftwatch_peak_mb": round(max(r["peak_mb"] for r in dw)),
         }
+        if base:
+            row["baseline_s"] = round(statistics.median(r["seconds"] for r in base), 2)
+            row["baseline_cpu_s"] = round(statistics.median(r["cpu_s"] for r in base), 2)
+            row["baseline_peak_mb"] = round(max(r["peak_mb"] for r in base))
         if ev:
             row["evidently_s"] = round(statistics.median(r["seconds"] for r in ev), 2)
             row["evidently_s_all"] = [round(r["seconds"], 2) for r in ev]
@@ -277,6 +296,7 @@ def main() -> None:
         help="run Evidently up to this size (1M rows: ~3 min and ~1.8 GB for it)",
     )
     ap.add_argument("--ticks", type=int, default=6, help="warm ticks measured")
+    ap.add_argument("--baseline", type=Path, help="another checkout's `check`, e.g. main's")
     ap.add_argument("--tick-child", choices=["shipped", "html"], help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(HERE / "results" / "process_speed.json"))
     args = ap.parse_args()
@@ -294,8 +314,15 @@ def main() -> None:
     if args.only in (None, "check"):
         with tempfile.TemporaryDirectory(prefix="driftwatch-process-") as tmp:
             results["check"] = check_rows(
-                args.sizes, args.repeat, args.evidently_max_rows, Path(tmp)
+                args.sizes, args.repeat, args.evidently_max_rows, Path(tmp), args.baseline
             )
+        if args.baseline:
+            head = subprocess.run(
+                ["git", "-C", str(args.baseline), "log", "-1", "--format=%h %s"],
+                capture_output=True,
+                text=True,
+            )
+            results["baseline"] = {"path": str(args.baseline), "commit": head.stdout.strip()}
     if args.only in (None, "tick"):
         results["tick"] = {}
         for variant in ("shipped", "html"):
@@ -336,6 +363,15 @@ def print_tables(results: dict[str, Any]) -> None:
             )
             dw = f"{r['driftwatch_s']} | {r['driftwatch_cpu_s']} | {r['driftwatch_peak_mb']}"
             print(f"| {r['rows']:,} | {dw} | {ev} |")
+        if any("baseline_s" in r for r in results["check"]):
+            print(
+                "\n| rows | baseline check (s) | CPU (s) | peak RSS (MB) |\n|---:|---:|---:|---:|"
+            )
+            for r in results["check"]:
+                print(
+                    f"| {r['rows']:,} | {r['baseline_s']} | {r['baseline_cpu_s']}"
+                    f" | {r['baseline_peak_mb']} |"
+                )
     names = {"shipped": "report.html: alarm (shipped)", "html": "report.html: true"}
     ticks = {k: v["summary"] for k, v in results.get("tick", {}).items()}
     if ticks:
