@@ -305,12 +305,14 @@ def main() -> None:
         return
     out = Path(args.out)
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
-    results["machine"] = {
+    # Each part keeps the machine it ran on (a later --only run replaces that part alone).
+    machine = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "load_at_start": os.getloadavg()[0],
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
+    results.pop("machine", None)
     if args.only in (None, "check"):
         with tempfile.TemporaryDirectory(prefix="driftwatch-process-") as tmp:
             results["check"] = check_rows(
@@ -323,6 +325,7 @@ def main() -> None:
                 text=True,
             )
             results["baseline"] = {"path": str(args.baseline), "commit": head.stdout.strip()}
+        results["check_machine"] = {**machine, "load_at_end": os.getloadavg()[0]}
     if args.only in (None, "tick"):
         results["tick"] = {}
         for variant in ("shipped", "html"):
@@ -341,7 +344,7 @@ def main() -> None:
                     f"tick benchmark failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
                 )
             results["tick"][variant] = json.loads(lines[-1][len("RESULT ") :])
-    results["machine"]["load_at_end"] = os.getloadavg()[0]
+        results["tick_machine"] = {**machine, "load_at_end": os.getloadavg()[0]}
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print_tables(results)

@@ -144,3 +144,24 @@ def test_parquet_read_column_by_column_checks_as_the_whole_file(tmp_path: Path) 
     bad.write_bytes(b"PAR1 not really")
     with pytest.raises(BatchError, match=r"bad\.parquet"):
         open_columns(bad)
+
+
+def test_columns_on_threads_give_the_same_verdicts(tmp_path: Path) -> None:
+    """`check --jobs` (DriftDetector n_jobs): columns judged on threads (52k rows, above the
+    50,000-row floor), in column order, with the fingerprint folded in the same order."""
+    from driftwatch.engine.drift import DriftDetector
+    from driftwatch.store.batches import ParquetColumns
+
+    path = Path(__file__).parents[1] / "reference_data" / "flights_2013_01_02.parquet"
+    cur = tmp_path / "cur.parquet"
+    pd.read_parquet(path).iloc[::-1].to_parquet(cur, index=False)  # 52k rows too
+    one, two = (
+        DriftDetector(n_jobs=jobs).fit(ParquetColumns(path)).check(ParquetColumns(cur))
+        for jobs in (1, 2)
+    )
+    assert one.reference_fingerprint == two.reference_fingerprint
+    assert [(c.column, c.drifted) for c in one.columns] == [
+        (c.column, c.drifted) for c in two.columns
+    ]
+    for a, b in zip(one.columns, two.columns, strict=True):
+        assert a.statistic == pytest.approx(b.statistic, rel=1e-12)
