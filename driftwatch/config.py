@@ -347,8 +347,11 @@ class MlflowSettings(_Strict):
 
 class ReportSettings(_Strict):
     artifacts: bool = True
-    # Evidently's HTML report per run (state/reports/, MLflow, a Prefect link artifact).
-    html: bool = True
+    # Evidently's HTML report (state/reports/, MLflow, a Prefect link artifact): "alarm" on runs
+    # whose decision is not "no drift" (drift, degraded quality, a retrain), true on every run
+    # with rows, false never. Evidently's page costs ~1.5-3 s, most of a quiet hourly tick
+    # (benchmarks/process_speed.py), and an hourly daemon would write 24 pages a day of "ok".
+    html: bool | Literal["alarm"] = "alarm"
     # Evidently is slow on big frames: both sides are sampled to this many rows for the HTML.
     html_sample_rows: int = Field(10_000, ge=100)
     # HTML reports kept under <state>/reports: those of the newest N stored runs (4-5 MB each);
@@ -687,9 +690,13 @@ def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    check_estimator: bool = True,
 ) -> Settings:
     """Read, override (``overrides`` by dotted path, then ``DRIFTWATCH_`` variables of
-    ``environ``, default ``os.environ``), validate, and resolve paths against the file."""
+    ``environ``, default ``os.environ``), validate, and resolve paths against the file.
+
+    ``check_estimator=False``: for a command that builds no model (``driftwatch check``), the
+    estimator and ``model.params`` are not checked, which would import scikit-learn (~1 s)."""
     environ = os.environ if environ is None else environ
     path = resolve_config_path(path, environ)
     if not path.is_file():
@@ -715,7 +722,8 @@ def load_settings(
             f"{path}: model: no features; list the model's input columns in model.numerical"
             " and/or model.categorical"
         )
-    _check_estimator(settings.model)
+    if check_estimator:
+        _check_estimator(settings.model)
     if not settings.paths.reference.exists():
         raise ConfigError(
             f"{path}: paths.reference: file not found: {settings.paths.reference}"

@@ -190,3 +190,12 @@ def test_overrides_by_dotted_path_win_and_are_validated(tmp_path: Path) -> None:
     assert "drift.drift_shar: unknown setting (did you mean 'drift_share'?)" in str(err.value)
     with pytest.raises(ConfigError, match=r"drift\.drift_share: .* \(got '2'\)"):
         load_settings(path, environ={}, overrides={"drift.drift_share": "2"})
+
+
+def test_report_html_alarm_skips_evidently_on_quiet_runs() -> None:
+    from driftwatch.orchestration.reporting import wants_html
+
+    assert not wants_html("alarm", "no_drift", 50)  # the quiet hourly tick: no Evidently page
+    assert all(wants_html("alarm", a, 50) for a in ("retrain", "no_retrain", "bootstrap"))
+    assert wants_html(True, "no_drift", 50) and not wants_html(False, "retrain", 50)
+    assert not wants_html(True, "no_data", 0)

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "driftwatch"
 LAYER = {
     "errors": 0, "faults": 0, "files": 0, "yamlio": 0, "__init__": 0,
     "engine": 1, "config": 1.5, "model": 2, "monitor": 3, "store": 4, "report": 4, "alerts": 4,
-    "orchestration": 5, "cli": 6, "demo": 6,
+    "orchestration": 5, "cli": 6, "demo": 6, "__main__": 6,
 }  # fmt: skip
 
 

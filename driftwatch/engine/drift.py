@@ -14,11 +14,12 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -181,6 +182,22 @@ def as_categorical(values: pd.Series) -> pd.Series:
     return out.astype("category")
 
 
+class ColumnSource(Protocol):
+    """What ``fit`` and ``check`` read: a DataFrame, or anything handing out one column at a time.
+
+    The engine touches one column at a time (read, prepare, summarise, drop), so a source that
+    reads columns lazily (``driftwatch.store.batches.ParquetColumns``) keeps a 1M-row check's
+    memory to the profile plus one raw column instead of both whole files.
+    """
+
+    @property
+    def columns(self) -> pd.Index: ...
+
+    def __getitem__(self, column: str) -> pd.Series: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class ReferenceProfile:
     """Everything a check needs from the reference, and nothing else (no raw rows)."""
@@ -307,56 +324,89 @@ class DriftDetector:
         return self.tests[column].threshold if column in self.tests else None
 
     # -- fitting -----------------------------------------------------------------------------
-    def kinds_for(self, reference: pd.DataFrame) -> dict[str, Kind]:
+    def _declared_kinds(self) -> dict[str, Kind] | None:
+        """The kinds given to the constructor; None when they are inferred from the data."""
         if self.numerical is None and self.categorical is None:
+            return None
+        kinds: dict[str, Kind] = {c: "numerical" for c in self.numerical or []}
+        kinds.update({c: "categorical" for c in self.categorical or []})
+        return kinds
+
+    def kinds_for(self, reference: pd.DataFrame) -> dict[str, Kind]:
+        kinds = self._declared_kinds()
+        if kinds is None:
             kinds = {c: infer_kind(reference[c]) for c in reference.columns}
-        else:
-            kinds = {c: "numerical" for c in self.numerical or []}
-            kinds.update({c: "categorical" for c in self.categorical or []})
         return {c: k for c, k in kinds.items() if c not in self.ignore}
 
-    def fit(self, reference: pd.DataFrame, fingerprint: str | None = None) -> DriftDetector:
-        kinds = self.kinds_for(reference)
-        _require_columns(reference, kinds, "reference")
+    def fit(self, reference: ColumnSource, fingerprint: str | None = None) -> DriftDetector:
+        """Summarise the reference one column at a time (read, hash, summarise, let go)."""
+        declared = self._declared_kinds()
+        wanted = [
+            c
+            for c in (list(reference.columns) if declared is None else declared)
+            if c not in self.ignore
+        ]
+        _require_columns(reference, dict.fromkeys(wanted), "reference")
+        # Without a given fingerprint every column is hashed, the ones not checked too.
+        hasher = None if fingerprint else _FrameHash(reference.columns)
+        keep = set(wanted)
+
+        def one(col: str) -> tuple[ColumnSample | None, int, np.ndarray | None]:
+            values = reference[col]
+            hashes = _row_hashes(values) if hasher else None
+            if col not in keep:
+                return None, 0, hashes
+            kind = declared[col] if declared is not None else infer_kind(values)
+            sample, dropped = ColumnSample.from_series(
+                _prepare(values, kind, col, "reference"), kind
+            )
+            return sample, dropped, hashes
+
+        names = list(reference.columns) if hasher else wanted
         samples: dict[str, ColumnSample] = {}
         dropped: dict[str, int] = {}
-        for col, kind in kinds.items():
-            values = _prepare(reference[col], kind, col, "reference")
-            samples[col], dropped[col] = ColumnSample.from_series(values, kind)
-            if samples[col].n == 0:
-                raise SchemaError(
-                    "reference", "no usable values (all NaN/inf): cannot be a reference", col
-                )
+        with _columns_pool(self._workers(len(reference), len(names))) as pool:
+            for col, (sample, n_dropped, hashes) in zip(names, pool(one, names), strict=True):
+                if hasher and hashes is not None:
+                    hasher.fold(hashes)  # in column order, as the fingerprint is defined
+                if sample is None:
+                    continue
+                if sample.n == 0:
+                    raise SchemaError(
+                        "reference", "no usable values (all NaN/inf): cannot be a reference", col
+                    )
+                samples[col], dropped[col] = sample, n_dropped
         self.profile_ = ReferenceProfile(
-            columns=samples,
-            dropped=dropped,
+            columns={c: samples[c] for c in wanted},
+            dropped={c: dropped[c] for c in wanted},
             n_rows=len(reference),
-            fingerprint=fingerprint or frame_fingerprint(reference),
+            fingerprint=fingerprint or (hasher.hexdigest() if hasher else ""),
         )
         return self
+
+    def _workers(self, rows: int, columns: int) -> int:
+        """Threads over columns: ``n_jobs`` (default 1), and only where a column is big enough
+        for a thread to pay (the sorts, parquet reads and merges release the GIL)."""
+        workers = self.n_jobs or 1
+        return workers if workers > 1 and rows >= 50_000 and columns > 1 else 1
 
     def with_profile(self, profile: ReferenceProfile) -> DriftDetector:
         self.profile_ = profile
         return self
 
     # -- checking ----------------------------------------------------------------------------
-    def check(self, current: pd.DataFrame, source: str = "current batch") -> DriftResult:
+    def check(self, current: ColumnSource, source: str = "current batch") -> DriftResult:
         profile = self.profile_
         cols = [c for c in profile.columns if c not in self.ignore]
         _require_columns(current, dict.fromkeys(cols), source)
-        prepared = {c: _prepare(current[c], profile.columns[c].kind, c, source) for c in cols}
 
         def one(col: str) -> ColumnDrift:
-            return self._check_column(col, profile.columns[col], prepared[col])
+            # Read and prepared here, one column at a time: only this column's copies are alive.
+            values = _prepare(current[col], profile.columns[col].kind, col, source)
+            return self._check_column(col, profile.columns[col], values)
 
-        # One thread by default: measured on 2 cores at 1M rows, a second thread gained nothing
-        # (searchsorted holds the GIL, the sorts are memory-bound) and doubled the temporaries.
-        workers = self.n_jobs or 1
-        if workers > 1 and len(current) >= 50_000 and len(cols) > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                columns = list(pool.map(one, cols))
-        else:
-            columns = [one(c) for c in cols]
+        with _columns_pool(self._workers(len(current), len(cols))) as pool:
+            columns = list(pool(one, cols))
         rule = self.rule
         if rule.corrects_p_values:
             free = {
@@ -481,7 +531,7 @@ def _judge_p_value(c: ColumnDrift, cutoff: float) -> ColumnDrift:
     )
 
 
-def _require_columns(frame: pd.DataFrame, cols: dict[str, Any], source: str) -> None:
+def _require_columns(frame: ColumnSource, cols: dict[str, Any], source: str) -> None:
     dup = frame.columns[frame.columns.duplicated()].unique().tolist()
     if dup:
         raise SchemaError(source, f"duplicated column name(s): {dup}", column=str(dup[0]))
@@ -494,9 +544,56 @@ def _prepare(values: pd.Series, kind: Kind, col: str, source: str) -> pd.Series:
     return as_numeric(values, col, source) if kind == "numerical" else as_categorical(values)
 
 
-def frame_fingerprint(frame: pd.DataFrame) -> str:
+@contextmanager
+def _columns_pool(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
+    """``map`` over columns in order: the built-in one, or a thread pool's."""
+    if workers <= 1:
+        yield map
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield pool.map
+
+
+def _row_hashes(values: pd.Series) -> np.ndarray:
+    return pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
+
+
+def frame_fingerprint(frame: ColumnSource) -> str:
     """Content hash of a frame (values and column names), for keying a cached profile."""
-    h = hashlib.sha256()
-    h.update("\x1f".join(map(str, frame.columns)).encode())
-    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return h.hexdigest()[:16]
+    hasher = _FrameHash(frame.columns)
+    for col in frame.columns:
+        hasher.fold(_row_hashes(frame[col]))
+    return hasher.hexdigest()
+
+
+class _FrameHash:
+    """``frame_fingerprint`` one column at a time, with the value hashing the whole frame gives.
+
+    The fingerprint is sha256 over the column names and ``pd.util.hash_pandas_object(frame,
+    index=False)``'s row hashes. pandas builds those by folding each column's hashes in, in
+    order (``combine_hash_arrays`` in pandas/core/util/hashing.py, private API); the same fold is
+    written out here so a reference read column by column is never held whole, and fingerprints
+    (cache keys) keep the values they had.
+    """
+
+    def __init__(self, columns: pd.Index) -> None:
+        self._sha = hashlib.sha256("\x1f".join(map(str, columns)).encode())
+        self._items = len(columns)
+        self._i = 0
+        self._mult = np.uint64(1000003)
+        self._rows: np.ndarray | None = None
+
+    def fold(self, h: np.ndarray) -> None:
+        """The next column's row hashes (``_row_hashes``), in column order."""
+        if self._rows is None:
+            self._rows = np.zeros_like(h) + np.uint64(0x345678)
+        inverse = self._items - self._i
+        self._rows ^= h
+        self._rows *= self._mult
+        self._mult += np.uint64(82520 + inverse + inverse)
+        self._i += 1
+
+    def hexdigest(self) -> str:
+        if self._rows is not None:
+            self._sha.update((self._rows + np.uint64(97531)).tobytes())
+        return self._sha.hexdigest()[:16]

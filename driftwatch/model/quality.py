@@ -1,4 +1,9 @@
-"""Model quality on labelled rows, and whether it has degraded beyond the configured tolerance."""
+"""Model quality on labelled rows, and whether it has degraded beyond the configured tolerance.
+
+scikit-learn (~1 s to import, with scipy.stats) is imported by the functions that score a model,
+not here: ``QualityResult`` is part of every run's result, and ``driftwatch check`` renders
+results without ever touching a model.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
-from sklearn import metrics as skm
 
 from driftwatch.config import ModelSettings, QualitySettings
-from driftwatch.model.estimators import predict, predict_proba, target
 from driftwatch.model.schema import labelled
 
 LOWER_IS_BETTER = {"rmse": True, "mae": True, "accuracy": False, "f1": False, "roc_auc": False}
@@ -18,6 +21,10 @@ LOWER_IS_BETTER = {"rmse": True, "mae": True, "accuracy": False, "f1": False, "r
 
 def score(model: Any, frame: pd.DataFrame, spec: ModelSettings) -> dict[str, float]:
     """All metrics of the task on the labelled rows of ``frame`` (empty if there are none)."""
+    from sklearn import metrics as skm
+
+    from driftwatch.model.estimators import predict, predict_proba, target
+
     rows = labelled(frame, spec)
     if rows.empty:
         return {}
@@ -38,6 +45,8 @@ def score_predictions(y: np.ndarray, p: np.ndarray, spec: ModelSettings) -> dict
     """The task's metrics from labels and predictions made earlier (history keeps both)."""
     if len(y) == 0:
         return {}
+    from sklearn import metrics as skm
+
     if spec.task == "regression":
         return {
             "rmse": float(np.sqrt(skm.mean_squared_error(y, p))),

@@ -6,13 +6,17 @@ batches through here, so a batch is judged the same way whoever reads it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from driftwatch.config import ModelSettings
 from driftwatch.engine.drift import as_categorical, as_numeric
 from driftwatch.errors import SchemaError
 from driftwatch.files import shown
+
+if TYPE_CHECKING:  # annotations only: config pulls in pydantic-settings (~0.15 s)
+    from driftwatch.config import ModelSettings
 
 
 def validate_batch(

@@ -51,8 +51,11 @@ class Plan(BaseModel):
     policy: RetrainPolicy = "monitor"
 
     @classmethod
-    def load(cls, config_path: str | os.PathLike[str] | None = None) -> Plan:
-        return cls(settings=load_settings(config_path))
+    def load(
+        cls, config_path: str | os.PathLike[str] | None = None, check_estimator: bool = True
+    ) -> Plan:
+        """``check_estimator=False``: a drift check builds no model (see ``load_settings``)."""
+        return cls(settings=load_settings(config_path, check_estimator=check_estimator))
 
     @property
     def rule(self) -> DatasetRule:

@@ -27,6 +27,14 @@ from driftwatch.report.text import (
 from driftwatch.store.models import RegistryModels
 
 
+def wants_html(html: bool | str, action: str, rows: int) -> bool:
+    """``report.html``: every run with rows (true), never (false), or only runs whose decision
+    is not a quiet "no drift" ("alarm": drift, degraded quality, a retrain)."""
+    if not html or not rows:
+        return False
+    return html is True or action not in ("no_data", "no_drift")
+
+
 class PrefectReporter:
     def __init__(self, plan: Plan, references: ReferenceStore, registry: RegistryModels) -> None:
         self.plan = plan
@@ -36,7 +44,7 @@ class PrefectReporter:
         self.key = artifact_key(plan.name)
 
     def report(self, result: MonitorResult, batch: Batch, ref: ReferenceHandle) -> MonitorResult:
-        if self.settings.report.html and batch.rows:
+        if wants_html(self.settings.report.html, result.decision.action, batch.rows):
             result = result.model_copy(update={"html_report": self._html(result, batch, ref)})
         log = get_run_logger()
         for line in report_lines(result):

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -25,7 +27,7 @@ from driftwatch.files import atomic_write, file_hash
 from driftwatch.model.schema import validate_batch
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Champion, ReferenceHandle
-from driftwatch.store.batches import read_batch
+from driftwatch.store.batches import model_columns, read_batch
 
 log = logging.getLogger("driftwatch.retention")
 
@@ -49,7 +51,9 @@ def active_reference(plan: Plan, champion_reference: str | None = None) -> Refer
 
 
 def load_reference(plan: Plan, ref: ReferenceHandle) -> pd.DataFrame:
-    return validate_batch(read_batch(ref.path), plan.settings.model, str(ref.path))
+    """Only the model's columns are read (validation keeps no others)."""
+    spec = plan.settings.model
+    return validate_batch(read_batch(ref.path, columns=model_columns(spec)), spec, str(ref.path))
 
 
 def profile_key(plan: Plan, ref: ReferenceHandle) -> str:
@@ -61,22 +65,45 @@ def profile_key(plan: Plan, ref: ReferenceHandle) -> str:
     return f"profile-{h.hexdigest()[:24]}"
 
 
+class _Recent(dict[tuple[str, ...], Any]):
+    """The last few values by key, for this process: the daemon's ticks run in one process and
+    judge the same reference hour after hour, so its frame and block profile are built once,
+    not per tick (measured by benchmarks/process_speed.py: ~0.3 s of a warm tick). Keys hold
+    the reference's content hash and the settings that shape the value, so an edited config or
+    a new reference is a new entry; the oldest entries go."""
+
+    def __init__(self, size: int = 2) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_or_make(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+        if key not in self:
+            while len(self) >= self.size:
+                del self[next(iter(self))]
+            self[key] = make()
+        return self[key]
+
+
+_FRAMES = _Recent()
+_BLOCK_PROFILES = _Recent()
+
+
 class ReferenceFiles:
     """The monitor's ReferenceStore over parquet files under ``<state>/reference/``."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.state = plan.settings.paths.state
-        self._frames: dict[str, pd.DataFrame] = {}
-        self._block_profiles: dict[str, BlockProfile] = {}
 
     def locate(self, champion: Champion | None) -> ReferenceHandle:
         return active_reference(self.plan, champion.reference if champion else None)
 
     def frame(self, ref: ReferenceHandle) -> pd.DataFrame:
-        if ref.sha256 not in self._frames:  # read once per run, however many steps need it
-            self._frames[ref.sha256] = load_reference(self.plan, ref)
-        return self._frames[ref.sha256]
+        """Read once per process and reference content, however many steps and ticks need it
+        (callers never modify it)."""
+        spec = self.plan.settings.model.model_dump_json()
+        key = (str(ref.path), ref.sha256, spec)
+        return _FRAMES.get_or_make(key, lambda: load_reference(self.plan, ref))
 
     def profile(self, ref: ReferenceHandle) -> ReferenceProfile:
         """Fitted once per reference content; hourly runs read the cached ``.npz``."""
@@ -91,10 +118,10 @@ class ReferenceFiles:
         return profile
 
     def block_profile(self, ref: ReferenceHandle) -> BlockProfile:
-        """Values, counts and cross-column regressions of the reference (cheap: per run)."""
-        if ref.sha256 not in self._block_profiles:
-            self._block_profiles[ref.sha256] = self.plan.block_profile(self.frame(ref))
-        return self._block_profiles[ref.sha256]
+        """Values, counts and cross-column regressions of the reference (once per process)."""
+        s = self.plan.settings  # every setting that could shape it is in the key
+        key = (str(ref.path), ref.sha256, s.model.model_dump_json(), s.drift.model_dump_json())
+        return _BLOCK_PROFILES.get_or_make(key, lambda: self.plan.block_profile(self.frame(ref)))
 
     def store(self, frame: pd.DataFrame, key: str) -> str:
         """Write a reference version (atomically) named by ``key``: a retried write of the same
