@@ -115,7 +115,8 @@ def test_champion_through_a_real_server_and_no_move_when_it_dies_mid_retrain(
     # The July batch drifts: a retrain starts; the server dies after the challenger is trained.
     log = tmp_path / "second.log"
     proc = subprocess.Popen(
-        [str(BIN / "driftwatch"), "run", "--config", str(config), "--batch", str(jul)],
+        # --verbose: Prefect's run-state lines (quiet by default) name the retrain subflow
+        [str(BIN / "driftwatch"), "run", "--config", str(config), "--batch", str(jul), "--verbose"],
         env={**env, "DRIFTWATCH_PAUSE_AT": "after-train:6"},
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
