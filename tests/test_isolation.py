@@ -306,3 +306,30 @@ def test_when_every_file_fails_alone_the_tick_fails_with_the_first_error(
     assert [ledger.get(p).status for p in files] == ["failed", "failed"]
     assert [ledger.get(p).attempts for p in files] == [2, 2]  # the run of 2, then alone
     assert cycle.reporter.results == []
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_the_monitor_flow_judges_the_isolated_files_alone_in_the_same_flow_run(
+    make_config: Callable[..., Path], january: pd.DataFrame
+) -> None:
+    """The same, through the real monitor flow (Prefect tasks, MLflow registry and records)."""
+    from driftwatch.orchestration.monitor_flow import monitor_flow
+
+    config = make_config(model=TOUCHY, landing={"max_same_failures": 2})
+    plan = Plan.load(config)
+    a, b, c = three_days(plan, january)
+    ledger = ledger_for(plan.settings.paths.state)
+
+    state = monitor_flow(config_path=str(config), return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["files"] == [c]
+    assert any(w.startswith(f"failed alone: {b} (run ") for w in result["warnings"])
+    assert [ledger.get(p).status for p in (a, b, c)] == ["done", "failed", "done"]
+    runs = sorted((plan.settings.paths.state / "runs").glob("*.json"))
+    assert len(runs) == 2  # a's run alone and c's, each recorded under its own run id
+
+    state = monitor_flow(config_path=str(config), return_state=True)  # b alone: quarantined
+    assert state.is_failed() and "distance -1 is not a distance" in state.message
+    assert ledger.get(b).status == "quarantined"
