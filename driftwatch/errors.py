@@ -53,3 +53,22 @@ class NotEnoughData(DriftwatchError):
 
 class StateError(DriftwatchError):
     """Something under the state dir that driftwatch needs is missing or unreadable."""
+
+
+def infrastructure(exc: BaseException) -> bool:
+    """A failure known not to be the data's: MLflow, the disk, sqlite, the state dir, the
+    config, or the process stopped (KeyboardInterrupt, SystemExit, a cancelled flow).
+
+    Here (not in the landing source) because the monitor use case asks it too: such a fault
+    stops a tick's runs of isolated files, since every further run would fail the same way."""
+    import sqlite3
+
+    known = (RegistryError, StateError, ConfigError, OSError, sqlite3.Error)
+    return isinstance(exc, known) or not isinstance(exc, Exception)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a failure: a DriftwatchError's own message, else the exception's type too."""
+    from driftwatch.files import escaped
+
+    return escaped(str(exc) if isinstance(exc, DriftwatchError) else f"{type(exc).__name__}: {exc}")

@@ -1,6 +1,6 @@
 """Quarantine by cause, per file (issue 14): a run that fails after its files were read, for no
-cause known to be the infrastructure's, isolates its files; each is then run alone, so a file's
-fault quarantines that file only and the other files are done.
+cause known to be the infrastructure's, isolates its files; the same tick then runs each alone,
+so the other files are done in that tick and a file's fault quarantines that file only.
 
 Everything is real: files on disk, the sqlite ledger, the production ``LandingFiles`` source and
 history store, the ``MonitorCycle`` of the daemon (with the in-memory registry, references and
@@ -26,6 +26,7 @@ from driftwatch.monitor.memory import MemoryReferences, MemoryRegistry, MemoryTh
 from driftwatch.monitor.pipeline import MonitorCycle
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import FROM_FILE, Batch
+from driftwatch.monitor.result import MonitorResult
 from driftwatch.store.flights import FLIGHTS_TZ
 from driftwatch.store.history import HistoryFiles
 from driftwatch.store.landing import LandingFiles, ledger_for
@@ -79,56 +80,116 @@ def landing_cycle(plan: Plan) -> MonitorCycle:
 
 
 def tick(cycle: MonitorCycle, n: int) -> list[str] | str:
-    """One run: the files it finished, or the error it failed with."""
+    """One tick: the files of the run it returns, or the error it failed with."""
     try:
         return cycle.run(run_id=f"tick-{n}").files
     except ValueError as exc:
         return f"failed: {exc}"
 
 
-def test_a_file_that_breaks_the_run_is_isolated_and_quarantined_alone_the_others_are_done(
-    make_config: Callable[..., Path], january: pd.DataFrame, caplog: pytest.LogCaptureFixture
-) -> None:
-    plan = Plan.load(make_config(model=TOUCHY, landing={"max_same_failures": 2}))
-    landing, state = plan.settings.paths.landing, plan.settings.paths.state
+class FullDisk(ResultLog):
+    """A reporter whose disk is full: recording a result raises ENOSPC (a full disk cannot be
+    made for real in a test; the rest of the run is real)."""
+
+    def record(self, result: MonitorResult) -> None:
+        raise OSError(28, "No space left on device")
+
+
+def three_days(plan: Plan, january: pd.DataFrame) -> tuple[str, str, str]:
+    """Good, poison (one odd row: read and validated fine, breaks the model), good."""
+    landing = plan.settings.paths.landing
     landing.mkdir(parents=True)
     a, b, c = (str(landing / f"2013-01-{d}.parquet") for d in (15, 16, 17))
     day(january, 15).to_parquet(a)
     bad = day(january, 16).reset_index(drop=True)
-    bad.loc[3, "distance"] = ODD  # one odd row: read and validated fine, breaks the model
+    bad.loc[3, "distance"] = ODD
     bad.to_parquet(b)
     day(january, 17).to_parquet(c)
+    return a, b, c
+
+
+def test_a_file_that_breaks_the_run_is_isolated_and_quarantined_alone_the_others_are_done(
+    make_config: Callable[..., Path], january: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    plan = Plan.load(make_config(model=TOUCHY, landing={"max_same_failures": 2}))
+    state = plan.settings.paths.state
+    a, b, c = three_days(plan, january)
     ledger = ledger_for(state)
     cycle = landing_cycle(plan)
 
-    with caplog.at_level(logging.WARNING, logger="driftwatch.landing"):
-        assert tick(cycle, 1) == "failed: distance -1 is not a distance"
-    # The run of 3 files cannot say which broke it: each is isolated, none charged.
+    # ONE tick: the run of 3 files fails, cannot say which broke it, isolates each (none
+    # charged), and goes on to judge each alone, in a run of its own.
+    with caplog.at_level(logging.WARNING):
+        result = cycle.run(run_id="tick-1")
     error = "ValueError: distance -1 is not a distance"
     for path in (a, b, c):
-        line = f"isolated: {path}: the run of 3 files failed with {error}; it will be retried alone"
-        assert ledger.get(path).status == "failed" and ledger.get(path).error == line
+        line = (
+            f"isolated: {path}: the run of 3 files failed with {error};"
+            " it is judged alone now, in a run of its own"
+        )
         assert line in caplog.messages
-    assert ledger.isolated() == [a, b, c]
+    head = (
+        f"run tick-1 of 3 files failed with {error}; no file could be blamed for it,"
+        f" so each is judged alone in this tick: {a}, {b}, {c}"
+    )
+    assert head in caplog.messages
+    # The good files are done in that same tick; the poison file failed alone, charged alone.
+    assert [ledger.get(p).status for p in (a, b, c)] == ["done", "failed", "done"]
+    assert ledger.isolated() == [b]
+    log = cycle.reporter.results
+    assert [r.files for r in log] == [[a], [c]]  # a record of each run alone (b's failed)
+    assert len({r.run_id for r in log} | {"tick-1"}) == 3  # each its own run id
+    # The tick completes with the last run that succeeded; its warnings tell the rest.
+    assert result.files == [c] and result.run_id == log[-1].run_id and result.rejected == {}
+    assert head in result.warnings
+    said = "\n".join(result.warnings)
+    assert f"run {log[0].run_id} ({a}, alone): " in said
+    assert f"failed alone: {b} (run " in said and said.count(f"): {error}") == 1
+    # Its failure alone counted (a's run succeeded since its isolation): 1 of 2.
+    assert f"failed alone: {b}: {error} (1 of landing.max_same_failures = 2 counted)" in (
+        caplog.messages
+    )
 
-    # Each then runs alone, in turn; the good ones are done, the bad one fails alone.
-    runs = [tick(cycle, n) for n in range(2, 6)]
-    assert runs == [[a], "failed: distance -1 is not a distance", [c], runs[1]]
+    # The next tick runs it alone again (nothing else waits): the 2nd such failure, with
+    # another file's run succeeding in between, quarantines it, with its own reason.
+    assert tick(cycle, 2) == "failed: distance -1 is not a distance"
     assert [ledger.get(p).status for p in (a, b, c)] == ["done", "quarantined", "done"]
-    # Its own reason: its error, counted over its own runs, while the others' runs succeeded.
     reason = f"{error} (the same failure in 2 runs of this file alone, while other files' runs"
     assert ledger.get(b).error.startswith(reason)
     assert (state / "quarantine" / "2013-01-16.parquet.reason.txt").read_text().startswith(reason)
     assert ledger.isolated() == []
     # Nothing of the bad file reached history; the good files' rows did, once.
     assert sorted(set(cycle.history.rows()[FROM_FILE])) == [a, c]
-    assert tick(cycle, 6) == []  # nothing left: no new data
+    assert tick(cycle, 3) == []  # nothing left: no new data
+
+
+def test_an_infrastructure_fault_stops_the_runs_alone_and_leaves_the_files_waiting(
+    make_config: Callable[..., Path], january: pd.DataFrame
+) -> None:
+    plan = Plan.load(make_config(model=TOUCHY, landing={"max_same_failures": 2}))
+    a, b, c = three_days(plan, january)
+    ledger = ledger_for(plan.settings.paths.state)
+    cycle = landing_cycle(plan)
+    cycle.reporter = FullDisk()
+    # The run of 3 fails in the retrain (isolated); a's run alone reaches the full disk: the
+    # tick stops there (b and c would only meet it too) and fails with the disk's error.
+    with pytest.raises(OSError, match="No space left on device"):
+        cycle.run(run_id="tick-1")
+    assert [ledger.get(p).status for p in (a, b, c)] == ["failed"] * 3  # waiting, none charged
+    assert ledger.isolated() == [b, c, a]  # b and c not yet run alone: theirs are the next turns
+
+    # The disk freed, the files left over take their turns in later ticks, one per tick.
+    cycle.reporter = ResultLog()
+    runs = [tick(cycle, n) for n in (2, 3, 4)]
+    assert runs == ["failed: distance -1 is not a distance", [c], [a]]
+    assert [ledger.get(p).status for p in (a, b, c)] == ["done", "failed", "done"]
 
 
 def test_new_files_are_not_held_back_by_an_isolated_file_runs_take_turns(
     make_config: Callable[..., Path], january: pd.DataFrame
 ) -> None:
-    plan = Plan.load(make_config(model=TOUCHY, landing={"max_same_failures": 2}))
+    """Isolated files a tick left over (here one that failed alone) take turns with new ones."""
+    plan = Plan.load(make_config(model=TOUCHY, landing={"max_same_failures": 3}))
     landing = plan.settings.paths.landing
     landing.mkdir(parents=True)
     ledger = ledger_for(plan.settings.paths.state)
@@ -138,14 +199,14 @@ def test_new_files_are_not_held_back_by_an_isolated_file_runs_take_turns(
     bad = day(january, 11).reset_index(drop=True)
     bad.loc[0, "distance"] = ODD
     bad.to_parquet(name[11])
-    assert tick(cycle, 1).startswith("failed")  # both isolated
+    seen = [tick(cycle, 1)]  # both isolated, each run alone: 10 done, 11 failed alone
     day(january, 12).to_parquet(name[12])  # a new file lands meanwhile
-    seen = [tick(cycle, 2)]  # an isolated file alone first (the last run was not an isolated one)
-    seen.append(tick(cycle, 3))  # then the new file, without the isolated ones
+    seen.append(tick(cycle, 2))  # the new file first (the last run was an isolated one)
+    seen.append(tick(cycle, 3))  # then the isolated file alone
     day(january, 13).to_parquet(name[13])
     seen += [tick(cycle, n) for n in (4, 5)]
     day(january, 14).to_parquet(name[14])
-    seen += [tick(cycle, n) for n in (6, 7)]
+    seen.append(tick(cycle, 6))
     failed = "failed: distance -1 is not a distance"
     assert seen == [[name[10]], [name[12]], failed, [name[13]], failed, [name[14]]]
     assert ledger.get(name[11]).status == "quarantined"
@@ -224,3 +285,51 @@ def test_a_ledger_from_before_isolation_opens_and_isolates(tmp_path: Path) -> No
     assert ledger.isolated() == ["x.parquet"]
     ledger.finish(["x.parquet"], "no-drift")
     assert ledger.isolated() == []
+
+
+def test_when_every_file_fails_alone_the_tick_fails_with_the_first_error(
+    make_config: Callable[..., Path], january: pd.DataFrame
+) -> None:
+    plan = Plan.load(make_config(model=TOUCHY, landing={"max_same_failures": 2}))
+    landing = plan.settings.paths.landing
+    landing.mkdir(parents=True)
+    files = [str(landing / f"2013-01-{d}.parquet") for d in (20, 21)]
+    for d, path in zip((20, 21), files, strict=True):
+        bad = day(january, d).reset_index(drop=True)
+        bad.loc[0, "distance"] = ODD
+        bad.to_parquet(path)
+    ledger = ledger_for(plan.settings.paths.state)
+    cycle = landing_cycle(plan)
+    assert tick(cycle, 1) == "failed: distance -1 is not a distance"
+    # Each was run alone in that tick (one claim alone each), failed, and is retried later;
+    # no run succeeded in between, so nothing counts towards quarantine.
+    assert [ledger.get(p).status for p in files] == ["failed", "failed"]
+    assert [ledger.get(p).attempts for p in files] == [2, 2]  # the run of 2, then alone
+    assert cycle.reporter.results == []
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_the_monitor_flow_judges_the_isolated_files_alone_in_the_same_flow_run(
+    make_config: Callable[..., Path], january: pd.DataFrame
+) -> None:
+    """The same, through the real monitor flow (Prefect tasks, MLflow registry and records)."""
+    from driftwatch.orchestration.monitor_flow import monitor_flow
+
+    config = make_config(model=TOUCHY, landing={"max_same_failures": 2})
+    plan = Plan.load(config)
+    a, b, c = three_days(plan, january)
+    ledger = ledger_for(plan.settings.paths.state)
+
+    state = monitor_flow(config_path=str(config), return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["files"] == [c]
+    assert any(w.startswith(f"failed alone: {b} (run ") for w in result["warnings"])
+    assert [ledger.get(p).status for p in (a, b, c)] == ["done", "failed", "done"]
+    runs = sorted((plan.settings.paths.state / "runs").glob("*.json"))
+    assert len(runs) == 2  # a's run alone and c's, each recorded under its own run id
+
+    state = monitor_flow(config_path=str(config), return_state=True)  # b alone: quarantined
+    assert state.is_failed() and "distance -1 is not a distance" in state.message
+    assert ledger.get(b).status == "quarantined"

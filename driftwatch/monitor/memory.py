@@ -94,7 +94,7 @@ class MemoryBatches:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def collect(self, run_id: str | None) -> Batch:
+    def collect(self, run_id: str | None, alone: str | None = None) -> Batch:
         label, raw = self._queue.pop(0)
         if self.labels is not None:
             raw = self.labels.withhold(raw)
@@ -133,9 +133,11 @@ class MemoryBatches:
     def finish(self, batch: Batch, outcome: str) -> None:
         self.finished.update(dict.fromkeys(batch.files, outcome))
 
-    def fail(self, batch: Batch | None, exc: BaseException) -> None:
+    def fail(self, batch: Batch | None, exc: BaseException) -> list[str]:
+        """One batch per run: nothing to isolate."""
         if batch is not None:
             self.failed.update(dict.fromkeys(batch.files, str(exc)))
+        return []
 
 
 class MemoryHistory:

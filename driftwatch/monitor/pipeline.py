@@ -9,6 +9,7 @@ what the backtest promises is what the daemon does, and a policy change is made 
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -22,7 +23,9 @@ from driftwatch.config import ModelSettings
 from driftwatch.engine.blocks import BlockDetector, BlockProfile, BlockThresholds, span_label
 from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ColumnDrift, DriftResult, ReferenceProfile
+from driftwatch.errors import describe_failure, infrastructure
 from driftwatch.faults import checkpoint
+from driftwatch.files import shown
 from driftwatch.model.estimators import predict, target, train
 from driftwatch.model.quality import QualityResult, score, score_predictions
 from driftwatch.model.quality import assess as assess_quality
@@ -49,6 +52,8 @@ from driftwatch.monitor.ports import (
 )
 from driftwatch.monitor.result import Decision, MonitorResult, RetrainOutcome
 from driftwatch.monitor.window import split_holdout, training_window
+
+log = logging.getLogger("driftwatch.monitor")
 
 
 @dataclass(frozen=True)
@@ -384,6 +389,15 @@ def monitor_metrics(result: MonitorResult) -> dict[str, float]:
 # -- the use case --------------------------------------------------------------------------------
 
 
+class _Isolated(Exception):
+    """A cycle's failure whose files the batch source isolated: :meth:`MonitorCycle.run` goes
+    on to judge them alone. Never leaves ``run`` (the original error is raised again)."""
+
+    def __init__(self, error: Exception, files: list[str]) -> None:
+        super().__init__(str(error))
+        self.error, self.files = error, files
+
+
 class MonitorCycle:
     """One tick of the monitor over its ports; ``steps`` decides how each step runs."""
 
@@ -408,16 +422,85 @@ class MonitorCycle:
         self.steps = steps or InlineSteps()
 
     def run(self, run_id: str | None = None) -> MonitorResult:
-        """Read the champion and its reference, take the batch, judge it, report, and retrain
-        when the decision says so; the batch's files are finished only after all of that."""
-        step, started = self.steps, time.time()
+        """One tick: a cycle over the batch (:meth:`cycle`), and, when that run of several
+        files failed for a cause the batch source could not pin on one of them (it *isolated*
+        them), a cycle for each of those files alone, right away (:meth:`judge_alone`).
+
+        So a poison file never holds the good files of its run back to a later tick: they are
+        done in this one, and the poison file's failure alone is charged to it alone. At most
+        one cycle per isolated file follows the failed one.
+        """
         run_id = run_id or uuid.uuid4().hex
+        try:
+            return self.cycle(run_id)
+        except _Isolated as isolated:
+            error, files = isolated.error, isolated.files
+        return self.judge_alone(run_id, error, files)  # outside the handler: a clean chain
+
+    def judge_alone(self, run_id: str, error: Exception, files: list[str]) -> MonitorResult:
+        """Judge each isolated file alone, one at a time, each in a cycle of its own (its own
+        run id, result record and ledger outcome): a file that succeeds is done, one that fails
+        is charged by the batch source as any failed run of one file is.
+
+        A fault of the infrastructure (or a stop) ends the loop at once and fails the tick: each
+        further run would fail the same way; the files not yet run stay isolated and waiting,
+        taking turns with the other files in later ticks.
+
+        What the tick returns: the last cycle that succeeded (the newest file's judgement, with
+        the others' rows as context when the plan has horizons), its warnings extended by one
+        line naming the failed run and its files, one per other successful cycle of the tick,
+        and one per file that failed alone (``failed alone: <file> (run <id>): <error>``); files
+        rejected at reading in any of the cycles stay in ``rejected``. So the tick completes
+        when any file got through (its events and alerts are that result's; each cycle's own
+        result is recorded). If every cycle failed, the first failure is raised, as it was
+        before isolation (most likely a fault no file is to blame for).
+        """
+        names = ", ".join(shown(f) for f in files)
+        head = (
+            f"run {run_id} of {len(files)} files failed with {describe_failure(error)}; no file"
+            f" could be blamed for it, so each is judged alone in this tick: {names}"
+        )
+        log.warning("%s", head)
+        done: list[MonitorResult] = []
+        failed: dict[str, str] = {}
+        for path in files:
+            alone_id = uuid.uuid5(uuid.NAMESPACE_URL, f"driftwatch:{run_id}:alone:{path}").hex
+            try:
+                done.append(self.cycle(alone_id, alone=path))
+            except Exception as exc:
+                cause = exc.error if isinstance(exc, _Isolated) else exc
+                if infrastructure(cause):
+                    raise cause from None
+                failed[path] = (
+                    f"failed alone: {shown(path)} (run {alone_id}): {describe_failure(cause)}"
+                )
+        if not done:
+            raise error
+        last = done[-1]
+        others = [
+            f"run {r.run_id} ({', '.join(shown(f) for f in r.files) or 'no file'}, alone):"
+            f" {completion_message(r)}"
+            for r in done[:-1]
+        ]
+        rejected = {k: v for r in done for k, v in r.rejected.items()}
+        return last.model_copy(
+            update={
+                "warnings": [*last.warnings, head, *others, *failed.values()],
+                "rejected": rejected,
+            }
+        )
+
+    def cycle(self, run_id: str, alone: str | None = None) -> MonitorResult:
+        """Read the champion and its reference, take the batch, judge it, report, and retrain
+        when the decision says so; the batch's files are finished only after all of that.
+        ``alone``: the batch is that isolated file only (see :meth:`judge_alone`)."""
+        step, started = self.steps, time.time()
         batch: Batch | None = None
         try:
             champion = step("read champion", self.registry.champion, retry=True)
             ref = step("locate reference", self.references.locate, champion, retry=True)
             step("repair history", self.history.repair, retry=True)
-            batch = step("load batch", self.batches.collect, run_id, retry=True)
+            batch = step("load batch", self.batches.collect, run_id, alone, retry=True)
             notes, warned = step("take late labels", self.history.ingest_labels, batch, retry=True)
             batch = replace(batch, warnings=[*batch.warnings, *warned], labels=notes)
             findings = self.assess(batch, champion, ref)
@@ -454,7 +537,9 @@ class MonitorCycle:
                 step("prune state", self.references.prune)
                 step("prune history", self.history.prune)
         except BaseException as exc:
-            self.batches.fail(batch, exc)
+            isolated = self.batches.fail(batch, exc)
+            if isolated and isinstance(exc, Exception):
+                raise _Isolated(exc, isolated) from exc
             raise
         return result
 

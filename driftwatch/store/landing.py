@@ -10,8 +10,11 @@ changes while it is read, is not used: it goes back to pending (the attempt give
 warning, and the next run reads its new content.
 
 A run that fails after its files were read, for no cause known to be the infrastructure's (see
-:meth:`LandingFiles.fail`), cannot say which file broke it: its files are *isolated* and each is
-then run alone (:meth:`LandingFiles.pick`), so a file's fault is charged to that file only.
+:meth:`LandingFiles.fail`), cannot say which file broke it: its files are *isolated*, and the same
+tick (:meth:`driftwatch.monitor.pipeline.MonitorCycle.run`) goes on to judge each alone, in a run
+of its own, so the good files are done in that tick and a file's fault is charged to that file
+only. Isolated files a tick leaves over (an infrastructure fault stopped it, or a file failed
+alone) take turns with the other files in later ticks (:meth:`LandingFiles.pick`).
 
 One landing dir has one owner: a run holds the lock in the landing dir itself (whatever its state
 dir), and the first state dir to process the landing dir is written into it
@@ -23,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +36,12 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.config import Settings
-from driftwatch.errors import BatchError, ConfigError, DriftwatchError, RegistryError, StateError
+from driftwatch.errors import (
+    BatchError,
+    DriftwatchError,
+    describe_failure,
+    infrastructure,
+)
 from driftwatch.faults import checkpoint
 from driftwatch.files import atomic_write_bytes, escaped, file_hash, shown
 from driftwatch.monitor.plan import Plan
@@ -116,23 +123,12 @@ def claim_owner(landing: Path, state: Path) -> None:
         )
 
 
-def describe_failure(exc: BaseException) -> str:
-    return escaped(str(exc) if isinstance(exc, DriftwatchError) else f"{type(exc).__name__}: {exc}")
-
-
 def file_failure(path: str, exc: BaseException) -> str:
     """One line naming the file (a BatchError names it already, with the column when known)."""
     if isinstance(exc, (BatchError, ChangedFile)):
         return str(exc)
     text = escaped(" ".join(str(exc).split())[:300])
     return f"{shown(path)}: could not be read or validated ({type(exc).__name__}: {text})"
-
-
-def infrastructure(exc: BaseException) -> bool:
-    """A failure known not to be the data's: MLflow, the disk, sqlite, the state dir, the
-    config, or the process stopped (KeyboardInterrupt, SystemExit, a cancelled flow)."""
-    known = (RegistryError, StateError, ConfigError, OSError, sqlite3.Error)
-    return isinstance(exc, known) or not isinstance(exc, Exception)
 
 
 def stack(
@@ -153,8 +149,8 @@ def stack(
 class LandingFiles:
     """Every pending landing file (oldest first), or one given file (``batch_path``).
 
-    Isolated files (see :meth:`fail`) are the exception: one per run, alone, while the others
-    keep running together without them (:meth:`pick`).
+    Isolated files (see :meth:`fail`) are the exception: one per run, alone, right away in the
+    tick that isolated them (``alone``), and later by turns with the others (:meth:`pick`).
     """
 
     def __init__(self, plan: Plan, batch_path: str | None = None) -> None:
@@ -163,7 +159,9 @@ class LandingFiles:
         self.batch_path = batch_path
         self.ledger = ledger_for(self.settings.paths.state)
 
-    def collect(self, run_id: str | None) -> Batch:
+    def collect(self, run_id: str | None, alone: str | None = None) -> Batch:
+        """The run's batch. ``alone``: an isolated file's run of its own, right after the run
+        that isolated it failed (in the same tick, see :meth:`fail`): only that file."""
         s = self.settings
         max_mb = s.landing.max_file_mb
         if self.batch_path is not None:
@@ -178,10 +176,10 @@ class LandingFiles:
                 window="1 given file",
             )
         warnings = self.ledger.scan(s.paths.landing, s.landing.settle_seconds, s.landing.duplicates)
-        claimed, alone = self.pick(run_id, warnings)
+        claimed, by_itself = self.pick(run_id, warnings, alone)
         files = [r.path for r in claimed]
         # A Prefect retry of this step runs it again with the same run id: the same attempt.
-        self.ledger.claim(files, run_id, once_per_run=True, alone=alone)
+        self.ledger.claim(files, run_id, once_per_run=True, alone=by_itself)
         checkpoint("after-claim")
         frames, names, rejected, gone, changed = [], [], {}, [], []
         quarantine = s.paths.state / "quarantine"
@@ -242,8 +240,15 @@ class LandingFiles:
         frame, origin = stack(frames, names, s.model.timestamp)
         return Batch(frame, good, True, rejected, warnings, context, new_rows, window, origin)
 
-    def pick(self, run_id: str | None, warnings: list[str]) -> tuple[list[FileRecord], bool]:
+    def pick(
+        self, run_id: str | None, warnings: list[str], alone: str | None = None
+    ) -> tuple[list[FileRecord], bool]:
         """The files this run takes, and whether it is an isolated file's run of its own.
+
+        ``alone``: the tick whose run isolated this file judges it now, alone (nothing if it is
+        no longer waiting, say deleted meanwhile). The turns below are for the isolated files
+        a tick left over (an infrastructure fault stopped its runs alone, or a file failed alone
+        and waits for its next try).
 
         Without isolated files: every pending file, oldest first (up to
         ``landing.max_files_per_run``). With some, runs take turns: when the last run was not an
@@ -266,6 +271,16 @@ class LandingFiles:
         limit = self.settings.landing.max_files_per_run
         pending = self.ledger.pending()
         isolated = self.ledger.isolated(run_id)
+        if alone is not None:
+            mine = [r for r in pending if r.path == alone and alone in isolated]
+            if mine:
+                warnings.append(
+                    f"isolated run: {shown(alone)} alone, right after the run that isolated it"
+                    " failed (in the same tick)"
+                )
+            else:
+                warnings.append(f"isolated run: {shown(alone)} is no longer waiting; nothing run")
+            return mine, bool(mine)
         if not isolated:
             return pending[:limit], False
         waiting, apart = {r.path: r for r in pending}, set(isolated)
@@ -324,8 +339,9 @@ class LandingFiles:
         if batch.from_landing and batch.files:
             self.ledger.finish(batch.files, outcome)
 
-    def fail(self, batch: Batch | None, exc: BaseException) -> None:
-        """Record a failed run against its files, by cause.
+    def fail(self, batch: Batch | None, exc: BaseException) -> list[str]:
+        """Record a failed run against its files, by cause; returns the files it isolated (to
+        be judged one at a time right away, in the same tick: :meth:`MonitorCycle.run`).
 
         - A fault of the data (a BatchError): every file of the run is charged an attempt;
           quarantined after ``landing.max_attempts``.
@@ -334,7 +350,9 @@ class LandingFiles:
           retried at every tick, and never count towards quarantine.
         - Anything else (a retrain or scoring step raising on some file's rows, or a fault not
           known to be the infrastructure's): with more than one file the run cannot say which
-          one broke it, so each is isolated, uncharged, and run alone later (:meth:`pick`).
+          one broke it, so each is isolated, uncharged, and returned: the same tick then runs
+          each alone, in a run of its own (``collect(run_id, alone=path)``); those it leaves
+          over take turns with the other files in later ticks (:meth:`pick`).
           A file that fails alone (its own run) is charged: after ``landing.max_same_failures``
           such failures in a row with the very same error it is quarantined with that error.
           Only failures that other files' runs succeeded around count (:meth:`Ledger.strikes`):
@@ -344,27 +362,27 @@ class LandingFiles:
           at every tick, blocking nobody, until other files' runs succeed in between.
         """
         if batch is None or not batch.from_landing or not batch.files:
-            return
+            return []
         s = self.settings
         error = describe_failure(exc)
         quarantine = s.paths.state / "quarantine"
         if isinstance(exc, BatchError):
             self.ledger.fail(batch.files, error, s.landing.max_attempts, quarantine)
-            return
+            return []
         if infrastructure(exc):
             self.ledger.fail(batch.files, error, sys.maxsize, quarantine)
-            return
+            return []
         if len(batch.files) > 1:
             n = len(batch.files)
             lines = {
                 path: f"isolated: {shown(path)}: the run of {n} files failed with {error};"
-                " it will be retried alone"
+                " it is judged alone now, in a run of its own"
                 for path in batch.files
             }
             for line in lines.values():
                 log.warning("%s", line)
             self.ledger.isolate(lines)
-            return
+            return list(batch.files)
         (path,) = batch.files
         if path not in self.ledger.isolated(None):  # failed alone, not yet isolated: from now on
             line = f"isolated: {shown(path)}: its run failed with {error}; it will be retried alone"
@@ -379,7 +397,7 @@ class LandingFiles:
             )
             self.ledger.fail([path], reason, 0, quarantine)
             log.warning("quarantined: %s: %s", shown(path), reason)
-            return
+            return []
         self.ledger.fail([path], error, sys.maxsize, quarantine)
         log.warning(
             "failed alone: %s: %s (%d of landing.max_same_failures = %d counted)",
@@ -388,3 +406,4 @@ class LandingFiles:
             strikes,
             limit,
         )
+        return []
