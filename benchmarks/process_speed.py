@@ -62,6 +62,17 @@ print(snap.json())
 # The baseline checkout may have no ``python -m driftwatch``.
 BASELINE = "import sys; from driftwatch.cli import main; sys.exit(main())"
 
+# The parts of a warm tick, in the order the table shows them (seconds).
+TICK_PARTS = (
+    "total_s",
+    "cpu_s",
+    "config_reload_s",
+    "driftwatch_steps_s",
+    "flow_glue_s",
+    "prefect_task_runs_s",
+    "prefect_flow_run_s",
+)
+
 
 def run_child(
     cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
@@ -265,15 +276,7 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
         print(json.dumps(row), flush=True)
     warm = [r for r in rows if r["phase"] == "warm" and r["outcome"] == "no-drift"]
     summary: dict[str, Any] = {"warm_no_drift_ticks": len(warm)}
-    for key in (
-        "total_s",
-        "cpu_s",
-        "config_reload_s",
-        "driftwatch_steps_s",
-        "flow_glue_s",
-        "prefect_task_runs_s",
-        "prefect_flow_run_s",
-    ):
+    for key in TICK_PARTS:
         if warm:
             summary[key] = round(statistics.median(r[key] for r in warm), 3)
     if warm:
@@ -382,16 +385,7 @@ def print_tables(results: dict[str, Any]) -> None:
         print(f"\nwarm no-drift ticks, medians in s ({n} ticks)")
         print("| part | " + " | ".join(names[k] for k in ticks) + " |")
         print("|---|" + "---:|" * len(ticks))
-        parts = [
-            "total_s",
-            "cpu_s",
-            "config_reload_s",
-            "driftwatch_steps_s",
-            "flow_glue_s",
-            "prefect_task_runs_s",
-            "prefect_flow_run_s",
-        ]
-        for key in parts:
+        for key in TICK_PARTS:
             cells = " | ".join(str(s.get(key, "-")) for s in ticks.values())
             print(f"| {key[:-2].replace('_', ' ')} | {cells} |")
         steps = {k for s in ticks.values() for k in s.get("steps_s", {})}
