@@ -15,7 +15,7 @@ import pytest
 
 from driftwatch.alerts import events as ev
 from driftwatch.alerts.incidents import step
-from driftwatch.config import load_settings
+from driftwatch.config import QualitySettings, load_settings
 from driftwatch.errors import ConfigError
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.result import MonitorResult
@@ -172,10 +172,36 @@ def test_no_data_does_not_resolve_a_drift_incident() -> None:
     done = ev.DriftwatchEvent(ev.COMPLETED, "m", {}, "completed")
     state, msgs = step({}, [drift, done], True, "t0")
     state["drift"]["notified"] = True
-    state, msgs = step(state, [done], judged_rows=False, now="t1")  # no new data
+    state, msgs = step(state, [done], judged=(), now="t1")  # no new data
     assert "drift" in state and msgs == []
-    state, msgs = step(state, [done], judged_rows=True, now="t2")
+    state, msgs = step(state, [done], judged={"drift", "quality", "data"}, now="t2")
     assert state == {} and [m.status for m in msgs] == ["resolved"]
+
+
+def test_a_run_without_a_verdict_does_not_resolve_what_it_could_not_see(
+    results: list[MonitorResult],
+) -> None:
+    """Review of the merge: a tick with rows but no verdict (too few rows for any horizon,
+    too few labels for quality) said "resolved" for open drift and quality incidents."""
+    drifted = results[1]
+    assert {"drift", "data"} <= ev.judged_kinds(drifted)
+    blind = drifted.model_copy(update={"drift": None, "horizons": [], "quality": None})
+    assert ev.judged_kinds(blind) == {"data"}
+    drift = ev.DriftwatchEvent(ev.DRIFT, "m", {}, "drift detected")
+    done = ev.DriftwatchEvent(ev.COMPLETED, "m", {}, "completed")
+    state, _ = step({}, [drift, done], {"drift", "data"}, "t0")
+    state["drift"]["notified"] = True
+    state, msgs = step(state, [done], ev.judged_kinds(blind), "t1")
+    assert "drift" in state and msgs == []
+
+
+def test_an_undefined_challenger_score_is_told_not_a_crash(results: list[MonitorResult]) -> None:
+    """ROC AUC on a holdout with one class is undefined: the retrain's events still go out."""
+    promoted = next(r for r in results if r.retrain is not None)
+    retrain = promoted.retrain.model_copy(update={"challenger_score": None})
+    events = ev.run_events(promoted.model_copy(update={"retrain": retrain}), "m", QualitySettings())
+    line = next(e.summary for e in events if e.event in (ev.PROMOTED, ev.KEPT))
+    assert "undefined" in line
 
 
 def test_a_url_in_config_is_refused_naming_the_setting(make_config) -> None:

@@ -196,6 +196,7 @@ def test_report_html_alarm_skips_evidently_on_quiet_runs() -> None:
     from driftwatch.orchestration.reporting import wants_html
 
     assert not wants_html("alarm", "no_drift", 50)  # the quiet hourly tick: no Evidently page
+    assert not wants_html("alarm", "no_verdict", 50)  # nothing judged: nothing to show
     assert all(wants_html("alarm", a, 50) for a in ("retrain", "no_retrain", "bootstrap"))
     assert wants_html(True, "no_drift", 50) and not wants_html(False, "retrain", 50)
     assert not wants_html(True, "no_data", 0)

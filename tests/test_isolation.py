@@ -163,6 +163,21 @@ def test_a_file_that_breaks_the_run_is_isolated_and_quarantined_alone_the_others
     assert tick(cycle, 3) == []  # nothing left: no new data
 
 
+def test_a_file_rejected_by_the_failed_run_is_still_reported_by_the_tick(
+    make_config: Callable[..., Path], january: pd.DataFrame
+) -> None:
+    """Review of the merge: the run of several files rejected a file at reading (a missing
+    column), then failed; the tick went on alone with the others and forgot the rejected one."""
+    plan = Plan.load(make_config(model=TOUCHY, landing={"max_same_failures": 2}))
+    a, b, c = three_days(plan, january)
+    broken = str(plan.settings.paths.landing / "2013-01-18.parquet")
+    day(january, 18).drop(columns=["distance"]).to_parquet(broken)
+    result = landing_cycle(plan).run(run_id="tick-1")
+    assert result.files == [c]
+    assert list(result.rejected) == [broken] and "distance" in result.rejected[broken]
+    assert ledger_for(plan.settings.paths.state).get(broken).status == "failed"
+
+
 def test_an_infrastructure_fault_stops_the_runs_alone_and_leaves_the_files_waiting(
     make_config: Callable[..., Path], january: pd.DataFrame
 ) -> None:

@@ -58,6 +58,27 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), 6)
 
 
+def _shown(score: float | None) -> str:
+    """A score in a message; "undefined" where the metric could not be computed (ROC AUC on a
+    holdout with one class)."""
+    return "undefined" if score is None else f"{score:.4g}"
+
+
+def judged_kinds(result: MonitorResult) -> set[str]:
+    """Which incident kinds this run could have seen, so only those can end: drift when a
+    verdict was reached, quality when a verdict on it was, data whenever rows were read. A run
+    with no verdict (too few rows or labels) says nothing about an open incident."""
+    kinds = {"data"} if result.rows > 0 else set()
+    verdicts = [h.verdict for h in result.horizons] or (
+        [result.drift.verdict] if result.drift is not None else []
+    )
+    if any(v != "no_verdict" for v in verdicts):
+        kinds.add("drift")
+    if result.quality is not None and result.quality.degraded is not None:
+        kinds.add("quality")
+    return kinds
+
+
 def drift_payload(result: MonitorResult, drift: DriftResult) -> dict[str, Any]:
     """The horizon (or window) that alarmed, its drifted columns with score and threshold, the
     rule and the false-alarm rate it holds."""
@@ -213,10 +234,10 @@ def run_events(
         verb = "promoted" if r.promoted else "kept (challenger lost)"
         line = (
             f"model {verb}: challenger v{r.challenger_version} {r.metric}="
-            f"{r.challenger_score:.4g} vs champion "
+            f"{_shown(r.challenger_score)} vs champion "
             + (
-                f"v{r.previous_version} {r.champion_score:.4g}"
-                if r.champion_score is not None
+                f"v{r.previous_version} {_shown(r.champion_score)}"
+                if r.previous_version is not None
                 else "(none)"
             )
         )

@@ -8,13 +8,15 @@ dir and does the sending.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from driftwatch.alerts.events import COMPLETED, DriftwatchEvent
 
-# What a later run must have done to call each incident over: judged rows (drift, quality and
-# data are judged only then), or merely completed (a failure ends with the next good run).
+# What a later run must have done to call each incident over: judged that kind (a verdict on
+# drift, on quality, rows read for data: ``judged``), or merely completed (a failure ends with
+# the next good run).
 NEEDS_ROWS = ("drift", "quality", "data")
 
 
@@ -49,7 +51,7 @@ class Message:
 def step(
     open_incidents: dict[str, dict[str, Any]],
     events: list[DriftwatchEvent],
-    judged_rows: bool,
+    judged: Collection[str],
     now: str,
 ) -> tuple[dict[str, dict[str, Any]], list[Message]]:
     """The incidents open after this run's ``events``, and the messages to send for them.
@@ -77,7 +79,7 @@ def step(
     for kind in sorted(state):
         if kind in seen:
             continue
-        over = completed and (judged_rows or kind not in NEEDS_ROWS)
+        over = completed and (kind in judged or kind not in NEEDS_ROWS)
         if over:
             was = state.pop(kind)
             if was.get("notified"):  # nobody heard it open: no need to hear it end

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ def events_of_run(
 def notify(
     settings: Settings,
     events: list[DriftwatchEvent],
-    judged_rows: bool,
+    judged: Collection[str],
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Tell every target what this run changed; returns (and stores) the notifier's state.
@@ -151,7 +151,7 @@ def notify(
     a = settings.alerts
     state = read_state(settings)
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    opened, messages = step(state.get("open", {}), events, judged_rows, now)
+    opened, messages = step(state.get("open", {}), events, judged, now)
     if not a.targets:
         return state
     errors: list[str] = []

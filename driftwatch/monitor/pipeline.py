@@ -393,9 +393,13 @@ class _Isolated(Exception):
     """A cycle's failure whose files the batch source isolated: :meth:`MonitorCycle.run` goes
     on to judge them alone. Never leaves ``run`` (the original error is raised again)."""
 
-    def __init__(self, error: Exception, files: list[str]) -> None:
+    def __init__(
+        self, error: Exception, files: list[str], rejected: dict[str, str] | None = None
+    ) -> None:
         super().__init__(str(error))
-        self.error, self.files = error, files
+        # rejected: files the failed run left out at reading (already failed in the ledger),
+        # reported by the tick as any run's rejected files are
+        self.error, self.files, self.rejected = error, files, dict(rejected or {})
 
 
 class MonitorCycle:
@@ -434,10 +438,17 @@ class MonitorCycle:
         try:
             return self.cycle(run_id)
         except _Isolated as isolated:
-            error, files = isolated.error, isolated.files
-        return self.judge_alone(run_id, error, files)  # outside the handler: a clean chain
+            error, files, rejected = isolated.error, isolated.files, isolated.rejected
+        # outside the handler: a clean chain
+        return self.judge_alone(run_id, error, files, rejected)
 
-    def judge_alone(self, run_id: str, error: Exception, files: list[str]) -> MonitorResult:
+    def judge_alone(
+        self,
+        run_id: str,
+        error: Exception,
+        files: list[str],
+        rejected: dict[str, str] | None = None,
+    ) -> MonitorResult:
         """Judge each isolated file alone, one at a time, each in a cycle of its own (its own
         run id, result record and ledger outcome): a file that succeeds is done, one that fails
         is charged by the batch source as any failed run of one file is.
@@ -450,7 +461,8 @@ class MonitorCycle:
         the others' rows as context when the plan has horizons), its warnings extended by one
         line naming the failed run and its files, one per other successful cycle of the tick,
         and one per file that failed alone (``failed alone: <file> (run <id>): <error>``); files
-        rejected at reading in any of the cycles stay in ``rejected``. So the tick completes
+        rejected at reading in the failed run (``rejected``) or in any of the cycles stay in
+        ``rejected``. So the tick completes
         when any file got through (its events and alerts are that result's; each cycle's own
         result is recorded). If every cycle failed, the first failure is raised, as it was
         before isolation (most likely a fault no file is to blame for).
@@ -482,7 +494,7 @@ class MonitorCycle:
             f" {completion_message(r)}"
             for r in done[:-1]
         ]
-        rejected = {k: v for r in done for k, v in r.rejected.items()}
+        rejected = {**(rejected or {}), **{k: v for r in done for k, v in r.rejected.items()}}
         return last.model_copy(
             update={
                 "warnings": [*last.warnings, head, *others, *failed.values()],
@@ -539,7 +551,7 @@ class MonitorCycle:
         except BaseException as exc:
             isolated = self.batches.fail(batch, exc)
             if isolated and isinstance(exc, Exception):
-                raise _Isolated(exc, isolated) from exc
+                raise _Isolated(exc, isolated, batch.rejected if batch else None) from exc
             raise
         return result
 

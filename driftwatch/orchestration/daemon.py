@@ -138,6 +138,7 @@ class Daemon:
         if not self.settings.alerts.targets:
             return
         try:
+            from driftwatch.alerts.events import judged_kinds
             from driftwatch.alerts.notify import events_of_run, notify, stored_result
             from driftwatch.monitor.result import MonitorResult
 
@@ -153,7 +154,7 @@ class Daemon:
                 name = state.name if state is not None else "Crashed"
                 why = error or (state.message if state is not None else "") or "no message"
                 events = events_of_run(s, res, (name, why, run_id))
-            notify(s, events, judged_rows=res is not None and res.rows > 0)
+            notify(s, events, judged=judged_kinds(res) if res is not None else set())
         except Exception as exc:
             log.error("alerts: could not notify: %s: %s", type(exc).__name__, exc)
 

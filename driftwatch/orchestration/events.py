@@ -62,7 +62,12 @@ def emit_run_events(plan: Plan, result: MonitorResult) -> list[str]:
     if not plan.settings.alerts.events:
         return []
     s = plan.settings
-    return emit(run_events(result, s.model.name, s.quality))
+    try:
+        events = run_events(result, s.model.name, s.quality)
+    except Exception as exc:  # telling people never fails a run that has finished
+        log.warning("could not build the run's events: %s: %s", type(exc).__name__, exc)
+        return []
+    return emit(events)
 
 
 def on_monitor_failure(flow: Any, flow_run: Any, state: Any) -> None:
@@ -104,6 +109,6 @@ def tell_rollback(settings: Any, frm: str, to: str, reference: str | None) -> No
         from driftwatch.alerts.notify import notify
 
         try:
-            notify(settings, [event], judged_rows=False)
+            notify(settings, [event], judged=())
         except Exception as exc:  # the alias has moved; telling people is best effort
             log.error("alerts: could not notify: %s: %s", type(exc).__name__, exc)

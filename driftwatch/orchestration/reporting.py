@@ -29,10 +29,10 @@ from driftwatch.store.models import RegistryModels
 
 def wants_html(html: bool | str, action: str, rows: int) -> bool:
     """``report.html``: every run with rows (true), never (false), or only runs whose decision
-    is not a quiet "no drift" ("alarm": drift, degraded quality, a retrain)."""
+    is not a quiet "no drift" or "no verdict" ("alarm": drift, degraded quality, a retrain)."""
     if not html or not rows:
         return False
-    return html is True or action not in ("no_data", "no_drift")
+    return html is True or action not in ("no_data", "no_drift", "no_verdict")
 
 
 class PrefectReporter:

@@ -45,7 +45,7 @@ class Layout:
 
 def _parses_as_time(values: pd.Series) -> bool:
     """Text that pandas reads as timestamps (a sample of it), and that is not just numbers."""
-    sample = values.dropna().astype(str).head(200)
+    sample = values.dropna().head(200).astype(str)
     if sample.empty or sample.str.fullmatch(r"[-+.\d]+").all():
         return False
     parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
@@ -57,7 +57,8 @@ def looks_like_time(frame: pd.DataFrame, col: str) -> bool:
     values = frame[col]
     if pd.api.types.is_datetime64_any_dtype(values):
         return True
-    return values.dtype == object and _parses_as_time(values)
+    textual = values.dtype == object or pd.api.types.is_string_dtype(values)
+    return textual and _parses_as_time(values)
 
 
 def _is_id(frame: pd.DataFrame, col: str) -> bool:
