@@ -169,7 +169,7 @@ def test_a_file_rejected_by_the_failed_run_is_still_reported_by_the_tick(
     """Review of the merge: the run of several files rejected a file at reading (a missing
     column), then failed; the tick went on alone with the others and forgot the rejected one."""
     plan = Plan.load(make_config(model=TOUCHY, landing={"max_same_failures": 2}))
-    a, b, c = three_days(plan, january)
+    *_, c = three_days(plan, january)
     broken = str(plan.settings.paths.landing / "2013-01-18.parquet")
     day(january, 18).drop(columns=["distance"]).to_parquet(broken)
     result = landing_cycle(plan).run(run_id="tick-1")
