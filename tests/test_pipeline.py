@@ -93,6 +93,9 @@ def test_decisions_carry_their_triggers_as_data(
     # (its data ends months before July; retrain.max_age_days is 28 in the shipped config).
     assert results[2].decision.triggers == {"drift", "quality", "age"}
     assert results[2].outcome.startswith("retrained-")
+    from driftwatch.report.text import _trigger  # the demo's and report's trigger column
+
+    assert _trigger(results[2]) == "drift+quality+age"
     # The result is frozen and serialises itself; triggers survive the round trip.
     again = MonitorResult.from_dict(results[2].to_dict())
     assert again.decision.triggers == results[2].decision.triggers
