@@ -34,6 +34,7 @@ print(json.dumps({
     "code": code,
     "heavy": sorted(loaded & set(json.loads(sys.argv[2]))),
     "scipy_stats": "scipy.stats" in sys.modules,
+    "scipy": "scipy" in sys.modules,
 }))
 """
 
@@ -75,6 +76,8 @@ def test_check_without_config_imports_no_heavy_library(current: Path) -> None:
     assert seen["code"] == 0
     assert seen["heavy"] == []
     assert not seen["scipy_stats"], "no p-value test runs: Evidently's tests above 1000 rows"
+    # W1 and Jensen-Shannon are computed in numpy: no scipy at all (~0.2-0.5 s of imports)
+    assert not seen["scipy"]
 
 
 def test_check_with_config_distance_tests_imports_no_heavy_library(

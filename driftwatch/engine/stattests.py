@@ -10,6 +10,7 @@ is sorted per check. Where a scipy function does the job from arrays we call sci
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -240,10 +241,19 @@ def _wasserstein(ref: ColumnSample, cur: ColumnSample, threshold: float) -> Test
 
 
 def _jensenshannon(ref: ColumnSample, cur: ColumnSample, threshold: float) -> TestOutcome:
-    from scipy.spatial import distance
-
+    """scipy.spatial.distance.jensenshannon's formula (natural log, inputs normalised), written
+    out in numpy: importing scipy.spatial and scipy.special costs ~0.2-0.5 s of a whole
+    `driftwatch check` process, the distance itself microseconds. The mixture m is positive
+    wherever p or q is, so p * log(p / m) (0 where p is 0) is exactly scipy's rel_entr here."""
     r, c = _binned_percents(ref, cur, fill_zeroes=False)
-    value = float(distance.jensenshannon(r, c))
+    p, q = r / np.sum(r), c / np.sum(c)
+    m = (p + q) / 2
+
+    def kl(x: np.ndarray) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.sum(np.where(x > 0, x * np.log(x / m), 0.0)))
+
+    value = math.sqrt(max((kl(p) + kl(q)) / 2, 0.0))
     return TestOutcome(value, None, value >= threshold)
 
 
