@@ -186,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"write a PNG of the recent history instead (default file: {DEFAULT_PLOT})",
     )
     p.add_argument("--last", type=int, default=100, help="runs in the plot (default 100)")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        nargs="?",
+        const="",
+        help="write the run's HTML page again (default file: state/reports/<run>.html)",
+    )
 
     p = sub.add_parser(
         "realised", help="the champion's realised metric per period, as late labels fill in"
@@ -927,6 +934,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"driftwatch: no stored run with id {args.run!r}", file=sys.stderr)
             return EXIT_BAD_INPUT
         chosen = matches[-1]
+    if args.html is not None:
+        from driftwatch.report.page import page_path, write_page
+
+        print(
+            f"wrote {write_page(chosen, settings, Path(args.html or page_path(settings, chosen)))}"
+        )
+        return EXIT_OK
     print(f"run {chosen.run_id} at {chosen.started} ({chosen.seconds:.1f} s)")
     print("\n".join(report_lines(chosen)))
     return EXIT_OK

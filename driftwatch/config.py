@@ -347,15 +347,19 @@ class MlflowSettings(_Strict):
 
 class ReportSettings(_Strict):
     artifacts: bool = True
-    # Evidently's HTML report (state/reports/, MLflow, a Prefect link artifact): "alarm" on runs
-    # whose decision is not "no drift" (drift, degraded quality, a retrain), true on every run
-    # with rows, false never. Evidently's page costs ~1.5-3 s, most of a quiet hourly tick
-    # (benchmarks/process_speed.py), and an hourly daemon would write 24 pages a day of "ok".
-    html: bool | Literal["alarm"] = "alarm"
-    # Evidently is slow on big frames: both sides are sampled to this many rows for the HTML.
+    # driftwatch's HTML page of a run (state/reports/, the MLflow run's artifact, an http link in
+    # the Prefect UI with an MLflow server): true on every run with rows, "alarm" only on runs
+    # whose decision is not "no drift" (drift, degraded quality, a retrain), false never. It is
+    # rendered from the stored result (~10 ms, tens of KB), so every run can have one.
+    html: bool | Literal["alarm"] = True
+    # Evidently's data-drift (and quality) page too, next to driftwatch's, on the same runs:
+    # an extra for exploring, under a banner saying its rule is Evidently's, not driftwatch's.
+    # Off by default: it costs ~1.5-3 s and 4-5 MB a run.
+    evidently: bool = False
+    # Evidently is slow on big frames: both sides are sampled to this many rows for its page.
     html_sample_rows: int = Field(10_000, ge=100)
-    # HTML reports kept under <state>/reports: those of the newest N stored runs (4-5 MB each);
-    # the HTML of a run that failed after writing it is deleted too.
+    # HTML reports kept under <state>/reports: those of the newest N stored runs; the HTML of a
+    # run that failed after writing it is deleted too.
     html_keep_last: int = Field(24, ge=1)
 
 

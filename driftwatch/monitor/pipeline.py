@@ -317,6 +317,7 @@ def monitor_result(
         quality=findings.quality,
         prediction=findings.prediction,
         champion_version=champion.version if champion else None,
+        champion_holdout=dict(champion.baseline) if champion else {},
         reference_version=ref.version,
         warnings=list(batch.warnings),
         labels=list(batch.labels),

@@ -83,6 +83,10 @@ class MonitorResult(_Frozen):
     quality: QualityResult | None = None
     prediction: ColumnDrift | None = None
     champion_version: str | None = None
+    # The champion's scores on its holdout (the newest labelled rows it never trained on, or the
+    # newer holdout it held its own on): the reference quality the HTML page shows, whatever
+    # ``quality.baseline`` the verdict used.
+    champion_holdout: dict[str, float] = Field(default_factory=dict)
     reference_version: str | None = None
     retrain: RetrainOutcome | None = None
     warnings: list[str] = Field(default_factory=list)
@@ -90,7 +94,9 @@ class MonitorResult(_Frozen):
     labels: list[str] = Field(default_factory=list)
     # Files of this run left out (schema, unreadable, too large), with their reasons.
     rejected: dict[str, str] = Field(default_factory=dict)
+    # driftwatch's own HTML page of this run (state/reports/), and Evidently's optional page.
     html_report: str | None = None
+    evidently_report: str | None = None
     seconds: float = 0.0
 
     @property

@@ -1,5 +1,12 @@
-"""The production Reporter: Prefect logs and artifacts, the Evidently HTML, the run's JSON and
-its MLflow metrics. Everything here renders or stores a result; nothing decides."""
+"""The production Reporter: Prefect logs and artifacts, the run's HTML page (and Evidently's,
+when asked), the run's JSON and its MLflow metrics. Everything here renders or stores a result;
+nothing decides.
+
+The page is written at ``record``, from the final result (the retrain included), then logged to
+the run's MLflow run. The Prefect UI reaches it over http only: with an MLflow server, a link
+artifact to the page in MLflow's UI; with a local MLflow store there is no http server, and the
+markdown summary (verdict and per-column table) carries the page's path as text. Never a
+``file://`` link: browsers refuse those from the Prefect UI's http page."""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from driftwatch.monitor.ports import (
     ReferenceStore,
 )
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
+from driftwatch.report.page import page_path, write_page
 from driftwatch.report.text import (
     artifact_key,
     column_rows,
@@ -28,8 +36,9 @@ from driftwatch.store.models import RegistryModels
 
 
 def wants_html(html: bool | str, action: str, rows: int) -> bool:
-    """``report.html``: every run with rows (true), never (false), or only runs whose decision
-    is not a quiet "no drift" or "no verdict" ("alarm": drift, degraded quality, a retrain)."""
+    """``report.html`` (driftwatch's page; Evidently's too with ``report.evidently``): every run
+    with rows (true), never (false), or only runs whose decision is not a quiet "no drift" or
+    "no verdict" ("alarm": drift, degraded quality, a retrain)."""
     if not html or not rows:
         return False
     return html is True or action not in ("no_data", "no_drift", "no_verdict")
@@ -45,7 +54,12 @@ class PrefectReporter:
 
     def report(self, result: MonitorResult, batch: Batch, ref: ReferenceHandle) -> MonitorResult:
         if wants_html(self.settings.report.html, result.decision.action, batch.rows):
-            result = result.model_copy(update={"html_report": self._html(result, batch, ref)})
+            # The page itself is written at `record`, from the final result (retrain included).
+            page = page_path(self.settings, result)
+            result = result.model_copy(update={"html_report": str(page)})
+            if self.settings.report.evidently:
+                evidently = self._evidently(result, batch, ref, page)
+                result = result.model_copy(update={"evidently_report": evidently})
         log = get_run_logger()
         for line in report_lines(result):
             log.warning(line) if line.startswith("warning") else log.info(line)
@@ -56,13 +70,6 @@ class PrefectReporter:
             markdown=markdown(result),
             description=result.decision.reason,
         )
-        if result.html_report:
-            create_link_artifact(
-                key=f"{self.key}-evidently-report",
-                link=Path(result.html_report).as_uri(),
-                link_text=f"Evidently report {Path(result.html_report).name}",
-                description="Evidently data drift (and quality) report of this run",
-            )
         if result.drift is not None:
             create_table_artifact(
                 key=f"{self.key}-drift-columns",
@@ -71,14 +78,29 @@ class PrefectReporter:
             )
         return result
 
-    def _html(self, result: MonitorResult, batch: Batch, ref: ReferenceHandle) -> str:
+    def _evidently(
+        self, result: MonitorResult, batch: Batch, ref: ReferenceHandle, page: Path
+    ) -> str:
         from driftwatch.report.html import write_html
 
         model = None
         if result.champion_version is not None:
             model = self.registry.load_model(result.champion_version)
-        path = self.settings.paths.state / "reports" / f"{result.stem}.html"
-        return str(write_html(self.settings, self.references.frame(ref), batch.frame, model, path))
+        path = page.with_name(f"{result.stem}-evidently.html")
+        verdict = result.drift.summary() if result.drift is not None else result.decision.reason
+        if result.drift is not None and result.drift.verdict == "drift":
+            verdict = f"DRIFT, {verdict}"
+        return str(
+            write_html(
+                self.settings,
+                self.references.frame(ref),
+                batch.frame,
+                model,
+                path,
+                verdict=verdict,
+                page=page.name,
+            )
+        )
 
     def report_challenge(self, c: Challenge) -> None:
         ts = self.settings.model.timestamp
@@ -111,12 +133,30 @@ class PrefectReporter:
             )
 
     def record(self, result: MonitorResult) -> None:
-        """Stored JSON (for `driftwatch report`) and MLflow metrics (for trends in its UI)."""
+        """The run's page, stored JSON (for `driftwatch report`) and MLflow metrics (for trends in
+        its UI), with the page as the MLflow run's artifact; then the page's http link."""
+        if result.html_report:
+            write_page(result, self.settings, Path(result.html_report))
         result.save(self.settings.paths.state / "runs")
-        self.registry.log_monitor(
+        reports = [p for p in (result.html_report, result.evidently_report) if p]
+        mlflow_run = self.registry.log_monitor(
             monitor_metrics(result),
             result.run_id,
             params={"files": ",".join(result.files)[:500], "outcome": result.outcome},
             tags={"driftwatch.outcome": result.outcome, "driftwatch.prefect_run": result.run_id},
-            artifacts=[result.html_report] if result.html_report else [],
+            artifacts=reports,
         )
+        if not result.html_report:
+            return
+        name = Path(result.html_report).name
+        url = self.registry.artifact_page(mlflow_run, f"reports/{name}")
+        if url is None:
+            return
+        get_run_logger().info("report page in MLflow: %s", url)
+        if self.settings.report.artifacts:
+            create_link_artifact(
+                key=f"{self.key}-report",
+                link=url,
+                link_text=f"driftwatch report {name} (MLflow)",
+                description=f"{result.outcome}: {result.decision.reason}"[:500],
+            )

@@ -1,6 +1,9 @@
-"""Evidently's HTML report for a monitor run: the familiar deep dive, never the verdict.
+"""Evidently's HTML report for a monitor run (``report.evidently``): an optional deep dive,
+never the verdict.
 
-The drift verdict comes from driftwatch's own engine; this page is for a person to explore.
+The drift verdict comes from driftwatch's own engine and its own page
+(:mod:`driftwatch.report.page`); Evidently's page applies Evidently's rule (a share of columns,
+its fixed thresholds), so it opens under a banner saying that and giving driftwatch's verdict.
 Evidently is slow on large frames (FACTS.md: 1M rows ~3 min), so both sides are sampled to
 ``report.html_sample_rows``. When the batch has labels and a champion exists, the rows shown are
 labelled rows with the champion's predictions, and the regression or classification quality
@@ -9,6 +12,8 @@ preset is added next to the data drift preset.
 
 from __future__ import annotations
 
+import html
+import re
 import warnings
 from pathlib import Path
 
@@ -39,12 +44,33 @@ def _prepared(
     return out.reset_index(drop=True)
 
 
+BANNER = (
+    '<div style="background:#fff8c5;border:2px solid #bf8700;padding:10px 16px;margin:8px;'
+    'font:15px system-ui,sans-serif;color:#1f2328">'
+    "<b>Evidently's page, not driftwatch's verdict.</b> Its dataset rule (drifted share of"
+    " columns &ge; 0.5) and its per-column thresholds are Evidently's defaults; driftwatch judged"
+    " this run with its own calibrated thresholds: <b>{verdict}</b>. driftwatch's page:"
+    ' <a href="{page}">{page}</a>.</div>'
+)
+
+
+def add_banner(path: Path, verdict: str, page: str) -> None:
+    """Put the banner at the top of Evidently's page (right after ``<body>``)."""
+    text = path.read_text(encoding="utf-8")
+    banner = BANNER.format(verdict=html.escape(verdict), page=html.escape(page))
+    found = re.search(r"<body[^>]*>", text)
+    at = found.end() if found else 0
+    path.write_text(text[:at] + banner + text[at:], encoding="utf-8")
+
+
 def write_html(
     settings: Settings,
     reference: pd.DataFrame,
     current: pd.DataFrame,
     model: object | None,
     path: Path,
+    verdict: str = "",
+    page: str = "",
 ) -> Path:
     from evidently import (
         BinaryClassification,
@@ -97,4 +123,9 @@ def write_html(
             Dataset.from_pandas(cur, data_definition=definition),
             Dataset.from_pandas(ref, data_definition=definition),
         )
-        return atomic_write(path, lambda tmp: snapshot.save_html(str(tmp)))
+
+        def save(tmp: Path) -> None:
+            snapshot.save_html(str(tmp))
+            add_banner(tmp, verdict, page)
+
+        return atomic_write(path, save)

@@ -86,7 +86,9 @@ def report_lines(result: MonitorResult) -> list[str]:
     for w in result.warnings:
         lines.append(f"warning: {w}")
     if result.html_report:
-        lines.append(f"Evidently report: {result.html_report}")
+        lines.append(f"report page: {result.html_report}")
+    if result.evidently_report:
+        lines.append(f"Evidently's page (its own rule, not the verdict): {result.evidently_report}")
     lines.append(f"outcome: {result.outcome}: {result.decision.reason}")
     if result.retrain is not None:
         lines.append(retrain_line(result))
@@ -129,6 +131,10 @@ def markdown(result: MonitorResult) -> str:
     if result.retrain is not None:
         lines.append(f"- {retrain_line(result)}")
     lines += [f"- {line}" for line in horizon_lines(result)] if len(result.horizons) > 1 else []
+    if result.html_report:
+        # A path as text, never a file:// link: browsers refuse those from the Prefect UI, and
+        # with an MLflow server the run also gets an http link artifact to the page.
+        lines.append(f"- report page (on the machine that ran it): `{shown(result.html_report)}`")
     if result.drift is not None:
         lines += [
             "",

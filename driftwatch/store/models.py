@@ -92,6 +92,11 @@ class RegistryModels:
         with self._talking():
             return self.registry.log_monitor(metrics, key=f"monitor:{run_id}", **extra)
 
+    def artifact_page(self, mlflow_run_id: str, path: str) -> str | None:
+        """The http URL of an artifact's page in MLflow's UI (None without an MLflow server)."""
+        with self._talking():
+            return self.registry.artifact_page(mlflow_run_id, path)
+
     def record_verdict(self, run_id: str, verdict: PromotionDecision) -> None:
         with self._talking():
             self.registry.log_decision(run_id, verdict)

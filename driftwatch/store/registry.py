@@ -357,6 +357,20 @@ class Registry:
         self.client.set_terminated(run_id)
         return run_id
 
+    def artifact_page(self, run_id: str, path: str) -> str | None:
+        """An http URL that shows a run's artifact in a browser, or None when MLflow is no server.
+
+        MLflow 3.17 serves ``/get-artifact?...`` and the ``mlflow-artifacts`` proxy as
+        downloads (``Content-Disposition: attachment``, against XSS), so a browser saves the file
+        instead of showing it; the run page's artifact view (this URL) previews an HTML file in a
+        sandboxed frame, which driftwatch's own page (no script) renders in (seen in Chromium)."""
+        if not self.uri.startswith(("http://", "https://")):
+            return None
+        from urllib.parse import quote
+
+        base = self.uri.rstrip("/")
+        return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}/artifacts/{quote(path)}"
+
 
 def _name(key: str) -> str:
     """A metric or param name MLflow accepts: each refused character becomes ``_``."""

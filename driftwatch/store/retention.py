@@ -87,16 +87,20 @@ def prune_state(
 
 
 def prune_reports(settings: Settings, dry_run: bool = False) -> Pruned:
-    """HTML reports (4-5 MB each) of the newest ``report.html_keep_last`` stored runs are kept;
-    older ones go, and so does the HTML of a run that failed after writing it (no stored result
-    names it: a retried file would otherwise leave one per attempt). Their MLflow copies stay
-    with their MLflow runs."""
+    """HTML reports (driftwatch's page, and Evidently's ``<stem>-evidently.html``) of the newest
+    ``report.html_keep_last`` stored runs are kept; older ones go, and so does the HTML of a run
+    that failed after writing it (no stored result names it: a retried file would otherwise leave
+    one per attempt). Their MLflow copies stay with their MLflow runs."""
     state = settings.paths.state
     html = _newest_first(state / "reports", "*.html")
     recorded = (
         {p.stem for p in (state / "runs").glob("*.json")} if (state / "runs").is_dir() else set()
     )
-    kept = [p for p in html if p.stem in recorded][: settings.report.html_keep_last]
+    runs = [
+        s for s in dict.fromkeys(p.stem.removesuffix("-evidently") for p in html) if s in recorded
+    ]
+    newest = set(runs[: settings.report.html_keep_last])
+    kept = [p for p in html if p.stem.removesuffix("-evidently") in newest]
     return _prune(html, kept, dry_run)
 
 

@@ -315,5 +315,5 @@ history:
   keep_days: {max(400.0, window):g}
 
 report:
-  html: true               # an Evidently HTML report per run under state/reports/
+  html: true               # driftwatch's HTML page per run under state/reports/ (and in MLflow)
 """
