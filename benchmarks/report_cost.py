@@ -1,8 +1,10 @@
-"""What reporting costs per monitor run: the same 100k-row batch with and without Evidently's HTML.
+"""What reporting costs per monitor run: the same 100k-row batch with no HTML, with driftwatch's
+own page (``report.html``), and with Evidently's page too (``report.evidently``).
 
 Runs the real monitor flow (Prefect ephemeral API, MLflow sqlite in a temp dir): one bootstrap
-run, then the measured runs on a 100k-row batch of 2013 flights (Feb-Jul), alternating HTML on
-and off. The drift verdict is the same either way; only the wall time differs.
+run, then the measured runs on a 100k-row batch of 2013 flights (Feb-Jul), taking the three
+settings in turn. The drift verdict is the same either way; only the wall time and the files
+written differ. Also times rendering driftwatch's page alone from the stored result.
 
     .venv/bin/python benchmarks/report_cost.py [--rows 100000] [--repeat 2]
 
@@ -44,30 +46,62 @@ def main() -> None:
     jan.to_parquet(work / "bootstrap.parquet")
     later.to_parquet(work / "batch.parquet")
 
-    def config(html: bool) -> Path:
+    settings_of = {
+        "no HTML": {"html": False, "evidently": False},
+        "driftwatch page": {"html": True, "evidently": False},
+        "page + Evidently": {"html": True, "evidently": True},
+    }
+
+    def config(which: str) -> Path:
         return write_demo_config(
-            ROOT / "config.yaml", work / "state", report={"html": html}, **sections
+            ROOT / "config.yaml", work / "state", report=settings_of[which], **sections
         )
 
-    run_once(str(config(False)), str(work / "bootstrap.parquet"))  # champion + warm-up
+    run_once(str(config("no HTML")), str(work / "bootstrap.parquet"))  # champion + warm-up
     # keep the champion: measure monitor runs alike
     sections["retrain"] = {"promotion_margin": 0.99}
     sections["quality"] = {"relative_tolerance": 10.0}
     sections["drift"] = {"drift_share": 1.0}
-    times: dict[str, list[float]] = {"without HTML": [], "with HTML": []}
+    times: dict[str, list[float]] = {k: [] for k in settings_of}
+    sizes: dict[str, list[int]] = {k: [] for k in settings_of}
     for _ in range(args.repeat):
-        for html in (False, True):
+        for which in settings_of:
             t0 = time.perf_counter()
-            state, _ = run_once(str(config(html)), str(work / "batch.parquet"))
-            times["with HTML" if html else "without HTML"].append(time.perf_counter() - t0)
+            state, result = run_once(str(config(which)), str(work / "batch.parquet"))
+            times[which].append(time.perf_counter() - t0)
             assert state.is_completed(), state.message
-    out = {k: round(statistics.median(v), 2) for k, v in times.items()}
-    out["html_cost_s"] = round(out["with HTML"] - out["without HTML"], 2)
+            written = [p for p in (result["html_report"], result["evidently_report"]) if p]
+            sizes[which].append(sum(Path(p).stat().st_size for p in written))
+
+    from driftwatch.monitor.result import MonitorResult
+    from driftwatch.report.page import render_page
+
+    settings = load_settings(config("driftwatch page"))
+    stored = sorted((work / "state" / "runs").glob("*.json"))[-1]
+    res = MonitorResult.from_dict(json.loads(stored.read_text()))
+    render_page(res, settings)  # jinja2 import and template compile, once per process
+    t0 = time.perf_counter()
+    for _ in range(20):
+        render_page(res, settings)
+    render_ms = (time.perf_counter() - t0) / 20 * 1000
+
+    out: dict = {
+        "run_s": {k: round(statistics.median(v), 2) for k, v in times.items()},
+        "html_bytes": {k: max(v) for k, v in sizes.items()},
+    }
+    base = out["run_s"]["no HTML"]
+    out["cost_s"] = {k: round(v - base, 2) for k, v in out["run_s"].items() if k != "no HTML"}
+    out["render_page_ms"] = round(render_ms, 1)
     out["rows"] = args.rows
-    out["html_sample_rows"] = load_settings(config(True)).report.html_sample_rows
+    out["repeat"] = args.repeat
+    out["html_sample_rows"] = settings.report.html_sample_rows
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "report_cost.json").write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
+    print(f"{'setting':<18} {'run (s)':>8} {'cost (s)':>9} {'HTML bytes':>11}")
+    for k in settings_of:
+        cost = out["cost_s"].get(k, 0.0)
+        print(f"{k:<18} {out['run_s'][k]:>8.2f} {cost:>9.2f} {out['html_bytes'][k]:>11,}")
+    print(f"rendering driftwatch's page from the stored result: {render_ms:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,11 @@ class MlflowServer:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # a loaded machine, keep-alive clients: force it
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=60)
 
     def champion(self, name: str = "flights-air-time") -> str | None:
         from mlflow.exceptions import MlflowException
@@ -139,3 +143,60 @@ def test_champion_through_a_real_server_and_no_move_when_it_dies_mid_retrain(
 
     mlflow_server.start()  # same database: what did the failed retrain leave behind?
     assert mlflow_server.champion() == "1"  # the alias never moved
+
+
+def test_the_report_link_is_the_pages_http_url_in_mlflow_never_file(
+    make_config, mlflow_server: MlflowServer, prefect_server: str, tmp_path: Path, january
+) -> None:
+    """MLflow serves artifacts as downloads; its run page previews driftwatch's page: the
+    Prefect link artifact points there, and the page it shows is this run's."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+    )
+
+    config = make_config(mlflow={"tracking_uri": mlflow_server.url}, report={"html": True})
+    batch = tmp_path / "jan.parquet"
+    january.sample(2000, random_state=12).to_parquet(batch)
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    out = subprocess.run(
+        [str(BIN / "driftwatch"), "run", "--config", str(config), "--batch", str(batch), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    result = json.loads(out.stdout[out.stdout.index("{") :])
+    name = Path(result["html_report"]).name
+
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    exp = client.get_experiment_by_name("flights-air-time")
+    runs = client.search_runs(
+        [exp.experiment_id], f"tags.`driftwatch.prefect_run` = '{result['run_id']}'"
+    )
+    assert len(runs) == 1
+    ml_run = runs[0].info.run_id
+    assert [a.path for a in client.list_artifacts(ml_run, "reports")] == [f"reports/{name}"]
+    url = f"{mlflow_server.url}/#/experiments/{exp.experiment_id}/runs/{ml_run}/artifacts/reports/{name}"
+
+    with SyncPrefectClient(api=prefect_server) as prefect:
+        arts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[result["run_id"]])
+            )
+        )
+    by_key = {a.key: a for a in arts}
+    link = by_key["flights-air-time-report"]
+    assert link.type == "markdown" and f"]({url})" in str(link.data)  # a link artifact
+    assert not [a for a in arts if "file://" in str(a.data)]
+
+    # the page MLflow's UI previews (fetched as the UI does) is this run's
+    fetch = f"{mlflow_server.url}/get-artifact?path=reports/{name}&run_uuid={ml_run}"
+    with urllib.request.urlopen(fetch, timeout=60) as r:
+        page = r.read().decode()
+    assert result["run_id"] in page and "flights-air-time: retrained-promoted" in page

@@ -179,3 +179,16 @@ def test_evidently_pages_are_kept_and_pruned_with_their_runs(
             os.utime(state / "reports" / name, (1000 + i, 1000 + i))
     prune_reports(settings)
     assert sorted(p.name for p in (state / "reports").iterdir()) == ["r2-evidently.html", "r2.html"]
+
+
+def test_a_quiet_tick_whose_newest_hour_was_not_judged_shows_the_judged_horizon(
+    july_run: tuple[Path, MonitorResult],
+) -> None:
+    config, result = july_run
+    assert result.drift is not None
+    empty = result.drift.model_copy(update={"span": "1h", "n_tested": 0, "dataset_drift": False})
+    quiet = result.drift.model_copy(update={"span": "6h", "dataset_drift": False})
+    tick = result.model_copy(update={"drift": empty, "horizons": [empty, quiet]})
+    page = render_page(tick, load_settings(config))
+    assert '<div class="badge ok">no drift</div>' in page
+    assert "Per-column tests (6h)" in page and "Per-column tests at 1h (no verdict)" in page

@@ -108,6 +108,7 @@ def column_rows(drift: DriftResult) -> list[ColumnRow]:
 def horizon_rows(result: MonitorResult) -> list[dict[str, Any]]:
     """The dataset verdict of every horizon judged (one row without time blocks)."""
     judged = result.horizons or ([result.drift] if result.drift is not None else [])
+    shown = shown_horizon(result)
     return [
         {
             "span": h.span or "batch",
@@ -119,10 +120,29 @@ def horizon_rows(result: MonitorResult) -> list[dict[str, Any]]:
             "method": h.method,
             "rate": num(h.alpha, 3) if h.alpha is not None else f"share >= {h.drift_share:g}",
             "rows": f"{h.rows_current} vs {h.rows_reference}",
-            "shown": result.drift is not None and h.span == result.drift.span,
+            "shown": shown is not None and h.span == shown.span,
         }
         for h in judged
     ]
+
+
+def tick_verdict(result: MonitorResult) -> str | None:
+    """The tick's dataset verdict over its horizons: drift when any horizon alarmed, no drift
+    when one was judged and none alarmed, no verdict when none could be judged."""
+    judged = result.horizons or ([result.drift] if result.drift is not None else [])
+    verdicts = {h.verdict for h in judged}
+    if not verdicts:
+        return None
+    return next(v for v in ("drift", "no_drift", "no_verdict") if v in verdicts)
+
+
+def shown_horizon(result: MonitorResult) -> DriftResult | None:
+    """The horizon whose columns the main table shows: the alarming one (``result.drift``),
+    else the first that could be judged (a quiet 6h beats an empty newest hour)."""
+    drift = result.drift
+    if drift is None or drift.verdict != "no_verdict":
+        return drift
+    return next((h for h in result.horizons if h.verdict != "no_verdict"), drift)
 
 
 def quality_rows(result: MonitorResult, metric: str) -> list[dict[str, str]]:
@@ -148,8 +168,8 @@ def context(result: MonitorResult, settings: Settings) -> dict[str, Any]:
     """Everything the template shows, as plain values (the template only lays them out)."""
     spec = settings.model
     metric = result.quality.metric if result.quality is not None else settings.quality.metric
-    drift = result.drift
-    verdict = drift.verdict if drift is not None else None
+    drift = shown_horizon(result)
+    verdict = tick_verdict(result)
     banner = {
         "drift": ("DRIFT", "bad"),
         "no_drift": ("no drift", "ok"),
