@@ -153,10 +153,12 @@ def test_evidently_page_opens_under_a_banner_naming_driftwatchs_verdict(tmp_path
 def test_the_markdown_summary_gives_the_page_as_a_path_never_a_file_link(
     july_run: tuple[Path, MonitorResult],
 ) -> None:
-    from driftwatch.report.text import markdown
+    from driftwatch.report.text import markdown, verdict_line
 
     _, result = july_run
     md = markdown(result.model_copy(update={"html_report": "/srv/state/reports/r.html"}))
+    assert result.drift is not None and f"- {verdict_line(result.drift)}" in md
+    assert ": DRIFT (" in verdict_line(result.drift)
     assert "report page (on the machine that ran it): `/srv/state/reports/r.html`" in md
     assert "file://" not in md and "| column | type |" in md
 

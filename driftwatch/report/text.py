@@ -97,12 +97,15 @@ def report_lines(result: MonitorResult) -> list[str]:
 
 def horizon_lines(result: MonitorResult) -> list[str]:
     """One line per horizon judged at this tick (the table below is the alarming one)."""
-    out = []
-    for h in result.horizons:
-        word = {"drift": "DRIFT", "no_drift": "ok", "no_verdict": "not judged"}[h.verdict]
-        cols = f" ({', '.join(h.drifted_columns)})" if h.drifted_columns else ""
-        out.append(f"horizon {h.span}: {word}{cols}: {h.summary()}; {h.rows_current} rows")
-    return out
+    return [verdict_line(h) for h in result.horizons]
+
+
+def verdict_line(h: DriftResult) -> str:
+    """A horizon's (or, without time blocks, the batch's) dataset verdict in one line."""
+    word = {"drift": "DRIFT", "no_drift": "ok", "no_verdict": "not judged"}[h.verdict]
+    cols = f" ({', '.join(h.drifted_columns)})" if h.drifted_columns else ""
+    where = f"horizon {h.span}" if h.span else "dataset"
+    return f"{where}: {word}{cols}: {h.summary()}; {h.rows_current} rows"
 
 
 def retrain_line(result: MonitorResult) -> str:
@@ -130,7 +133,10 @@ def markdown(result: MonitorResult) -> str:
     lines.append(f"- {prediction_line(result.prediction)}")
     if result.retrain is not None:
         lines.append(f"- {retrain_line(result)}")
-    lines += [f"- {line}" for line in horizon_lines(result)] if len(result.horizons) > 1 else []
+    if len(result.horizons) > 1:
+        lines += [f"- {line}" for line in horizon_lines(result)]
+    elif result.drift is not None:
+        lines.append(f"- {verdict_line(result.drift)}")
     if result.html_report:
         # A path as text, never a file:// link: browsers refuse those from the Prefect UI, and
         # with an MLflow server the run also gets an http link artifact to the page.
