@@ -6,7 +6,7 @@ run, then the measured runs on a 100k-row batch of 2013 flights (Feb-Jul), takin
 settings in turn. The drift verdict is the same either way; only the wall time and the files
 written differ. Also times rendering driftwatch's page alone from the stored result.
 
-    .venv/bin/python benchmarks/report_cost.py [--rows 100000] [--repeat 2]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/report_cost.py [--rows 100000] [--repeat 3]
 
 Writes benchmarks/results/report_cost.json.
 """
@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "WARNING")
@@ -87,20 +87,33 @@ def main() -> None:
 
     out: dict = {
         "run_s": {k: round(statistics.median(v), 2) for k, v in times.items()},
+        # on a shared, loaded machine the fastest run is the steadier figure
+        "fastest_run_s": {k: round(min(v), 2) for k, v in times.items()},
+        "all_runs_s": {k: [round(t, 2) for t in v] for k, v in times.items()},
+        "load_average": [round(x, 1) for x in os.getloadavg()],
         "html_bytes": {k: max(v) for k, v in sizes.items()},
     }
-    base = out["run_s"]["no HTML"]
-    out["cost_s"] = {k: round(v - base, 2) for k, v in out["run_s"].items() if k != "no HTML"}
+    base = out["fastest_run_s"]["no HTML"]
+    out["cost_s"] = {
+        k: round(v - base, 2) for k, v in out["fastest_run_s"].items() if k != "no HTML"
+    }
     out["render_page_ms"] = round(render_ms, 1)
     out["rows"] = args.rows
     out["repeat"] = args.repeat
     out["html_sample_rows"] = settings.report.html_sample_rows
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "report_cost.json").write_text(json.dumps(out, indent=2))
-    print(f"{'setting':<18} {'run (s)':>8} {'cost (s)':>9} {'HTML bytes':>11}")
+    print(f"load average {out['load_average']}")
+    head = (
+        f"{'setting':<18} {'median (s)':>10} {'fastest (s)':>11} {'cost (s)':>9} {'HTML bytes':>11}"
+    )
+    print(head)
     for k in settings_of:
         cost = out["cost_s"].get(k, 0.0)
-        print(f"{k:<18} {out['run_s'][k]:>8.2f} {cost:>9.2f} {out['html_bytes'][k]:>11,}")
+        print(
+            f"{k:<18} {out['run_s'][k]:>10.2f} {out['fastest_run_s'][k]:>11.2f} {cost:>9.2f}"
+            f" {out['html_bytes'][k]:>11,}"
+        )
     print(f"rendering driftwatch's page from the stored result: {render_ms:.1f} ms")
 
 
