@@ -190,6 +190,9 @@ def context(result: MonitorResult, settings: Settings) -> dict[str, Any]:
             for k, v in sorted(retrain.challenger_metrics.items(), key=lambda kv: kv[0] != metric)
         ]
     q = result.quality
+    if not result.champion_holdout and settings.quality.baseline == "holdout" and q and q.baseline:
+        # results stored before champion_holdout existed: the holdout baseline is that score
+        result = result.model_copy(update={"champion_holdout": {q.metric: q.baseline}})
     return {
         "r": result,
         "model": spec.name,
