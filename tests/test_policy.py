@@ -42,6 +42,19 @@ def test_promotion_always_and_a_tolerance() -> None:
     assert within.promote and "is within 5% of champion" in within.reason
     worse = promotion_decision("rmse", {"rmse": 10.6}, {"rmse": 10.0}, -0.05)
     assert not worse.promote and "more than 5% worse" in worse.reason
+    # A better challenger under a tolerance is said to beat the champion, not to be "within" it.
+    beats = promotion_decision("rmse", {"rmse": 18.76}, {"rmse": 21.45}, -0.05)
+    assert beats.promote and beats.reason == "challenger rmse 18.76 beats champion 21.45"
+
+
+def test_a_quality_reason_says_better_when_the_metric_improved() -> None:
+    from driftwatch.config import QualitySettings
+    from driftwatch.model.quality import assess
+
+    better = assess({"f1": 0.96}, {"f1": 0.92}, 100, "f1", QualitySettings(metric="f1"))
+    assert "(4.3% better; within tolerance" in better.reason and not better.degraded
+    worse = assess({"rmse": 13.0}, {"rmse": 10.0}, 100, "rmse", QualitySettings())
+    assert "(+30.0% worse; degraded" in worse.reason
 
 
 def test_a_champion_that_holds_its_own_is_rebaselined_and_counts_as_fresh(

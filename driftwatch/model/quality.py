@@ -140,9 +140,8 @@ def assess(
     degraded = worse_by > limit
     rel = worse_by / abs(base) if base else float("inf")
     word = "degraded" if degraded else "within tolerance"
-    reason = (
-        f"{metric} {value:.4g} vs baseline {base:.4g} ({rel:+.1%} worse; {word}, limit {limit:.4g})"
-    )
+    how = f"+{rel:.1%} worse" if rel >= 0 else f"{-rel:.1%} better"
+    reason = f"{metric} {value:.4g} vs baseline {base:.4g} ({how}; {word}, limit {limit:.4g})"
     return QualityResult(
         metric=metric,
         value=value,

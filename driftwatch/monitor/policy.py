@@ -148,7 +148,9 @@ def promotion_decision(
         return PromotionDecision(promote=False, champion=cp, reason=reason, **base)
     if better(metric, ch, cp, margin):
         reason = f"challenger {metric} {ch:.4g} beats champion {cp:.4g} by more than {margin:.0%}"
-        if margin < 0:
+        if margin < 0 and better(metric, ch, cp, 0.0):
+            reason = f"challenger {metric} {ch:.4g} beats champion {cp:.4g}"
+        elif margin < 0:
             reason = f"challenger {metric} {ch:.4g} is within {-margin:.0%} of champion {cp:.4g}"
         return PromotionDecision(promote=True, champion=cp, reason=reason, **base)
     if stale and at_ceiling(metric, cp) and at_ceiling(metric, ch):
