@@ -470,7 +470,9 @@ class DriftDetector:
             cur = SummarySample.of(cur_summary)
             columns.append(self._judge(col, ref, cur, cur_summary.missing, for_summary))
         fingerprint = profile.fingerprint if profile is not None else ""
-        return self._verdict(columns, current.rows, reference.rows, fingerprint)
+        result = self._verdict(columns, current.rows, reference.rows, fingerprint)
+        said = f"{result.description} (summarised from {current.partitions} partition(s))"
+        return result.model_copy(update={"description": said})
 
     def _verdict(
         self, columns: list[ColumnDrift], rows_current: int, rows_reference: int, fingerprint: str

@@ -59,12 +59,31 @@ def lattice(values: np.ndarray, points: int = DEFAULT_POINTS) -> np.ndarray:
     arr = arr[np.isfinite(arr)]
     uniq = np.unique(arr)
     if uniq.size <= points:
-        return uniq
+        return _on_grid(uniq, points)
     # Half quantiles (fine where the values are), half an even grid over the range (no gap
     # in a long tail is wide, which bounds the Wasserstein error of a crossing inside one).
     half = points // 2
     quantiles = np.quantile(arr, np.linspace(0.0, 1.0, points - half))
     return np.unique(np.concatenate([quantiles, np.linspace(uniq[0], uniq[-1], half)]))
+
+
+def _on_grid(uniq: np.ndarray, points: int) -> np.ndarray:
+    """Values on a regular grid (whole minutes, tenths of a degree) get every grid point of
+    their range and some way beyond, up to ``points``: a batch value the reference never had
+    (a delay of 187 min) is then a lattice point of its own and every statistic stays exact."""
+    from driftwatch.engine.blocks import _lattice_step
+
+    if uniq.size < 2:
+        return uniq
+    step = _lattice_step(uniq)
+    lo, hi = float(uniq[0]), float(uniq[-1])
+    if step <= 0 or (hi - lo) / step + 1 > points:
+        return uniq
+    spare = points - ((hi - lo) / step + 1)
+    pad = math.floor(min(spare / 2, (hi - lo) / step))  # up to the range again on each side
+    k = np.arange(-pad, round((hi - lo) / step) + pad + 1)
+    grid = np.round(lo + k * step, 9)
+    return np.unique(np.concatenate([grid, uniq]))  # the reference's own values stay exact
 
 
 # -- one column's summary ---------------------------------------------------------------------

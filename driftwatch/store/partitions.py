@@ -97,6 +97,29 @@ def dataset_rows(path: str | Path) -> int:
     return sum(p.rows for p in partitions(path, partition_rows=1 << 62))
 
 
+def sample_rows(
+    path: str | Path, rows: int, columns: list[str] | None = None, partition_rows: int = 100_000
+) -> pd.DataFrame:
+    """About ``rows`` rows of a big parquet file or dataset for fitting a detector on (its test
+    choice and lattices): whole partitions spread evenly over the data, so the sample spans the
+    whole period (rows of one period share their context: a random row sample would be no
+    better and reads everything)."""
+    import pyarrow.parquet as pq
+
+    parts = partitions(path, partition_rows)
+    total = sum(p.rows for p in parts)
+    take = max(1, round(len(parts) * min(1.0, rows / max(total, 1))))
+    picked = [parts[int(i)] for i in np.unique(np.linspace(0, len(parts) - 1, take).round())]
+    frames = []
+    for part in picked:
+        f = pq.ParquetFile(part.path)
+        names = [c for c in f.schema_arrow.names if columns is None or c in columns]
+        groups = list(part.row_groups) if part.row_groups is not None else None
+        table = f.read(columns=names) if groups is None else f.read_row_groups(groups, names)
+        frames.append(table.to_pandas())
+    return pd.concat(frames, ignore_index=True)
+
+
 def read_column(part: Partition, column: str) -> pd.Series:
     """One column of one partition (as ``pd.read_parquet`` would give it)."""
     import pyarrow.parquet as pq
