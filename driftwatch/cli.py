@@ -335,7 +335,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         plan = Plan.load(args.config, check_estimator=False)  # no model is built here
         columns = model_columns(plan.settings.model)
     scale = _scale_settings(args, plan)
-    if _is_big(args.current, scale) or _is_big(args.reference, scale):
+    from driftwatch.orchestration.dask_cluster import is_big
+
+    if is_big(args.current, scale) or is_big(args.reference, scale):
         return _print_result(args, _check_big(args, plan, columns, scale))
     reference = open_columns(args.reference, columns)
     current = open_columns(args.current, columns)
@@ -391,69 +393,29 @@ def _scale_settings(args: argparse.Namespace, plan: Any) -> Any:
     return scale
 
 
-def _is_big(path_text: str, scale: Any) -> bool:
-    """A directory (a partitioned dataset), or a parquet file of more than
-    ``scale.summary_above_rows`` rows (read from its footer)."""
-    from driftwatch.store.batches import parquet_rows
-    from driftwatch.store.partitions import PARQUET_SUFFIXES, is_dataset
-
-    path = Path(path_text)
-    if is_dataset(path):
-        return True
-    if path.suffix.lower() not in PARQUET_SUFFIXES or not path.is_file():
-        return False
-    rows = parquet_rows(path)
-    return rows is not None and rows > scale.summary_above_rows
-
-
 def _check_big(args: argparse.Namespace, plan: Any, columns: Any, scale: Any) -> Any:
     """A big batch (or reference): summarised per partition (config ``scale``) and judged on
-    the merged summary. A big reference is fitted on a sample (test choice, lattices) and
-    summarised whole. Time-block thresholds judge a batch's time blocks, which a summary no
-    longer has: refused with the setting named."""
+    the merged summary (orchestration/dask_cluster.py)."""
     from driftwatch.engine.drift import DriftDetector
-    from driftwatch.errors import ConfigError
-    from driftwatch.orchestration.dask_cluster import check_big
+    from driftwatch.orchestration.dask_cluster import check_big, check_with_plan, is_big
     from driftwatch.store.batches import open_columns
     from driftwatch.store.partitions import sample_rows
 
-    big_ref = _is_big(args.reference, scale)
-    calibrated = plan is not None and plan.rule.needs_calibration
-    if calibrated and (plan.time_blocks or big_ref):
-        raise ConfigError(
-            "drift.calibration.quiet: time-block thresholds judge a batch's own time blocks,"
-            " and calibrating needs the reference whole: a summarised big batch is checked"
-            " with drift.calibration.quiet: rows and a reference that fits, or with"
-            " drift.method bonferroni, bh or evidently (README, 'Big batches on Dask')"
-        )
-    if big_ref:
-        reference = sample_rows(args.reference, 200_000, columns)
-    else:
-        reference = open_columns(args.reference, columns)
-    if calibrated:
-        from driftwatch.model.schema import validate_batch
-        from driftwatch.store.calibrations import CalibrationStore
-        from driftwatch.store.partitions import dataset_rows
+    if plan is not None:
+        result, notes = check_with_plan(plan, args.reference, args.current, scale)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        return result
+    big_ref = is_big(args.reference, scale)
+    reference = sample_rows(args.reference, 200_000) if big_ref else open_columns(args.reference)
+    from driftwatch.store.starter import looks_like_time
 
-        frame = validate_batch(_whole(reference), plan.settings.model, args.reference)
-        store = CalibrationStore(plan, _LoadedReference(frame))
-        cal = store.thresholds(_reference_handle(args.reference), dataset_rows(args.current))
-        for w in cal.warnings:
-            print(f"note: {w}", file=sys.stderr)
-        detector = plan.detector(cal.tests())
-        reference = frame
-    elif plan is not None:
-        detector = plan.detector()
-    else:
-        names = [str(c) for c in reference.columns]
-        skipped = [c for c in names if c.lower() in ("target", "label") or c == args.target]
-        from driftwatch.store.starter import looks_like_time
-
-        skipped += [c for c in names if looks_like_time(reference, c)]
-        if skipped:
-            print(f"note: not tested: {', '.join(skipped)}", file=sys.stderr)
-        detector = DriftDetector(ignore=skipped)
-    detector.fit(reference)
+    names = [str(c) for c in reference.columns]
+    skipped = [c for c in names if c.lower() in ("target", "label") or c == args.target]
+    skipped += [c for c in names if looks_like_time(reference, c)]
+    if skipped:
+        print(f"note: not tested: {', '.join(skipped)}", file=sys.stderr)
+    detector = DriftDetector(ignore=skipped).fit(reference)
     return check_big(detector, args.current, scale, reference=args.reference if big_ref else None)
 
 

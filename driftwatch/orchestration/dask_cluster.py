@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from driftwatch.engine.stattests import Kind
     from driftwatch.engine.summaries import BatchSummary
     from driftwatch.model.partial_quality import QualitySums
+    from driftwatch.monitor.plan import Plan
     from driftwatch.store.partitions import Partition
 
 T = TypeVar("T")
@@ -136,3 +138,80 @@ def check_big(
         return run(client)
     with dask_client(scale) as c:
         return run(c)
+
+
+def is_big(path: str | Path, scale: ScaleSettings) -> bool:
+    """A directory (a partitioned dataset), or a parquet file of more than
+    ``scale.summary_above_rows`` rows (read from its footer)."""
+    from driftwatch.store.batches import parquet_rows
+    from driftwatch.store.partitions import PARQUET_SUFFIXES, is_dataset
+
+    path = Path(path)
+    if is_dataset(path):
+        return True
+    if path.suffix.lower() not in PARQUET_SUFFIXES or not path.is_file():
+        return False
+    rows = parquet_rows(path)
+    return rows is not None and rows > scale.summary_above_rows
+
+
+class _Loaded:
+    """A reference already read, for the calibration store (it asks for the frame only when
+    it has to calibrate)."""
+
+    def __init__(self, frame: Any) -> None:
+        self._frame = frame
+
+    def frame(self, ref: Any) -> Any:
+        return self._frame
+
+
+def check_with_plan(
+    plan: Plan, reference: str, current: str, scale: ScaleSettings, client: Client | None = None
+) -> tuple[DriftResult, list[str]]:
+    """A big batch judged with the configured rule: the result and notes for the reader.
+
+    A big reference is fitted on a sample (test choice, lattices) and summarised whole.
+    Calibrated thresholds come from the calibration store at the batch's size (the reference
+    must fit then); time-block thresholds judge a batch's own time blocks, which a summary no
+    longer has: refused, naming the setting."""
+    from driftwatch.errors import ConfigError
+    from driftwatch.store.batches import model_columns, open_columns
+    from driftwatch.store.partitions import dataset_rows, sample_rows
+
+    columns = model_columns(plan.settings.model)
+    big_ref = is_big(reference, scale)
+    calibrated = plan.rule.needs_calibration
+    if calibrated and (plan.time_blocks or big_ref):
+        raise ConfigError(
+            "drift.calibration.quiet: time-block thresholds judge a batch's own time blocks,"
+            " and calibrating needs the reference whole: a summarised big batch is checked"
+            " with drift.calibration.quiet: rows and a reference that fits, or with"
+            " drift.method bonferroni, bh or evidently (README, 'Big batches on Dask')"
+        )
+    source: Any = (
+        sample_rows(reference, 200_000, columns) if big_ref else open_columns(reference, columns)
+    )
+    notes: list[str] = []
+    if calibrated:
+        from driftwatch.files import file_hash
+        from driftwatch.model.schema import validate_batch
+        from driftwatch.monitor.ports import ReferenceHandle
+        from driftwatch.store.batches import read_batch
+        from driftwatch.store.calibrations import CalibrationStore
+
+        frame = read_batch(reference, columns=columns)
+        frame = validate_batch(frame, plan.settings.model, reference)
+        path = Path(reference).resolve()
+        handle = ReferenceHandle(path, file_hash(path), path.name)
+        cal = CalibrationStore(plan, _Loaded(frame)).thresholds(handle, dataset_rows(current))
+        notes += cal.warnings
+        detector = plan.detector(cal.tests())
+        source = frame
+    else:
+        detector = plan.detector()
+    detector.fit(source)
+    result = check_big(
+        detector, current, scale, reference=reference if big_ref else None, client=client
+    )
+    return result, notes
