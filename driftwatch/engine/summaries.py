@@ -75,12 +75,14 @@ def _on_grid(uniq: np.ndarray, points: int) -> np.ndarray:
 
     if uniq.size < 2:
         return uniq
-    step = _lattice_step(uniq)
+    step = _lattice_step(uniq) if uniq.size > 2 else float(uniq[1] - uniq[0])
     lo, hi = float(uniq[0]), float(uniq[-1])
     if step <= 0 or (hi - lo) / step + 1 > points:
         return uniq
     spare = points - ((hi - lo) / step + 1)
-    pad = math.floor(min(spare / 2, (hi - lo) / step))  # up to the range again on each side
+    # On each side: the range again, at least 256 steps (months 1-2 in the reference, 3-12
+    # in the batch), as far as the points allow.
+    pad = math.floor(min(spare / 2, max((hi - lo) / step, 256)))
     k = np.arange(-pad, round((hi - lo) / step) + pad + 1)
     grid = np.round(lo + k * step, 9)
     return np.unique(np.concatenate([grid, uniq]))  # the reference's own values stay exact
