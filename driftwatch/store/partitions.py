@@ -152,7 +152,11 @@ def summarise_partition(
 
     cols = {}
     for col, kind in kinds.items():
-        values = _prepare(read_column(part, col), kind, col, part.label)
+        raw = read_column(part, col)
+        if kind == "numerical" and isinstance(raw.dtype, pd.CategoricalDtype):
+            raw = raw.astype(object)  # numbers stored as text: checked value by value
+        values = _prepare(raw, kind, col, part.label)
+        del raw
         cols[col] = ColumnSummary.of(values, kind, lattices.get(col))
         del values
     return BatchSummary(cols, part.rows)
