@@ -125,11 +125,11 @@ def read_column(part: Partition, column: str) -> pd.Series:
     import pyarrow.parquet as pq
 
     try:
+        if column not in pq.read_schema(part.path).names:
+            raise BatchError(part.path, "missing required column", column=column)
         # Text is read as a dictionary (pandas categories): counted without a Python string
         # per row.
         f = pq.ParquetFile(part.path, read_dictionary=[column])
-        if column not in f.schema_arrow.names:
-            raise BatchError(part.path, "missing required column", column=column)
         if part.row_groups is None:
             table = f.read(columns=[column])
         else:
