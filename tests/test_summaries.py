@@ -235,3 +235,16 @@ def test_check_of_a_big_batch_with_time_block_thresholds_is_refused_in_one_line(
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "drift.calibration.quiet" in err[0]
+
+
+def test_a_partition_without_a_column_is_named_with_the_column(jan_feb, tmp_path: Path) -> None:
+    from driftwatch.errors import BatchError
+    from driftwatch.store.partitions import partitions, summarise_partition
+
+    ref, cur = jan_feb
+    det = DriftDetector(numerical=NUM, categorical=CAT).fit(ref)
+    cur.drop(columns=["humid"]).to_parquet(tmp_path / "p.parquet")
+    kinds = {c: s.kind for c, s in det.profile_.columns.items()}
+    (part,) = partitions(tmp_path)
+    with pytest.raises(BatchError, match=r"'humid' in .*p\.parquet: missing required column"):
+        summarise_partition(part, kinds, det.lattices())
