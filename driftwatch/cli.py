@@ -95,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="threads over columns for files of 50,000+ rows (default: the CPU count, at most 4)",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="big batches: summarise partitions on this Dask scheduler (tcp://host:8786;"
+        " default: config scale.runner)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="big batches: summarise partitions on a local Dask cluster of N workers",
+    )
 
     p = sub.add_parser(
         "calibrate", help="drift thresholds for a target false-alarm rate, from the reference"
@@ -329,6 +341,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         plan = Plan.load(args.config, check_estimator=False)  # no model is built here
         columns = model_columns(plan.settings.model)
+    scale = _scale_settings(args, plan)
+    from driftwatch.orchestration.dask_cluster import is_big
+
+    if is_big(args.current, scale) or is_big(args.reference, scale):
+        return _print_result(args, _check_big(args, plan, columns, scale))
     reference = open_columns(args.reference, columns)
     current = open_columns(args.current, columns)
     if reference.empty:
@@ -350,6 +367,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         result = _check_with_config(args, plan, reference, current, jobs)
     else:
         result = _check_without_config(args, reference, current, jobs)
+    return _print_result(args, result)
+
+
+def _print_result(args: argparse.Namespace, result: Any) -> int:
+    from driftwatch import strictjson
+
     if args.json:
         out = result.to_dict()
         if result.verdict == "no_verdict":
@@ -362,6 +385,45 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.fail_on_drift and result.verdict == "no_verdict":
         return EXIT_NO_VERDICT
     return EXIT_DRIFT if args.fail_on_drift and result.dataset_drift else EXIT_OK
+
+
+def _scale_settings(args: argparse.Namespace, plan: Any) -> Any:
+    """config.yaml's ``scale`` section (defaults without --config), with --scheduler and
+    --workers on top."""
+    from driftwatch.config import ScaleSettings
+
+    scale = plan.settings.scale if plan is not None else ScaleSettings()
+    if args.scheduler:
+        return scale.model_copy(update={"runner": "address", "address": args.scheduler})
+    if args.workers:
+        return scale.model_copy(update={"runner": "local_cluster", "n_workers": args.workers})
+    return scale
+
+
+def _check_big(args: argparse.Namespace, plan: Any, columns: Any, scale: Any) -> Any:
+    """A big batch (or reference): summarised per partition (config ``scale``) and judged on
+    the merged summary (orchestration/dask_cluster.py)."""
+    from driftwatch.engine.drift import DriftDetector
+    from driftwatch.orchestration.dask_cluster import check_big, check_with_plan, is_big
+    from driftwatch.store.batches import open_columns
+    from driftwatch.store.partitions import sample_rows
+
+    if plan is not None:
+        result, notes = check_with_plan(plan, args.reference, args.current, scale)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        return result
+    big_ref = is_big(args.reference, scale)
+    reference = sample_rows(args.reference, 200_000) if big_ref else open_columns(args.reference)
+    from driftwatch.store.starter import looks_like_time
+
+    names = [str(c) for c in reference.columns]
+    skipped = [c for c in names if c.lower() in ("target", "label") or c == args.target]
+    skipped += [c for c in names if looks_like_time(reference, c)]
+    if skipped:
+        print(f"note: not tested: {', '.join(skipped)}", file=sys.stderr)
+    detector = DriftDetector(ignore=skipped).fit(reference)
+    return check_big(detector, args.current, scale, reference=args.reference if big_ref else None)
 
 
 def _check_without_config(

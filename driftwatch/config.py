@@ -414,6 +414,41 @@ class AlertsSettings(_Strict):
 # -- end alerts ----------------------------------------------------------------------------
 
 
+# -- scale (issue 19, big batches on Dask) -------------------------------------------------------
+
+
+class ScaleSettings(_Strict):
+    """Big batches: summarised per partition (on Dask workers) instead of read whole. See
+    README, "Big batches on Dask"."""
+
+    # A batch or reference with more rows than this, or a directory of parquet files (a
+    # partitioned dataset), is summarised per partition; smaller files keep the exact path.
+    summary_above_rows: int = Field(2_000_000, ge=1)
+    # Lattice points per numerical column (every distinct reference value up to this many,
+    # else quantiles and an even grid): more points, closer Wasserstein and K-S statistics.
+    points: int = Field(2048, ge=16, le=1_000_000)
+    # Where partitions are summarised: "local" (this process, one partition at a time),
+    # "local_cluster" (a dask.distributed LocalCluster started for the run) or "address"
+    # (an existing Dask scheduler at `address`).
+    runner: Literal["local", "local_cluster", "address"] = "local"
+    address: str | None = Field(None, pattern=r"^(tcp|tls|inproc|ws|wss)://\S+$")
+    n_workers: int = Field(2, ge=1, le=512)
+    threads_per_worker: int = Field(1, ge=1, le=64)
+    # Per worker, as Dask reads it ("1GB", "512MiB"); Dask spills, then pauses, near it.
+    memory_limit: str = "1GB"
+    # Rows per partition when one big parquet file is split by its row groups.
+    partition_rows: int = Field(1_000_000, ge=1_000)
+
+    @model_validator(mode="after")
+    def _address_given(self) -> ScaleSettings:
+        if self.runner == "address" and not self.address:
+            raise ValueError("scale.runner 'address' needs scale.address (tcp://host:8786)")
+        return self
+
+
+# -- end scale -----------------------------------------------------------------------------------
+
+
 class Settings(BaseSettings):
     """Build with :func:`load_settings` (which chooses the layers); ``Settings()`` alone would
     read ``os.environ`` but no file."""
@@ -437,6 +472,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)  # issue 17
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)  # issue 19: big batches
 
     @field_validator("paths")
     @classmethod

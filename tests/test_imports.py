@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference_data" / "flights_2013_01.parquet"
-HEAVY = ("sklearn", "mlflow", "evidently", "prefect")
+HEAVY = ("sklearn", "mlflow", "evidently", "prefect", "dask", "distributed")
 
 PROBE = """
 import contextlib, io, json, sys

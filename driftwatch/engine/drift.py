@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from driftwatch.engine.rules import ColumnRule, DatasetRule, EvidentlyShare, rul
 from driftwatch.engine.stattests import ColumnSample, Kind, StatTest, test_by_name
 from driftwatch.errors import SchemaError
 from driftwatch.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from driftwatch.engine.summaries import BatchSummary
 
 PROFILE_FORMAT = 3
 Status = Literal["ok", "drift", "insufficient_data"]
@@ -407,6 +410,75 @@ class DriftDetector:
 
         with _columns_pool(self._workers(len(current), len(cols))) as pool:
             columns = list(pool(one, cols))
+        return self._verdict(columns, len(current), profile.n_rows, profile.fingerprint)
+
+    def lattices(self, points: int | None = None) -> dict[str, np.ndarray]:
+        """Each numerical column's lattice for summaries (engine/summaries.py), from the
+        fitted reference profile: every distinct value, or quantiles when there are more."""
+        from driftwatch.engine.summaries import DEFAULT_POINTS, lattice
+
+        return {
+            c: lattice(s.sorted_values, points or DEFAULT_POINTS)  # type: ignore[arg-type]
+            for c, s in self.profile_.columns.items()
+            if s.kind == "numerical"
+        }
+
+    def reference_summary(self, lattices: Mapping[str, np.ndarray]) -> BatchSummary:
+        """The fitted profile as a summary on ``lattices`` (exact: it has every value)."""
+        from driftwatch.engine.summaries import BatchSummary, ColumnSummary
+
+        profile = self.profile_
+        cols = {}
+        for c, s in profile.columns.items():
+            if s.kind == "numerical":
+                one = ColumnSummary.of(pd.Series(s.sorted_values), "numerical", lattices[c])
+            else:
+                one = ColumnSummary(
+                    "categorical",
+                    rows=s.n,
+                    categories={str(k): int(v) for k, v in s.counts.items()},
+                )
+            one.rows += profile.dropped.get(c, 0)
+            one.missing += profile.dropped.get(c, 0)
+            cols[c] = one
+        return BatchSummary(cols, profile.n_rows)
+
+    def check_summary(
+        self,
+        current: BatchSummary,
+        reference: BatchSummary | None = None,
+        source: str = "current batch",
+    ) -> DriftResult:
+        """The check of a batch summarised per partition and merged (engine/summaries.py),
+        against ``reference`` (a summary on the same lattices; default: the fitted profile's).
+        The same rule, tests, thresholds and result as ``check``; the statistics come from the
+        summaries (see summaries.py for which are exact)."""
+        from driftwatch.engine.summaries import SummarySample, for_summary
+
+        profile = getattr(self, "profile_", None)
+        if reference is None:
+            lattices = {c: s.edges for c, s in current.columns.items() if s.edges is not None}
+            reference = self.reference_summary(lattices)
+        cols = [c for c in reference.columns if c not in self.ignore]
+        missing = [c for c in cols if c not in current.columns]
+        if missing:
+            raise SchemaError(source, f"missing required column(s) {missing}", column=missing[0])
+        columns = []
+        for col in cols:
+            ref = SummarySample.of(reference.columns[col])
+            cur_summary = current.columns[col]
+            cur = SummarySample.of(cur_summary)
+            columns.append(self._judge(col, ref, cur, cur_summary.missing, for_summary))
+        fingerprint = profile.fingerprint if profile is not None else ""
+        result = self._verdict(columns, current.rows, reference.rows, fingerprint)
+        said = f"{result.description} (summarised from {current.partitions} partition(s))"
+        return result.model_copy(update={"description": said})
+
+    def _verdict(
+        self, columns: list[ColumnDrift], rows_current: int, rows_reference: int, fingerprint: str
+    ) -> DriftResult:
+        """The columns' verdicts judged together by the rule (shared by ``check`` and
+        ``check_summary``)."""
         rule = self.rule
         if rule.corrects_p_values:
             free = {
@@ -446,12 +518,12 @@ class DriftDetector:
             n_drifted=n_drifted,
             share=share,
             dataset_drift=alarm,
-            rows_current=len(current),
-            rows_reference=profile.n_rows,
-            reference_fingerprint=profile.fingerprint,
+            rows_current=rows_current,
+            rows_reference=rows_reference,
+            reference_fingerprint=fingerprint,
             method=rule.name,
             alpha=None if isinstance(rule, EvidentlyShare) else rule.alpha,
-            report_only=[c for c in self.report_only if c in profile.columns],
+            report_only=[c for c in self.report_only if c in {x.column for x in columns}],
             description=description,
         )
 
@@ -468,6 +540,17 @@ class DriftDetector:
 
     def _check_column(self, col: str, ref: ColumnSample, values: pd.Series) -> ColumnDrift:
         cur, dropped = ColumnSample.from_series(values, ref.kind)
+        return self._judge(col, ref, cur, dropped)
+
+    def _judge(
+        self,
+        col: str,
+        ref: ColumnSample,
+        cur: ColumnSample,
+        dropped: int,
+        adapt: Callable[[StatTest, str], StatTest] | None = None,
+    ) -> ColumnDrift:
+        """One column's verdict; ``adapt`` swaps the chosen test (summaries.for_summary)."""
         base = {
             "column": col,
             "kind": ref.kind,
@@ -485,6 +568,8 @@ class DriftDetector:
             return ColumnDrift.not_judged(rule.reason, **base)
         threshold = self.threshold_of(col)
         test = self.choose_test(col, ref, cur)
+        if adapt is not None:
+            test = adapt(test, col)
         if threshold is None and self.rule.needs_calibration:
             raise ValueError(
                 f"drift method 'calibrated' has no threshold for column {col!r}: calibrate first"

@@ -67,6 +67,11 @@ class ColumnSample:
     def unique_values(self) -> np.ndarray:
         return np.asarray(self.counts.index)
 
+    def sturges_counts(self, cur: ColumnSample) -> tuple[np.ndarray, np.ndarray]:
+        """Counts of this (reference) side and ``cur`` on Evidently's Sturges bins; a merged
+        summary (engine/summaries.py) bins its cells instead of raw values."""
+        return _sturges_counts(self, cur)
+
 
 @dataclass(frozen=True)
 class TestOutcome:
@@ -125,7 +130,7 @@ def _binned_percents(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Evidently's get_binned_data: Sturges bins for numerical columns with > 20 reference values."""
     if ref.kind == "numerical" and ref.nunique > 20:
-        r, c = _sturges_counts(ref, cur)
+        r, c = ref.sturges_counts(cur)
     else:
         r, c = _aligned_counts(ref, cur)
     r, c = r / ref.n, c / cur.n
