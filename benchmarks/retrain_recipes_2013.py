@@ -17,7 +17,8 @@ reports the pooled RMSE (in minutes) of:
 A recipe ``choose ...`` trains each candidate on its window up to the holdout (the newest
 ``retrain.holdout_fraction`` of the configured 60-day window, the same rows for every
 candidate), keeps the one with the lowest holdout RMSE and deploys it refit on its whole window,
-as ``retrain.window_choice`` would.
+as a retrain choosing its window would (measured here only: it did not pay, so driftwatch has no
+such setting).
 
 Choosing: the recipe is picked on seed 0, March-June; July-December and seeds 1-2 are reported
 separately as data it was not chosen on.
