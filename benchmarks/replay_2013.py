@@ -67,7 +67,9 @@ def policies(base: Settings, arrival: str) -> dict[str, tuple[Settings, str]]:
             data[name] = {**data[name], **values}
         return Settings.model_validate(data)
 
-    deploy = {"promote": "always", "min_age_days": None}  # by age only: nothing to hold
+    # By age only: nothing to hold. The schedules are the issue's: the last 60 days, every row
+    # weighted the same, whatever recipe driftwatch's config trains with.
+    deploy = {"promote": "always", "min_age_days": None, "window_days": 60, "half_life_days": None}
     weekly = (
         (with_(retrain=deploy), "always")
         if arrival == "weekly"
@@ -86,12 +88,24 @@ def policies(base: Settings, arrival: str) -> dict[str, tuple[Settings, str]]:
 def references(base: Settings, arrival: str) -> dict[str, tuple[Settings, str]]:
     """Not one of the target's schedules: retrain every 2 weeks, always deploy. It spends the
     retrain budget the target allows (half the weekly schedule's) evenly, so it is what
-    driftwatch's triggers must beat by timing alone (``--references``)."""
+    driftwatch's triggers must beat by timing alone (``--references``); and the weekly schedule
+    trained with driftwatch's recipe (``retrain.window_days``, ``retrain.half_life_days``)."""
     data = base.model_dump()
     # Weekly batches end a few hours short of 7 days apart: 13 days is every 2nd batch.
-    data["retrain"] = {**data["retrain"], "promote": "always", "min_age_days": None}
+    fixed = {"promote": "always", "min_age_days": None, "window_days": 60, "half_life_days": None}
+    data["retrain"] = {**data["retrain"], **fixed}
     data["retrain"]["max_age_days"] = 13 if arrival == "weekly" else 14
-    return {"fortnightly schedule": (Settings.model_validate(data), "schedule")}
+    out = {"fortnightly schedule": (Settings.model_validate(data), "schedule")}
+    # The weekly schedule trained with driftwatch's own recipe (its window and recency
+    # weights): how much of driftwatch's gain is the recipe, how much the timing.
+    data = base.model_dump()
+    data["retrain"] = {**data["retrain"], "promote": "always", "min_age_days": None}
+    if arrival == "weekly":
+        out["weekly schedule, driftwatch's recipe"] = (Settings.model_validate(data), "always")
+    else:
+        data["retrain"]["max_age_days"] = 7
+        out["weekly schedule, driftwatch's recipe"] = (Settings.model_validate(data), "schedule")
+    return out
 
 
 def variants(base: Settings) -> dict[str, tuple[Settings, str]]:

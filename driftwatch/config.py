@@ -297,6 +297,13 @@ class RetrainSettings(_Strict):
     # "if_better": a challenger must beat the champion on the holdout (by promotion_margin);
     # "always": every challenger is deployed (a plain retraining schedule).
     promote: Literal["if_better", "always"] = "if_better"
+    # Recency weighting of the training window: a row's sample weight is
+    # 2^(-age / half_life_days), its age counted back from the window's newest row, so a row
+    # half_life_days old counts half as much as the newest one. The world a model serves next
+    # is most like the last few weeks, but older rows still teach the routes and hours that are
+    # rare lately. None: every row counts the same. Needs an estimator whose fit takes
+    # sample_weight (the built-in ones do; a factory's that does not is refused at its retrain).
+    half_life_days: float | None = Field(None, gt=0)
 
 
 class HistorySettings(_Strict):
@@ -510,6 +517,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"retrain.min_age_days ({r.min_age_days:g}) is above retrain.max_age_days"
                 f" ({r.max_age_days:g}): the age trigger would fire before the others may"
+            )
+        if r.half_life_days is not None and not self.model.timestamp:
+            raise ValueError(
+                f"retrain.half_life_days ({r.half_life_days:g}) needs model.timestamp: a row's"
+                " age is counted from its time; set model.timestamp or half_life_days: null"
             )
         known = set(self.model.features)
         # "prediction" names the champion's output, judged by the same engine (prediction drift).

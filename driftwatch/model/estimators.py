@@ -22,7 +22,6 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from driftwatch.config import ModelSettings, label_problem
 from driftwatch.errors import ConfigError
-from driftwatch.model.schema import labelled
 
 
 def _hist_gradient_boosting(
@@ -112,19 +111,54 @@ def target(frame: pd.DataFrame, spec: ModelSettings) -> pd.Series:
     return y
 
 
-def train(frame: pd.DataFrame, spec: ModelSettings, *, random_state: int = 0) -> BaseEstimator:
+def train(
+    frame: pd.DataFrame,
+    spec: ModelSettings,
+    *,
+    random_state: int = 0,
+    sample_weight: np.ndarray | None = None,
+) -> BaseEstimator:
     """Fit on the labelled rows of ``frame``; unlabelled rows cannot teach anything.
 
-    ``random_state``: pass ``settings.retrain.random_state``."""
-    rows = labelled(frame, spec)
+    ``random_state``: pass ``settings.retrain.random_state``. ``sample_weight``: one weight per
+    row of ``frame`` (``retrain.half_life_days``), or None; an estimator whose fit cannot take
+    weights is refused with a ConfigError rather than trained unweighted behind the setting's
+    back."""
+    mask = frame[spec.target].notna().to_numpy()
+    rows = frame[mask]
     if rows.empty:
         raise ValueError("no labelled rows to train on")
     y = target(rows, spec)
     if spec.family == "classification":
         y = class_labels(y, spec)
     est = build_estimator(spec, random_state=random_state)
-    est.fit(features(rows, spec), y)
+    if sample_weight is None:
+        est.fit(features(rows, spec), y)
+        return est
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (len(frame),):
+        raise ValueError(f"sample_weight has {weights.shape} values for {len(frame)} rows")
+    est.fit(features(rows, spec), y, **{weight_param(est, spec): weights[mask]})
     return est
+
+
+def weight_param(est: Any, spec: ModelSettings) -> str:
+    """The fit keyword that takes sample weights: ``sample_weight`` for a plain estimator,
+    ``<last step>__sample_weight`` for a Pipeline (which routes ``step__param`` to that step's
+    fit). A ConfigError naming the settings when the (final) estimator's fit has no such
+    parameter: weights asked for must not be dropped silently."""
+    from sklearn.utils.validation import has_fit_parameter
+
+    name, final = "", est
+    if isinstance(est, Pipeline):
+        name, final = est.steps[-1][0], est.steps[-1][1]
+    if not has_fit_parameter(final, "sample_weight"):
+        raise ConfigError(
+            f"retrain.half_life_days is set but model.estimator {spec.estimator!r}"
+            f" ({type(final).__name__}) takes no sample_weight in fit; set"
+            " retrain.half_life_days: null or use an estimator that accepts weights"
+        )
+    return f"{name}__sample_weight" if name else "sample_weight"
 
 
 def class_labels(y: pd.Series, spec: ModelSettings) -> pd.Series:

@@ -51,7 +51,7 @@ from driftwatch.monitor.ports import (
     ThresholdStore,
 )
 from driftwatch.monitor.result import Decision, MonitorResult, RetrainOutcome
-from driftwatch.monitor.window import split_holdout, training_window
+from driftwatch.monitor.window import recency_weights, split_holdout, training_window
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -273,7 +273,12 @@ def challenge(
     """
     s = plan.settings
     train_rows, holdout = split_holdout(window, s)
-    model = train(train_rows, s.model, random_state=s.retrain.random_state)
+    model = train(
+        train_rows,
+        s.model,
+        random_state=s.retrain.random_state,
+        sample_weight=recency_weights(train_rows, s),
+    )
     ch_scores = score(model, holdout, s.model)
     cp_scores = score(champion_model, holdout, s.model) if champion_model is not None else None
     verdict = promotion_decision(
@@ -286,7 +291,12 @@ def challenge(
     )
     if verdict.promote and s.retrain.refit:
         train_rows = labelled(window, s.model)
-        model = train(train_rows, s.model, random_state=s.retrain.random_state)
+        model = train(
+            train_rows,
+            s.model,
+            random_state=s.retrain.random_state,
+            sample_weight=recency_weights(train_rows, s),
+        )
     return Challenge(model, window, train_rows, holdout, ch_scores, cp_scores, verdict, trigger)
 
 

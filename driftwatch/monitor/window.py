@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from driftwatch.config import Settings
@@ -49,3 +50,18 @@ def split_holdout(window: pd.DataFrame, settings: Settings) -> tuple[pd.DataFram
             " hold out; wait for labels or widen the window"
         )
     return lab.iloc[:-n_hold], lab.iloc[-n_hold:]
+
+
+def recency_weights(rows: pd.DataFrame, settings: Settings) -> np.ndarray | None:
+    """Sample weights 2^(-age / retrain.half_life_days), age in days back from the newest row
+    of ``rows`` (None when unset: every row counts the same). The newest rows are what the next
+    batches look like most; the older ones still count, less. A row without a time gets the
+    weight of the oldest row (it is at least as old as anything known)."""
+    half_life = settings.retrain.half_life_days
+    ts = settings.model.timestamp
+    if half_life is None or not ts or ts not in rows.columns or rows.empty:
+        return None
+    times = rows[ts]
+    age = (times.max() - times).dt.total_seconds().to_numpy(dtype=np.float64) / 86_400.0
+    age = np.where(np.isnan(age), np.nanmax(age) if np.isfinite(age).any() else 0.0, age)
+    return np.exp2(-age / half_life)
