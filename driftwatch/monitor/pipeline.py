@@ -658,7 +658,7 @@ class MonitorCycle:
         key = (plan.name, champion.version, ref.sha256, plan.metric)
         if key in _NO_ESTIMATOR:
             return None, _NO_ESTIMATOR[key]
-        if ref.version != champion.version:
+        if not champion.reference or ref.version == "shipped":  # its window is not stored
             why = f"champion v{champion.version} has no estimator and its training window is not stored"
             _NO_ESTIMATOR[key] = why
             return None, why
