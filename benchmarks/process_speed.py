@@ -12,7 +12,9 @@
    hour of February 2013, inside the reference period, landed without their labels) that raise
    no alarm. Each tick is split into: the daemon's config reload, driftwatch's own work (the
    bodies of the flow's steps: reading, judging, reporting, history, MLflow), the flow body's
-   glue (locks, ports), Prefect's per-task-run overhead and Prefect's flow-run overhead.
+   glue (locks, ports), Prefect's per-task-run overhead and Prefect's flow-run overhead; and
+   the estimated performance's share (issue 18: the champion's estimate on the batch, inside
+   the "assess batch" step; target < 10% of the tick).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py            # check + tick
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py --only check --sizes 100000
@@ -71,6 +73,7 @@ TICK_PARTS = (
     "flow_glue_s",
     "prefect_task_runs_s",
     "prefect_flow_run_s",
+    "estimate_s",
 )
 
 
@@ -208,6 +211,21 @@ def instrument(timers: Timers) -> None:
 
     mf.monitor_flow.fn = flow_body
 
+    # The estimated performance (issue 18): inside the "assess batch" step's body.
+    from driftwatch.monitor import pipeline
+
+    estimate = pipeline.estimate_quality
+
+    @functools.wraps(estimate)
+    def timed_estimate(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return estimate(*args, **kwargs)
+        finally:
+            timers.add("estimate", time.perf_counter() - t0)
+
+    pipeline.estimate_quality = timed_estimate
+
 
 def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
     """The daemon's tick, warm; see the module docstring. ``html_every_run``: with
@@ -267,6 +285,7 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
             "flow_glue_s": round(p.get("flow body", 0.0) - p.get("task runs", 0.0), 3),
             "prefect_task_runs_s": round(p.get("task runs", 0.0) - p.get("step bodies", 0.0), 3),
             "prefect_flow_run_s": round(total - reload_s - p.get("flow body", 0.0), 3),
+            "estimate_s": round(p.get("estimate", 0.0), 4),
             "task_runs": len(timers.steps),
             "steps_s": {
                 k: round(v, 3) for k, v in sorted(timers.steps.items(), key=lambda x: -x[1])
@@ -280,6 +299,7 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
         if warm:
             summary[key] = round(statistics.median(r[key] for r in warm), 3)
     if warm:
+        summary["estimate_share"] = round(summary["estimate_s"] / summary["total_s"], 4)
         steps = {k for r in warm for k in r["steps_s"]}
         summary["steps_s"] = {
             k: round(statistics.median(r["steps_s"].get(k, 0.0) for r in warm), 3) for k in steps
@@ -388,6 +408,8 @@ def print_tables(results: dict[str, Any]) -> None:
         for key in TICK_PARTS:
             cells = " | ".join(str(s.get(key, "-")) for s in ticks.values())
             print(f"| {key[:-2].replace('_', ' ')} | {cells} |")
+        cells = " | ".join(f"{s.get('estimate_share', 0):.1%}" for s in ticks.values())
+        print(f"| estimate / total | {cells} |")
         steps = {k for s in ticks.values() for k in s.get("steps_s", {})}
         first = next(iter(ticks.values())).get("steps_s", {})
         for name in sorted(steps, key=lambda k: -first.get(k, 0.0)):
