@@ -19,6 +19,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py            # check + tick
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py --only check --sizes 100000
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py --only check --baseline ../main
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py --only estimate
 
 Writes benchmarks/results/process_speed.json and prints markdown tables.
 """
@@ -307,9 +308,52 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
     return {"ticks": rows, "summary": summary, "state": str(work)}
 
 
+def estimate_rows(sizes: list[int], repeat: int) -> dict[str, Any]:
+    """The estimate's own cost by batch size, in process: the shipped config's model trained on
+    January 2013 less its newest 20%, the loss model fitted on that holdout (timed once), then
+    the estimate on contiguous batches of later flights next to the champion's own prediction
+    of the same rows (best of ``repeat``)."""
+    from driftwatch.config import load_settings
+    from driftwatch.model.estimate import LossEstimator
+    from driftwatch.model.estimators import features, predict, target, train
+    from driftwatch.store.flights import FLIGHTS_TZ, load_flights
+
+    spec = load_settings(ROOT / "config.yaml").model
+    flights = load_flights().dropna(subset=[spec.target]).sort_values("time_hour")
+    month = flights["time_hour"].dt.tz_convert(FLIGHTS_TZ).dt.month
+    january, later = flights[month == 1], flights[month > 1]
+    n_hold = round(len(january) * 0.2)
+    train_rows, holdout = january.iloc[:-n_hold], january.iloc[-n_hold:]
+    model = train(train_rows, spec)
+    t0 = time.perf_counter()
+    est = LossEstimator().fit(
+        features(holdout, spec), target(holdout, spec), predict(model, holdout, spec)
+    )
+    out: dict[str, Any] = {"holdout_rows": n_hold, "fit_s": round(time.perf_counter() - t0, 2)}
+    rows = []
+    for n in sizes:
+        batch = later.iloc[:n]
+        x = features(batch, spec)
+        p = predict(model, batch, spec)
+        est_s, pred_s = [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            est.estimate(x, p)
+            est_s.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            predict(model, batch, spec)
+            pred_s.append(time.perf_counter() - t0)
+        rows.append(
+            {"rows": n, "estimate_s": round(min(est_s), 4), "predict_s": round(min(pred_s), 4)}
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    out["sizes"] = rows
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["check", "tick"])
+    ap.add_argument("--only", choices=["check", "tick", "estimate"])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
@@ -349,6 +393,9 @@ def main() -> None:
             )
             results["baseline"] = {"path": str(args.baseline), "commit": head.stdout.strip()}
         results["check_machine"] = {**machine, "load_at_end": os.getloadavg()[0]}
+    if args.only in (None, "estimate"):
+        results["estimate"] = estimate_rows([50, 900, 10_000, 100_000], args.repeat)
+        results["estimate_machine"] = {**machine, "load_at_end": os.getloadavg()[0]}
     if args.only in (None, "tick"):
         results["tick"] = {}
         for variant in ("shipped", "html"):
@@ -374,6 +421,15 @@ def main() -> None:
 
 
 def print_tables(results: dict[str, Any]) -> None:
+    if "estimate" in results:
+        e = results["estimate"]
+        print(
+            f"\nestimated performance: loss model fitted on {e['holdout_rows']:,} holdout rows"
+            f" in {e['fit_s']} s (once per champion)"
+        )
+        print("| batch rows | estimate (s) | champion's predict (s) |\n|---:|---:|---:|")
+        for r in e["sizes"]:
+            print(f"| {r['rows']:,} | {r['estimate_s']} | {r['predict_s']} |")
     if "check" in results:
         print(
             "\n| rows | driftwatch check (s) | CPU (s) | peak RSS (MB)"
