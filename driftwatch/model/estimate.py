@@ -26,8 +26,9 @@ without it (the challenger as it was scored), which are out-of-sample like a new
    loss around its prediction, measured on the holdout; classification: labels drawn from the
    calibrated probabilities, a parametric bootstrap).
 The estimator error's size comes from the blocks by the method of moments (the realised-minus-
-estimated variance beyond the sampling part); the interval's multiplier is the ``level``
-quantile of the blocks' standardised errors, floored at the normal quantile (the blocks share
+estimated variance beyond the sampling part; for regression on the log scale of the mean loss,
+which is right-skewed); the interval's multipliers are the ``level`` quantiles of the blocks'
+standardised errors, floored at the normal quantile (the blocks share
 the holdout's distribution and overlap, so a narrower multiplier would be optimism). That is how
 ~``level`` of realised values fall inside on data like the holdout's; on data unlike it the
 estimate is flagged unreliable instead (``Support``).
@@ -125,6 +126,27 @@ def _calibrate_interval(
     total = np.where(total > 0, total, np.finfo(float).tiny)
     q = float(np.quantile(np.abs(r - e) / total, level))
     return float(np.sqrt(c2)), max(q, z_normal)
+
+
+def _calibrate_log_interval(
+    realised: np.ndarray, estimated: np.ndarray, sampling_rel: np.ndarray, level: float
+) -> tuple[float, float, float]:
+    """The same on the log scale, for a mean loss (a positive, right-skewed number: one bad row
+    can double a block's mean squared error, so an interval symmetric on that scale reaches
+    below zero): z = log(realised / estimated), total sd = sqrt(s_rel^2 + c^2), and the
+    ``level`` interval's two multipliers from the blocks' quantiles of z / sd (each at least the
+    normal quantile). Returns (c, lower multiplier <= 0, upper multiplier >= 0)."""
+    ok = np.isfinite(realised) & np.isfinite(estimated) & (realised > 0) & (estimated > 0)
+    z_normal = NormalDist().inv_cdf(0.5 + level / 2)
+    if ok.sum() < 10:
+        return 0.0, -z_normal, z_normal
+    z = np.log(realised[ok] / estimated[ok])
+    s = sampling_rel[ok]
+    c2 = max(0.0, float(np.mean(z**2 - s**2)))
+    total = np.sqrt(s**2 + c2)
+    total = np.where(total > 0, total, np.finfo(float).tiny)
+    lo, hi = np.quantile(z / total, [(1 - level) / 2, (1 + level) / 2])
+    return float(np.sqrt(c2)), min(float(lo), -z_normal), max(float(hi), z_normal)
 
 
 # ---------------------------------------------------------------- regression: DLE
@@ -249,8 +271,8 @@ class LossEstimator:
                 estimated.append(m.mean())
                 sampling.append(np.sqrt(self.kappa_ * np.sum(m**2)) / size)
         e = np.asarray(estimated)
-        self.model_error_, self.multiplier_ = _calibrate_interval(
-            np.asarray(realised), e, np.asarray(sampling), e, self.level
+        self.model_error_, self.multiplier_low_, self.multiplier_ = _calibrate_log_interval(
+            np.asarray(realised), e, np.asarray(sampling) / np.where(e > 0, e, 1), self.level
         )
         self.holdout_rows_ = n
         self.holdout_value_ = self._to_metric(float(loss.mean()))
@@ -273,13 +295,14 @@ class LossEstimator:
         m = np.clip(self.loss_model_.predict(self._design(X, p)), 0, None)
         mean = float(m.mean())
         sampling = float(np.sqrt(self.kappa_ * np.sum(m**2)) / n)
-        half = self.multiplier_ * float(np.hypot(sampling, self.model_error_ * mean))
+        # On the log scale of the mean loss (see _calibrate_log_interval).
+        sd = float(np.hypot(sampling / mean if mean > 0 else 0.0, self.model_error_))
         reason = self.support_.problem(X, self.max_outside_share)
         return Estimate(
             metric=self.metric,
             value=self._to_metric(mean),
-            low=self._to_metric(mean - half),
-            high=self._to_metric(mean + half),
+            low=self._to_metric(mean * float(np.exp(self.multiplier_low_ * sd))),
+            high=self._to_metric(mean * float(np.exp(self.multiplier_ * sd))),
             level=self.level,
             rows=n,
             reliable=reason is None,
