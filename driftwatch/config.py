@@ -251,6 +251,20 @@ class DriftSettings(_Strict):
         return v
 
 
+class EstimateSettings(_Strict):
+    """Estimated performance without labels (README, "Estimated performance")."""
+
+    # Estimate the champion's metric on every batch, from an estimator fitted on its holdout
+    # at promotion (regression: a loss model; classification: calibrated scores).
+    enabled: bool = True
+    # The interval's level: this share of realised values should fall inside it.
+    level: float = Field(0.9, gt=0, lt=1)
+    # The estimate is flagged unreliable (and never triggers) when more than this share of
+    # the batch's rows lies outside the holdout's support in some column (numerical: beyond
+    # its 1st-99th percentile; categorical: a category the holdout never had).
+    max_outside_share: float = Field(0.2, gt=0, le=1)
+
+
 class QualitySettings(_Strict):
     """Degradation = metric worse than baseline by more than either tolerance that is set."""
 
@@ -270,6 +284,11 @@ class QualitySettings(_Strict):
     #            promoted), so the quality trigger waits for a full lookback of fresh labelled
     #            time before it may fire again. No verdict while that span is still filling.
     baseline: Literal["holdout", "served"] = "holdout"
+    # Which quality rule may trigger a retrain: realised (the labels that have arrived),
+    # estimated (the estimate, degraded beyond tolerance with its interval excluding the
+    # baseline; an unreliable estimate never triggers), or either (the first that fires).
+    trigger: Literal["realised", "estimated", "either"] = "realised"
+    estimate: EstimateSettings = Field(default_factory=EstimateSettings)
 
 
 class RetrainSettings(_Strict):
@@ -297,6 +316,12 @@ class RetrainSettings(_Strict):
     # "if_better": a challenger must beat the champion on the holdout (by promotion_margin);
     # "always": every challenger is deployed (a plain retraining schedule).
     promote: Literal["if_better", "always"] = "if_better"
+    # Which findings retrain (the others are reported and held): drift (the dataset rule),
+    # quality (realised or estimated, as quality.trigger says), age (max_age_days).
+    # [quality, age]: feature drift is reported, only performance (or age) retrains.
+    triggers: list[Literal["drift", "quality", "age"]] = Field(
+        default_factory=lambda: ["drift", "quality", "age"], min_length=1
+    )
 
 
 class HistorySettings(_Strict):
@@ -470,6 +495,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"retrain.min_age_days ({r.min_age_days:g}) is above retrain.max_age_days"
                 f" ({r.max_age_days:g}): the age trigger would fire before the others may"
+            )
+        if self.quality.trigger != "realised" and not self.quality.estimate.enabled:
+            raise ValueError(
+                f"quality.trigger {self.quality.trigger!r} needs the estimate, but"
+                " quality.estimate.enabled is false: enable it or use quality.trigger: realised"
             )
         known = set(self.model.features)
         # "prediction" names the champion's output, judged by the same engine (prediction drift).

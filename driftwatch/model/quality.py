@@ -129,14 +129,7 @@ def assess(
             reason="no baseline for the champion",
             metrics=metrics,
         )
-    lower = LOWER_IS_BETTER[metric]
-    worse_by = (value - base) if lower else (base - value)
-    limits = []
-    if settings.relative_tolerance is not None:
-        limits.append(abs(base) * settings.relative_tolerance)
-    if settings.absolute_tolerance is not None:
-        limits.append(settings.absolute_tolerance)
-    limit = min(limits) if limits else 0.0
+    worse_by, limit = _worse_by(metric, value, base, settings)
     degraded = worse_by > limit
     rel = worse_by / abs(base) if base else float("inf")
     word = "degraded" if degraded else "within tolerance"
@@ -152,3 +145,90 @@ def assess(
         reason=reason,
         metrics=metrics,
     )
+
+
+def _worse_by(
+    metric: str, value: float, base: float, settings: QualitySettings
+) -> tuple[float, float]:
+    """How much worse than the baseline ``value`` is, and the tolerance it may be worse by."""
+    worse_by = (value - base) if LOWER_IS_BETTER[metric] else (base - value)
+    limits = []
+    if settings.relative_tolerance is not None:
+        limits.append(abs(base) * settings.relative_tolerance)
+    if settings.absolute_tolerance is not None:
+        limits.append(settings.absolute_tolerance)
+    return worse_by, min(limits) if limits else 0.0
+
+
+class EstimatedQuality(BaseModel):
+    """The champion's estimated metric on a batch (no labels needed) and its verdict (frozen).
+
+    ``degraded`` is True only when the estimate is worse than the baseline beyond tolerance
+    *and* its interval excludes the baseline *and* it is reliable; None when there is no
+    verdict (no estimator, unreliable, no baseline)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    level: float | None = None
+    rows: int = 0
+    reliable: bool = False
+    baseline: float | None = None
+    degraded: bool | None = None
+    reason: str
+
+    def line(self) -> str:
+        """``estimated rmse 12.3 [11.1, 13.6] on 1,234 rows (reliable)``, or why there is none."""
+        if self.value is None:
+            return f"estimated {self.metric}: {self.reason}"
+        tag = "reliable" if self.reliable else "unreliable"
+        return (
+            f"estimated {self.metric} {_fmt(self.value)} [{_fmt(self.low)}, {_fmt(self.high)}]"
+            f" on {self.rows:,} rows ({tag}): {self.reason}"
+        )
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or not np.isfinite(x):
+        return "-"
+    return f"{x:.3g}" if abs(x) < 100 else f"{x:.1f}"
+
+
+def no_estimate(metric: str, why: str) -> EstimatedQuality:
+    return EstimatedQuality(metric=metric, reason=f"no estimate: {why}")
+
+
+def assess_estimate(
+    estimate: Any, baseline: float | None, settings: QualitySettings
+) -> EstimatedQuality:
+    """The verdict on an :class:`driftwatch.model.estimate.Estimate` against ``baseline``."""
+    e = estimate
+    base = {
+        "metric": e.metric,
+        "value": e.value,
+        "low": e.low,
+        "high": e.high,
+        "level": e.level,
+        "rows": e.rows,
+        "reliable": e.reliable,
+        "baseline": baseline,
+    }
+    if not e.reliable:
+        return EstimatedQuality(**base, degraded=None, reason=f"no verdict: {e.reason}")
+    if baseline is None or not np.isfinite(e.value):
+        return EstimatedQuality(**base, degraded=None, reason="no verdict: no baseline")
+    worse_by, limit = _worse_by(e.metric, e.value, baseline, settings)
+    excludes = e.low > baseline if LOWER_IS_BETTER[e.metric] else e.high < baseline
+    degraded = bool(worse_by > limit and excludes)
+    rel = worse_by / abs(baseline) if baseline else float("inf")
+    if degraded:
+        word = "degraded"
+    elif worse_by > limit:
+        word = f"within tolerance: the {e.level:.0%} interval holds the baseline"
+    else:
+        word = "within tolerance"
+    reason = f"vs baseline {baseline:.4g} ({rel:+.1%} worse; {word}, limit {limit:.4g})"
+    return EstimatedQuality(**base, degraded=degraded, reason=reason)

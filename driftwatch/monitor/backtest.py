@@ -66,6 +66,13 @@ class BatchVerdict:
     triggers: list[str] = field(default_factory=list)
     train_rows: int | None = None  # rows the retrain's registered model learnt from
     quality_rows: int = 0  # labelled rows behind ``value`` (the batch's, or the lookback's)
+    # The champion's estimated metric on the batch (no labels), its interval, whether it is
+    # reliable and whether it says degraded (quality.estimate; None without an estimate).
+    estimated: float | None = None
+    estimated_low: float | None = None
+    estimated_high: float | None = None
+    estimated_reliable: bool | None = None
+    estimated_degraded: bool | None = None
 
 
 @dataclass
@@ -85,6 +92,7 @@ class BacktestResult:
             "batches": len(self.batches),
             "alarms": sum(b.dataset_drift for b in self.batches),
             "quality_alarms": sum(bool(b.degraded) for b in self.batches),
+            "estimated_alarms": sum(bool(b.estimated_degraded) for b in self.batches),
             "retrains": sum(b.retrained for b in self.batches),
             "promotions": sum(b.promoted for b in self.batches),
             "metric": self.batches[0].metric if self.batches else "",
@@ -189,6 +197,7 @@ class Backtester:
 def verdict(result: MonitorResult, label: str, plan: Plan) -> BatchVerdict:
     """One backtest row from the monitor's own result."""
     drift, quality, retrain = result.drift, result.quality, result.retrain
+    e = result.estimated
     return BatchVerdict(
         label=label,
         start=result.start or "",
@@ -210,4 +219,9 @@ def verdict(result: MonitorResult, label: str, plan: Plan) -> BatchVerdict:
         triggers=sorted(result.decision.triggers),
         train_rows=retrain.train_rows if retrain else None,
         quality_rows=quality.labelled_rows if quality else 0,
+        estimated=e.value if e else None,
+        estimated_low=e.low if e else None,
+        estimated_high=e.high if e else None,
+        estimated_reliable=e.reliable if e and e.value is not None else None,
+        estimated_degraded=e.degraded if e else None,
     )

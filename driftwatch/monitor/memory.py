@@ -273,6 +273,8 @@ class MemoryRegistry:
 
     def __init__(self) -> None:
         self.models: dict[str, Any] = {}
+        # Each version's performance estimator (fitted at promotion), as MLflow keeps it.
+        self.estimators: dict[str, Any] = {}
         self.versions: dict[str, Champion] = {}
         self.verdicts: dict[str, PromotionDecision] = {}
         self.champion_version: str | None = None
@@ -289,6 +291,8 @@ class MemoryRegistry:
             return self._by_key[key]
         version = str(len(self.versions) + 1)
         self.models[version] = challenge.model
+        if challenge.estimator is not None:
+            self.estimators[version] = challenge.estimator
         self.versions[version] = Champion(
             version, f"run-{version}", dict(challenge.challenger_scores), reference, None
         )
@@ -297,6 +301,12 @@ class MemoryRegistry:
 
     def record_verdict(self, run_id: str, verdict: PromotionDecision) -> None:
         self.verdicts[run_id] = verdict
+
+    def load_estimator(self, version: str) -> Any | None:
+        return self.estimators.get(version)
+
+    def store_estimator(self, version: str, estimator: Any) -> None:
+        self.estimators[version] = estimator
 
     def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None:
         c = self.versions[version]

@@ -27,10 +27,17 @@ from driftwatch.errors import describe_failure, infrastructure
 from driftwatch.faults import checkpoint
 from driftwatch.files import shown
 from driftwatch.model.estimators import predict, target, train
-from driftwatch.model.quality import QualityResult, score, score_predictions
+from driftwatch.model.quality import EstimatedQuality, QualityResult, score, score_predictions
 from driftwatch.model.quality import assess as assess_quality
 from driftwatch.model.schema import labelled
 from driftwatch.monitor.baseline import ServedBaseline, served_baseline
+from driftwatch.monitor.estimated import (
+    estimate_quality,
+    estimated_metrics,
+    fit_estimator_for,
+    fits,
+    refit_estimator,
+)
 from driftwatch.monitor.plan import PREDICTION, Plan
 from driftwatch.monitor.policy import decide, promotion_decision
 from driftwatch.monitor.ports import (
@@ -68,6 +75,8 @@ class Findings:
     horizons: tuple[DriftResult, ...] = ()
     # The champion's prediction for every row of the batch (kept in history with the rows).
     predictions: pd.Series | None = None
+    # The champion's estimated quality on the batch (no labels needed).
+    estimated: EstimatedQuality | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,8 @@ def assess(
     recent: pd.DataFrame | None = None,
     age: float | None = None,
     served: ServedBaseline | None = None,
+    estimator: Any = None,
+    no_estimator: str = "no estimator for this champion",
 ) -> Findings:
     """Feature drift against the reference (per horizon on time-block thresholds), the
     champion's quality where labels have arrived, drift of its predictions, and the decision.
@@ -102,8 +113,9 @@ def assess(
     ``recent``: history rows of the quality lookback (``quality.lookback_hours``) whose late
     labels have arrived, with the champion's predictions made when they were served.
     ``served``: with ``quality.baseline: served``, the champion's realised baseline (no quality
-    verdict while it is being measured)."""
-    drift = quality = prediction = predictions = None
+    verdict while it is being measured). ``estimator``: the champion's performance estimator
+    (:mod:`driftwatch.monitor.estimated`), or None and ``no_estimator`` saying why."""
+    drift = quality = prediction = predictions = estimated = None
     horizons: tuple[DriftResult, ...] = ()
     if batch.rows and blocks is not None:
         horizons = tuple(judge_horizon(plan, batch, blocks, t) for t in blocks.thresholds)
@@ -130,6 +142,10 @@ def assess(
                 quality = quality.model_copy(update={"reason": f"{first}; {served.note}"})
             elif quality.baseline is not None:
                 quality = quality.model_copy(update={"reason": f"{quality.reason} ({served.note})"})
+        if q.estimate.enabled:
+            estimated = estimate_quality(
+                plan, estimator, model, batch.frame, predictions, no_estimator
+            )
         if reference is not None:
             prediction = prediction_drift(plan, model, reference, batch.frame)
     decision = decide(
@@ -142,8 +158,11 @@ def assess(
         age,
         plan.settings.retrain.max_age_days,
         plan.settings.retrain.min_age_days,
+        estimated,
+        plan.settings.quality.trigger,
+        plan.settings.retrain.triggers,
     )
-    return Findings(drift, quality, prediction, decision, horizons, predictions)
+    return Findings(drift, quality, prediction, decision, horizons, predictions, estimated)
 
 
 def champion_age(
@@ -246,6 +265,8 @@ def _as_classes(frame: pd.DataFrame) -> pd.DataFrame:
 # the reference changes (both are kept in this process between ticks: the registry's model
 # cache, ReferenceFiles' frame cache), so not predicted again per tick (~0.3 s for 52k rows).
 _PREDICTED: list[tuple[Any, pd.DataFrame, str, Any]] = []
+# Champions found without an estimator and unable to get one, with why: asked once a process.
+_NO_ESTIMATOR: dict[tuple[str, str, str, str], str] = {}
 
 
 def _reference_predictions(plan: Plan, model: Any, reference: pd.DataFrame) -> Any:
@@ -284,10 +305,17 @@ def challenge(
         s.retrain.promote == "always",
         stale=stale,
     )
+    estimator = None
+    if verdict.promote:
+        # Fitted on the holdout with this model's predictions, before the refit below: the
+        # refit model has seen the holdout, its errors there are optimistic.
+        estimator = fit_estimator_for(plan, model, holdout)
     if verdict.promote and s.retrain.refit:
         train_rows = labelled(window, s.model)
         model = train(train_rows, s.model, random_state=s.retrain.random_state)
-    return Challenge(model, window, train_rows, holdout, ch_scores, cp_scores, verdict, trigger)
+    return Challenge(
+        model, window, train_rows, holdout, ch_scores, cp_scores, verdict, trigger, estimator
+    )
 
 
 def monitor_result(
@@ -315,6 +343,7 @@ def monitor_result(
         drift=findings.drift,
         horizons=list(findings.horizons),
         quality=findings.quality,
+        estimated=findings.estimated,
         prediction=findings.prediction,
         champion_version=champion.version if champion else None,
         reference_version=ref.version,
@@ -379,6 +408,7 @@ def monitor_metrics(result: MonitorResult) -> dict[str, float]:
             m[f"champion_{k}"] = v
         # With late labels: how many rows (batch + lookback) the realised metric rests on.
         m["quality_labelled_rows"] = float(result.quality.labelled_rows)
+    m |= estimated_metrics(result.estimated)
     if result.prediction is not None and result.prediction.score is not None:
         m["prediction_drift_score"] = float(result.prediction.score)
     m["retrained"] = float(result.retrain is not None)
@@ -559,12 +589,17 @@ class MonitorCycle:
         """Load what judging needs (only when there are rows), then the pure ``assess`` step."""
         step, plan = self.steps, self.plan
         model = profile = calibration = reference = blocks = recent = age = served = None
+        estimator, no_estimator = None, "no estimator for this champion"
         s = plan.settings
         if batch.rows:
             if champion is not None:
                 model = step(
                     "load champion model", self.registry.load_model, champion.version, retry=True
                 )
+                if s.quality.estimate.enabled:
+                    estimator, no_estimator = step(
+                        "load estimator", self.champion_estimator, champion, ref, model, retry=True
+                    )
                 if s.quality.lookback_hours:
                     recent = step("read recent history", self.recent_history, retry=True)
                 if s.drift.prediction_drift:
@@ -606,7 +641,34 @@ class MonitorCycle:
             recent,
             age,
             served,
+            estimator,
+            no_estimator,
         )
+
+    def champion_estimator(
+        self, champion: Champion, ref: ReferenceHandle, model: Any
+    ) -> tuple[Any, str]:
+        """The champion's estimator: stored with its version at promotion (cached in-process
+        by the registry), else fitted once from its training window and stored; (None, why)
+        when it has none and its window is not at hand."""
+        plan = self.plan
+        found = self.registry.load_estimator(champion.version)
+        if fits(plan, found):
+            return found, ""
+        key = (plan.name, champion.version, ref.sha256, plan.metric)
+        if key in _NO_ESTIMATOR:
+            return None, _NO_ESTIMATOR[key]
+        if ref.version != champion.version:
+            why = f"champion v{champion.version} has no estimator and its training window is not stored"
+            _NO_ESTIMATOR[key] = why
+            return None, why
+        log.info("champion v%s has no estimator: fitting one from its holdout", champion.version)
+        fitted = refit_estimator(plan, self.references.frame(ref), model)
+        if fitted is None:
+            _NO_ESTIMATOR[key] = "its holdout could not fit one (see the log)"
+            return None, _NO_ESTIMATOR[key]
+        self.registry.store_estimator(champion.version, fitted)
+        return fitted, ""
 
     def served_baseline(
         self, champion: Champion, trained: pd.DataFrame, frame: pd.DataFrame

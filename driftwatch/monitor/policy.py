@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from driftwatch.engine.drift import ColumnDrift, DriftResult
-from driftwatch.model.quality import QualityResult, better
+from driftwatch.model.quality import EstimatedQuality, QualityResult, better
 from driftwatch.monitor.plan import RetrainPolicy
 from driftwatch.monitor.result import Decision, PromotionDecision
 
@@ -18,6 +20,9 @@ def decide(
     age: float | None = None,
     max_age: float | None = None,
     min_age: float | None = None,
+    estimated: EstimatedQuality | None = None,
+    quality_trigger: str = "realised",
+    retrain_on: Collection[str] = ("drift", "quality", "age"),
 ) -> Decision:
     """Retrain when features drifted (dataset rule) or the champion's quality degraded.
 
@@ -36,6 +41,11 @@ def decide(
     champion's data, 11 of 15 were lost with weekly files (1% margin) and 9 of 17 with daily
     ticks (5% tolerance), against 4 of 10 and 1 of 9 of the later ones: each lost challenge is
     a retrain spent for nothing, and a drift alarm that persists asked again at the next tick.
+
+    ``estimated``: the champion's estimated quality (no labels needed). ``quality_trigger``
+    (``quality.trigger``) says which quality verdict may retrain: realised, estimated or either;
+    the other is reported. ``retrain_on`` (``retrain.triggers``): the kinds of finding that
+    retrain (drift, quality, age); the others are reported and held (action ``no_retrain``).
     """
     if rows == 0:
         return Decision(action="no_data", reason="no new data")
@@ -51,9 +61,13 @@ def decide(
         if d.dataset_drift:
             triggers.add("drift")
             reasons.append(_said(d, len(verdicts)))
-    if quality is not None and quality.degraded:
+    # The quality verdict quality.trigger does not name is reported (no_drift's reason), only.
+    if quality is not None and quality.degraded and quality_trigger in ("realised", "either"):
         triggers.add("quality")
         reasons.append(quality.reason)
+    if estimated is not None and estimated.degraded and quality_trigger != "realised":
+        triggers.add("estimated")
+        reasons.append(estimated.line())
     old = age is not None and max_age is not None and age >= max_age
     if old:
         triggers.add("age")
@@ -85,6 +99,21 @@ def decide(
         return Decision(
             action="no_retrain", reason="; ".join([*reasons, held]), triggers=frozenset(triggers)
         )
+    held = {t for t in triggers if _KIND[t] not in retrain_on}
+    if reasons and policy == "monitor" and held:
+        note = (
+            f"reported only: {', '.join(sorted(held))} (retrain.triggers:"
+            f" {', '.join(sorted(set(retrain_on)))})"
+        )
+        if triggers - held:
+            return Decision(
+                action="retrain",
+                reason="; ".join([*reasons, note]),
+                triggers=frozenset(triggers - held),
+            )
+        return Decision(
+            action="no_retrain", reason="; ".join([*reasons, note]), triggers=frozenset(triggers)
+        )
     if reasons and policy == "monitor":
         return Decision(action="retrain", reason="; ".join(reasons), triggers=frozenset(triggers))
     if reasons:  # policy "never": the findings are reported, nothing is retrained
@@ -95,14 +124,22 @@ def decide(
         parts = ["no verdict"] + [_said(d, len(verdicts)) for d in verdicts]
         if quality is not None:
             parts.append(quality.reason)
+        if estimated is not None:
+            parts.append(estimated.line())
         return Decision(action="no_verdict", reason="; ".join(parts))
     parts = ["no drift"]
     parts += [_said(d, len(verdicts)) for d in verdicts]
     if quality is not None:
         parts.append(quality.reason)
+    if estimated is not None:
+        parts.append(estimated.line())
     if prediction is not None and prediction.drifted:
         parts.append("prediction drift seen (reported only)")
     return Decision(action="no_drift", reason="; ".join(parts))
+
+
+# Which ``retrain.triggers`` entry lets each decision trigger retrain.
+_KIND = {"drift": "drift", "quality": "quality", "estimated": "quality", "age": "age"}
 
 
 # The best value each metric can take: a champion scoring it on the holdout is saturated.

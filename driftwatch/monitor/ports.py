@@ -90,6 +90,9 @@ class Challenge:
     champion_scores: dict[str, float] | None
     verdict: PromotionDecision
     trigger: str
+    # The estimator of the challenger's performance (fitted on the holdout when it is promoted;
+    # stored with its version, see driftwatch.monitor.estimated), or None.
+    estimator: Any = None
 
 
 class BatchSource(Protocol):
@@ -137,6 +140,11 @@ class ModelRegistry(Protocol):
         ...
 
     def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None: ...
+    def load_estimator(self, version: str) -> Any | None:
+        """The performance estimator stored with ``version`` (None if it has none)."""
+        ...
+
+    def store_estimator(self, version: str, estimator: Any) -> None: ...
 
 
 class Reporter(Protocol):

@@ -15,14 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from driftwatch.engine.drift import ColumnDrift, DriftResult
 from driftwatch.files import atomic_write_bytes
-from driftwatch.model.quality import QualityResult
+from driftwatch.model.quality import EstimatedQuality, QualityResult
 
 # no_verdict: rows arrived but no feature column (at any horizon) could be judged, and nothing
 # else asked for a retrain: not "no drift".
 Action = Literal["no_data", "no_verdict", "no_drift", "no_retrain", "retrain", "bootstrap"]
 # Why a retrain was started: drift (the dataset rule), quality (the champion degraded),
-# bootstrap (no champion yet), schedule (retrain policy "always").
-Trigger = Literal["drift", "quality", "bootstrap", "schedule", "age"]
+# estimated (its estimated quality degraded, labels not needed), bootstrap (no champion yet),
+# schedule (retrain policy "always"), age (retrain.max_age_days).
+Trigger = Literal["drift", "quality", "estimated", "bootstrap", "schedule", "age"]
 
 
 class _Frozen(BaseModel):
@@ -81,6 +82,8 @@ class MonitorResult(_Frozen):
     # Time-block thresholds: the verdict of every horizon judged (drift is one of them).
     horizons: list[DriftResult] = Field(default_factory=list)
     quality: QualityResult | None = None
+    # The champion's estimated quality on the batch (labels not needed), with its interval.
+    estimated: EstimatedQuality | None = None
     prediction: ColumnDrift | None = None
     champion_version: str | None = None
     reference_version: str | None = None

@@ -44,6 +44,14 @@ def plot_history(
         r.quality.baseline if r.quality and r.quality.baseline is not None else float("nan")
         for r in results
     ]
+    # The estimate (no labels needed) and its interval, beside the realised metric.
+    nan = float("nan")
+    est = [
+        (r.estimated.value, r.estimated.low, r.estimated.high)
+        if r.estimated and r.estimated.value is not None
+        else (nan, nan, nan)
+        for r in results
+    ]
 
     more = realised is not None and not realised.empty
     fig, axes = plt.subplots(
@@ -80,9 +88,27 @@ def plot_history(
         alpha=0.6,
         label="champion baseline (holdout, or served: quality.baseline)",
     )
+    if any(v == v for v, _, _ in est):
+        bottom.fill_between(
+            x,
+            [lo for _, lo, _ in est],
+            [hi for _, _, hi in est],
+            color="#9467bd",
+            alpha=0.15,
+            step="mid",
+            label="estimate's interval",
+        )
+        bottom.plot(
+            x,
+            [v for v, _, _ in est],
+            marker=".",
+            markersize=3,
+            color="#9467bd",
+            label=f"estimated {metric} (no labels)",
+        )
     kept = [i for i, r in enumerate(results) if r.retrain and not r.retrain.promoted]
     promoted = [i for i, r in enumerate(results) if r.retrain and r.retrain.promoted]
-    ymax = max((v for v in value if v == v), default=1.0)
+    ymax = max((v for v in [*value, *(e[0] for e in est)] if v == v), default=1.0)
     for idx, style, label in (
         (promoted, "^", "retrained: promoted"),
         (kept, "x", "retrained: kept champion"),

@@ -82,6 +82,8 @@ def report_lines(result: MonitorResult) -> list[str]:
         lines.append(prediction_line(result.prediction))
     if result.quality is not None:
         lines.append(f"quality: {result.quality.reason}")
+    if result.estimated is not None:
+        lines.append(estimated_line(result))
     lines += result.labels
     for w in result.warnings:
         lines.append(f"warning: {w}")
@@ -91,6 +93,18 @@ def report_lines(result: MonitorResult) -> list[str]:
     if result.retrain is not None:
         lines.append(retrain_line(result))
     return lines
+
+
+def estimated_line(result: MonitorResult) -> str:
+    """The estimate beside the realised metric when labels exist, so the two can be compared:
+    ``estimated rmse 12.3 [11.1, 13.6] on 1,234 rows (reliable): ...; realised rmse 12.9 on
+    1,100 labelled rows``."""
+    e, q = result.estimated, result.quality
+    assert e is not None
+    line = e.line()
+    if q is not None and q.value is not None and q.metric == e.metric:
+        line += f"; realised {q.metric} {q.value:.4g} on {q.labelled_rows:,} labelled rows"
+    return line
 
 
 def horizon_lines(result: MonitorResult) -> list[str]:
@@ -125,6 +139,8 @@ def markdown(result: MonitorResult) -> str:
     ]
     if result.quality is not None:
         lines.append(f"- quality: {result.quality.reason}")
+    if result.estimated is not None:
+        lines.append(f"- {estimated_line(result)}")
     lines.append(f"- {prediction_line(result.prediction)}")
     if result.retrain is not None:
         lines.append(f"- {retrain_line(result)}")
@@ -160,7 +176,7 @@ def batch_row(result: MonitorResult) -> dict[str, Any]:
 
 def _trigger(result: MonitorResult) -> str:
     """What started the retrain, from the decision's triggers (data, not re-parsed text)."""
-    order = ["bootstrap", "drift", "quality", "age", "schedule"]
+    order = ["bootstrap", "drift", "quality", "estimated", "age", "schedule"]
     return "+".join(t for t in order if t in result.decision.triggers) or "-"
 
 

@@ -85,6 +85,7 @@ class RegistryModels:
                 challenge.holdout,
                 Path(reference),
                 key=f"challenger:{key}",
+                estimator=challenge.estimator,
             )
 
     def log_monitor(self, metrics: dict[str, float], run_id: str, **extra: Any) -> str:
@@ -105,6 +106,14 @@ class RegistryModels:
             except ChampionChanged as exc:
                 return str(exc)
         return None
+
+    def load_estimator(self, version: str) -> Any | None:
+        with self._talking():
+            return self.registry.load_estimator(version)
+
+    def store_estimator(self, version: str, estimator: Any) -> None:
+        with self._talking():
+            self.registry.store_estimator(version, estimator)
 
     def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None:
         with self._talking():

@@ -44,6 +44,12 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqd
 
 # Registered model versions are immutable, so a loaded model can be kept for the process.
 _MODELS: dict[tuple[str, str, str], Any] = {}
+# Each version's performance estimator (driftwatch.model.estimate), or None when it has none.
+_ESTIMATORS: dict[tuple[str, str, str], Any] = {}
+ESTIMATOR_ARTIFACT = "estimator/estimator.skops"
+# What an estimator file may hold: driftwatch's estimators and the scikit-learn parts they are
+# made of. skops refuses any other type at load, so a tampered file cannot run code.
+_ESTIMATOR_TYPES = ("driftwatch.model.", "sklearn.", "builtins.frozenset", "functools.partial")
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,7 @@ class Registry:
         reference_path: Path,
         tags: dict[str, str] | None = None,
         key: str | None = None,
+        estimator: Any = None,
     ) -> tuple[str, str]:
         """Log the run, the datasets and the model, and register it. Returns (run_id, version).
 
@@ -184,7 +191,8 @@ class Registry:
         + "-challenger"): the run is tagged with it, and a later call with the key finishes the
         run an earlier attempt made, or returns the version already registered from it, rather
         than making a second run and version. A registered version keeps the reference it was
-        tagged with first.
+        tagged with first. ``estimator``: the model's performance estimator, stored in the run
+        (``estimator/estimator.skops``) and found by :meth:`load_estimator`.
         """
         import mlflow
         import mlflow.data
@@ -236,6 +244,8 @@ class Registry:
                     )
                     mlflow.log_input(ds, context=context)
                 mlflow.log_artifact(str(reference_path), artifact_path="reference")
+                if estimator is not None:
+                    self._log_estimator(run_id, estimator)
                 with contextlib.redirect_stderr(io.StringIO()):
                     info = mlflow.sklearn.log_model(
                         model,
@@ -254,6 +264,51 @@ class Registry:
             with contextlib.suppress(Exception):
                 self.client.set_terminated(run_id, status="FAILED")
             raise
+
+    def _log_estimator(self, run_id: str, estimator: Any) -> None:
+        import tempfile
+
+        import skops.io as sio
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(ESTIMATOR_ARTIFACT).name
+            path.write_bytes(sio.dumps(estimator))
+            self.client.log_artifact(run_id, str(path), artifact_path="estimator")
+
+    def store_estimator(self, version: str, estimator: Any) -> None:
+        """Store ``estimator`` with the run of model version ``version`` (a champion promoted
+        before estimators were stored gets its one once, then every process reads it)."""
+        run_id = self.client.get_model_version(self.name, version).run_id
+        self._log_estimator(run_id, estimator)
+        _ESTIMATORS[(self.uri, self.name, version)] = estimator
+
+    def load_estimator(self, version: str) -> Any | None:
+        """The estimator stored with model version ``version``, or None; cached per process
+        (a version's estimator is written once)."""
+        key = (self.uri, self.name, version)
+        if _ESTIMATORS.get(key) is not None:
+            return _ESTIMATORS[key]
+        import tempfile
+
+        import skops.io as sio
+
+        run_id = self.client.get_model_version(self.name, version).run_id
+        folder = Path(ESTIMATOR_ARTIFACT).parent.as_posix()
+        names = {a.path for a in self.client.list_artifacts(run_id, folder)}
+        if ESTIMATOR_ARTIFACT not in names:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self.client.download_artifacts(run_id, ESTIMATOR_ARTIFACT, tmp)
+            data = Path(local).read_bytes()
+        types = sio.get_untrusted_types(data=data)
+        foreign = [t for t in types if not t.startswith(_ESTIMATOR_TYPES)]
+        if foreign:
+            raise RegistryError(
+                f"{self.name} v{version}: {ESTIMATOR_ARTIFACT} holds types driftwatch does not"
+                f" trust: {foreign[:3]}; delete the artifact to have it fitted again"
+            )
+        _ESTIMATORS[key] = sio.loads(data, trusted=types)
+        return _ESTIMATORS[key]
 
     def log_decision(self, run_id: str, decision: Any) -> None:
         """The promotion decision on the retrain run, next to both holdout scores."""

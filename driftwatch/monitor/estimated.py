@@ -1,0 +1,130 @@
+"""The champion's estimated quality: its estimator fitted once at promotion, asked every tick.
+
+The estimator (:mod:`driftwatch.model.estimate`) is fitted on the holdout with the predictions
+of the model trained *without* the holdout, the challenger as it was scored: the model that is
+deployed is refit on the whole window (``retrain.refit``), so its own errors on the holdout are
+in-sample and would teach the loss model (or the calibration) too small an error. A champion
+promoted before estimators were stored gets one fitted here from its training window (its
+reference), once, by training that challenger again (same rows, same seed).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftwatch.errors import NotEnoughData
+from driftwatch.model.estimators import features, predict, predict_proba, target, train
+from driftwatch.model.quality import EstimatedQuality, assess_estimate, no_estimate
+from driftwatch.model.schema import labelled
+from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.window import split_holdout
+
+log = logging.getLogger("driftwatch.monitor")
+
+
+def fit_estimator_for(plan: Plan, scorer: Any, holdout: pd.DataFrame) -> Any | None:
+    """The estimator of a champion, fitted on ``holdout`` (time order) with the predictions of
+    ``scorer``, the model trained without it; None when estimates are off or the holdout is too
+    small to fit one (said in the log; the ticks then say "no estimate")."""
+    from driftwatch.model.estimate import ConfidenceEstimator, LossEstimator
+
+    s = plan.settings
+    spec, opts = s.model, s.quality.estimate
+    if not opts.enabled:
+        return None
+    rows = labelled(holdout, spec)
+    kw: dict[str, Any] = {
+        "level": opts.level,
+        "random_state": s.retrain.random_state,
+        "max_outside_share": opts.max_outside_share,
+    }
+    try:
+        X, y = features(rows, spec), target(rows, spec).to_numpy()
+        if spec.task == "regression":
+            return LossEstimator(plan.metric, **kw).fit(X, y, predict(scorer, rows, spec))
+        if spec.task == "binary":
+            y = y.astype(int)
+            return ConfidenceEstimator(plan.metric, **kw).fit(y, predict(scorer, rows, spec), X=X)
+        found = predict_proba(scorer, rows, spec)
+        if found is None:
+            log.warning("no estimator: the model has no predict_proba")
+            return None
+        proba, classes = found
+        est = ConfidenceEstimator(plan.metric, classes=list(classes.tolist()), **kw)
+        return est.fit(y.astype(int), proba, X=X)
+    except ValueError as exc:
+        log.warning("no estimator for this champion: %s", exc)
+        return None
+
+
+def refit_estimator(plan: Plan, window: pd.DataFrame, champion_model: Any) -> Any | None:
+    """An estimator for a champion that has none stored, from its training window: its
+    holdout, scored by the challenger trained again on the rows before it (``retrain.refit``;
+    without refit the champion is that challenger)."""
+    s = plan.settings
+    if not s.quality.estimate.enabled:
+        return None
+    try:
+        train_rows, holdout = split_holdout(window, s)
+    except NotEnoughData as exc:
+        log.warning("no estimator for this champion: %s", exc)
+        return None
+    scorer = champion_model
+    if s.retrain.refit:
+        scorer = train(train_rows, s.model, random_state=s.retrain.random_state)
+    return fit_estimator_for(plan, scorer, holdout)
+
+
+def fits(plan: Plan, estimator: Any) -> bool:
+    """Whether a stored estimator answers the configured question (metric, level)."""
+    opts = plan.settings.quality.estimate
+    return (
+        estimator is not None
+        and getattr(estimator, "metric", None) == plan.metric
+        and getattr(estimator, "level", None) == opts.level
+    )
+
+
+def estimate_quality(
+    plan: Plan, estimator: Any, model: Any, frame: pd.DataFrame, predictions: pd.Series, why: str
+) -> EstimatedQuality:
+    """The champion's estimated metric on the batch and its verdict against the estimator's
+    baseline: the realised metric on the holdout it was fitted on (the same predictions it
+    learnt the errors of, so a quiet batch estimates it, not a better or worse number)."""
+    spec, metric = plan.settings.model, plan.metric
+    if estimator is None:
+        return no_estimate(metric, why)
+    keep = predictions.notna().to_numpy()
+    rows, p = frame[keep], predictions.to_numpy()[keep]
+    if not len(rows):
+        return no_estimate(metric, "no row has a prediction")
+    X = features(rows, spec)
+    try:
+        if spec.task == "regression":
+            est = estimator.estimate(X, p)
+        elif spec.task == "binary":
+            est = estimator.estimate(np.asarray(p, dtype=float), X=X)
+        else:
+            found = predict_proba(model, rows, spec)
+            if found is None:
+                return no_estimate(metric, "the model has no predict_proba")
+            est = estimator.estimate(found[0], X=X)
+    except ValueError as exc:  # a batch the estimator cannot read: said, not fatal
+        return no_estimate(metric, str(exc))
+    baseline = getattr(estimator, "holdout_value_", None)
+    return assess_estimate(est, baseline, plan.settings.quality)
+
+
+def estimated_metrics(e: EstimatedQuality | None) -> dict[str, float]:
+    """MLflow metrics of an estimate: ``estimated_<metric>`` and its ``_low`` / ``_high``."""
+    if e is None or e.value is None or not np.isfinite(e.value):
+        return {}
+    out = {f"estimated_{e.metric}": float(e.value), "estimated_reliable": float(e.reliable)}
+    if e.low is not None and e.high is not None:
+        out[f"estimated_{e.metric}_low"] = float(e.low)
+        out[f"estimated_{e.metric}_high"] = float(e.high)
+    return out
