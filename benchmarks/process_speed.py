@@ -12,11 +12,14 @@
    hour of February 2013, inside the reference period, landed without their labels) that raise
    no alarm. Each tick is split into: the daemon's config reload, driftwatch's own work (the
    bodies of the flow's steps: reading, judging, reporting, history, MLflow), the flow body's
-   glue (locks, ports), Prefect's per-task-run overhead and Prefect's flow-run overhead.
+   glue (locks, ports), Prefect's per-task-run overhead and Prefect's flow-run overhead; and
+   the estimated performance's share (issue 18: the champion's estimate on the batch, inside
+   the "assess batch" step; target < 10% of the tick).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py            # check + tick
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py --only check --sizes 100000
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py --only check --baseline ../main
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/process_speed.py --only estimate
 
 Writes benchmarks/results/process_speed.json and prints markdown tables.
 """
@@ -71,6 +74,7 @@ TICK_PARTS = (
     "flow_glue_s",
     "prefect_task_runs_s",
     "prefect_flow_run_s",
+    "estimate_s",
 )
 
 
@@ -208,6 +212,21 @@ def instrument(timers: Timers) -> None:
 
     mf.monitor_flow.fn = flow_body
 
+    # The estimated performance (issue 18): inside the "assess batch" step's body.
+    from driftwatch.monitor import pipeline
+
+    estimate = pipeline.estimate_quality
+
+    @functools.wraps(estimate)
+    def timed_estimate(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return estimate(*args, **kwargs)
+        finally:
+            timers.add("estimate", time.perf_counter() - t0)
+
+    pipeline.estimate_quality = timed_estimate
+
 
 def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
     """The daemon's tick, warm; see the module docstring. ``html_every_run``: with
@@ -267,6 +286,7 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
             "flow_glue_s": round(p.get("flow body", 0.0) - p.get("task runs", 0.0), 3),
             "prefect_task_runs_s": round(p.get("task runs", 0.0) - p.get("step bodies", 0.0), 3),
             "prefect_flow_run_s": round(total - reload_s - p.get("flow body", 0.0), 3),
+            "estimate_s": round(p.get("estimate", 0.0), 4),
             "task_runs": len(timers.steps),
             "steps_s": {
                 k: round(v, 3) for k, v in sorted(timers.steps.items(), key=lambda x: -x[1])
@@ -280,6 +300,7 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
         if warm:
             summary[key] = round(statistics.median(r[key] for r in warm), 3)
     if warm:
+        summary["estimate_share"] = round(summary["estimate_s"] / summary["total_s"], 4)
         steps = {k for r in warm for k in r["steps_s"]}
         summary["steps_s"] = {
             k: round(statistics.median(r["steps_s"].get(k, 0.0) for r in warm), 3) for k in steps
@@ -287,9 +308,52 @@ def tick_split(ticks: int, html_every_run: bool) -> dict[str, Any]:
     return {"ticks": rows, "summary": summary, "state": str(work)}
 
 
+def estimate_rows(sizes: list[int], repeat: int) -> dict[str, Any]:
+    """The estimate's own cost by batch size, in process: the shipped config's model trained on
+    January 2013 less its newest 20%, the loss model fitted on that holdout (timed once), then
+    the estimate on contiguous batches of later flights next to the champion's own prediction
+    of the same rows (best of ``repeat``)."""
+    from driftwatch.config import load_settings
+    from driftwatch.model.estimate import LossEstimator
+    from driftwatch.model.estimators import features, predict, target, train
+    from driftwatch.store.flights import FLIGHTS_TZ, load_flights
+
+    spec = load_settings(ROOT / "config.yaml").model
+    flights = load_flights().dropna(subset=[spec.target]).sort_values("time_hour")
+    month = flights["time_hour"].dt.tz_convert(FLIGHTS_TZ).dt.month
+    january, later = flights[month == 1], flights[month > 1]
+    n_hold = round(len(january) * 0.2)
+    train_rows, holdout = january.iloc[:-n_hold], january.iloc[-n_hold:]
+    model = train(train_rows, spec)
+    t0 = time.perf_counter()
+    est = LossEstimator().fit(
+        features(holdout, spec), target(holdout, spec), predict(model, holdout, spec)
+    )
+    out: dict[str, Any] = {"holdout_rows": n_hold, "fit_s": round(time.perf_counter() - t0, 2)}
+    rows = []
+    for n in sizes:
+        batch = later.iloc[:n]
+        x = features(batch, spec)
+        p = predict(model, batch, spec)
+        est_s, pred_s = [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            est.estimate(x, p)
+            est_s.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            predict(model, batch, spec)
+            pred_s.append(time.perf_counter() - t0)
+        rows.append(
+            {"rows": n, "estimate_s": round(min(est_s), 4), "predict_s": round(min(pred_s), 4)}
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    out["sizes"] = rows
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["check", "tick"])
+    ap.add_argument("--only", choices=["check", "tick", "estimate"])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
@@ -329,6 +393,9 @@ def main() -> None:
             )
             results["baseline"] = {"path": str(args.baseline), "commit": head.stdout.strip()}
         results["check_machine"] = {**machine, "load_at_end": os.getloadavg()[0]}
+    if args.only in (None, "estimate"):
+        results["estimate"] = estimate_rows([50, 900, 10_000, 100_000], args.repeat)
+        results["estimate_machine"] = {**machine, "load_at_end": os.getloadavg()[0]}
     if args.only in (None, "tick"):
         results["tick"] = {}
         for variant in ("shipped", "html"):
@@ -354,6 +421,15 @@ def main() -> None:
 
 
 def print_tables(results: dict[str, Any]) -> None:
+    if "estimate" in results:
+        e = results["estimate"]
+        print(
+            f"\nestimated performance: loss model fitted on {e['holdout_rows']:,} holdout rows"
+            f" in {e['fit_s']} s (once per champion)"
+        )
+        print("| batch rows | estimate (s) | champion's predict (s) |\n|---:|---:|---:|")
+        for r in e["sizes"]:
+            print(f"| {r['rows']:,} | {r['estimate_s']} | {r['predict_s']} |")
     if "check" in results:
         print(
             "\n| rows | driftwatch check (s) | CPU (s) | peak RSS (MB)"
@@ -388,6 +464,8 @@ def print_tables(results: dict[str, Any]) -> None:
         for key in TICK_PARTS:
             cells = " | ".join(str(s.get(key, "-")) for s in ticks.values())
             print(f"| {key[:-2].replace('_', ' ')} | {cells} |")
+        cells = " | ".join(f"{s.get('estimate_share', 0):.1%}" for s in ticks.values())
+        print(f"| estimate / total | {cells} |")
         steps = {k for s in ticks.values() for k in s.get("steps_s", {})}
         first = next(iter(ticks.values())).get("steps_s", {})
         for name in sorted(steps, key=lambda k: -first.get(k, 0.0)):

@@ -593,13 +593,11 @@ class MonitorCycle:
         s = plan.settings
         if batch.rows:
             if champion is not None:
-                model = step(
-                    "load champion model", self.registry.load_model, champion.version, retry=True
+                # One step for both: a Prefect task run costs ~0.35 s, the estimator's read is
+                # cached in the process (and a lazy fit happens once per champion).
+                model, estimator, no_estimator = step(
+                    "load champion model", self.load_champion, champion, ref, retry=True
                 )
-                if s.quality.estimate.enabled:
-                    estimator, no_estimator = step(
-                        "load estimator", self.champion_estimator, champion, ref, model, retry=True
-                    )
                 if s.quality.lookback_hours:
                     recent = step("read recent history", self.recent_history, retry=True)
                 if s.drift.prediction_drift:
@@ -645,6 +643,13 @@ class MonitorCycle:
             no_estimator,
         )
 
+    def load_champion(self, champion: Champion, ref: ReferenceHandle) -> tuple[Any, Any, str]:
+        """The champion's model, its performance estimator (or None) and why it has none."""
+        model = self.registry.load_model(champion.version)
+        if not self.plan.settings.quality.estimate.enabled:
+            return model, None, "estimates are off (quality.estimate.enabled)"
+        return (model, *self.champion_estimator(champion, ref, model))
+
     def champion_estimator(
         self, champion: Champion, ref: ReferenceHandle, model: Any
     ) -> tuple[Any, str]:
@@ -658,7 +663,7 @@ class MonitorCycle:
         key = (plan.name, champion.version, ref.sha256, plan.metric)
         if key in _NO_ESTIMATOR:
             return None, _NO_ESTIMATOR[key]
-        if ref.version != champion.version:
+        if not champion.reference or ref.version == "shipped":  # its window is not stored
             why = f"champion v{champion.version} has no estimator and its training window is not stored"
             _NO_ESTIMATOR[key] = why
             return None, why
