@@ -180,6 +180,17 @@ def test_covariate_shift_that_keeps_the_loss_is_reported_but_does_not_retrain(
     assert n.reliable and n.degraded and n.low > n.baseline, n
     assert n.low <= noisy.quality.value <= n.high  # the realised RMSE agrees
     assert noisy.decision.triggers == {"estimated"} and noisy.retrain is not None
+    # The event contract: a quality event from the estimate, told apart by its source.
+    from driftwatch.alerts.events import QUALITY, judged_kinds, run_events
+
+    q = plan.settings.quality
+    unlabelled = noisy.model_copy(update={"quality": None})  # the labels have not come yet
+    (event,) = [e for e in run_events(unlabelled, "synthetic", q) if e.event == QUALITY]
+    assert (
+        event.payload["source"] == "estimated" and event.payload["low"] > event.payload["baseline"]
+    )
+    assert "quality" in judged_kinds(shifted, q.trigger)
+    assert "quality" not in judged_kinds(shifted.model_copy(update={"quality": None}))
 
 
 # -- the trigger, as a decision on findings ----------------------------------------------------

@@ -64,10 +64,11 @@ def _shown(score: float | None) -> str:
     return "undefined" if score is None else f"{score:.4g}"
 
 
-def judged_kinds(result: MonitorResult) -> set[str]:
+def judged_kinds(result: MonitorResult, trigger: str = "realised") -> set[str]:
     """Which incident kinds this run could have seen, so only those can end: drift when a
     verdict was reached, quality when a verdict on it was, data whenever rows were read. A run
-    with no verdict (too few rows or labels) says nothing about an open incident."""
+    with no verdict (too few rows or labels) says nothing about an open incident. ``trigger``
+    (``quality.trigger``): with estimated or either, a verdict on the estimate counts too."""
     kinds = {"data"} if result.rows > 0 else set()
     verdicts = [h.verdict for h in result.horizons] or (
         [result.drift.verdict] if result.drift is not None else []
@@ -75,6 +76,9 @@ def judged_kinds(result: MonitorResult) -> set[str]:
     if any(v != "no_verdict" for v in verdicts):
         kinds.add("drift")
     if result.quality is not None and result.quality.degraded is not None:
+        kinds.add("quality")
+    e = result.estimated
+    if trigger != "realised" and e is not None and e.degraded is not None:
         kinds.add("quality")
     return kinds
 
@@ -127,12 +131,36 @@ def quality_payload(result: MonitorResult, tolerance: QualitySettings) -> dict[s
             "relative": tolerance.relative_tolerance,
             "absolute": tolerance.absolute_tolerance,
         },
-        # Labels arrived: a realised metric. driftwatch does not estimate quality without
-        # labels (yet); the field is in the contract so an estimate can be told apart later.
+        # Labels arrived: a realised metric ("estimated": estimated_payload).
         "source": "realised",
         "labelled_rows": q.labelled_rows,
         "champion_version": result.champion_version,
         "reason": q.reason,
+    }
+
+
+def estimated_payload(result: MonitorResult, tolerance: QualitySettings) -> dict[str, Any]:
+    """The quality event of an estimate (no labels): its interval and reliability too."""
+    e = result.estimated
+    assert e is not None
+    return {
+        "run_id": result.run_id,
+        "metric": e.metric,
+        "value": _round(e.value),
+        "low": _round(e.low),
+        "high": _round(e.high),
+        "level": e.level,
+        "baseline": _round(e.baseline),
+        "baseline_kind": "estimator_holdout",
+        "tolerance": {
+            "relative": tolerance.relative_tolerance,
+            "absolute": tolerance.absolute_tolerance,
+        },
+        "source": "estimated",
+        "rows": e.rows,
+        "reliable": e.reliable,
+        "champion_version": result.champion_version,
+        "reason": e.reason,
     }
 
 
@@ -225,6 +253,19 @@ def run_events(
                 model,
                 quality_payload(result, quality),
                 f"quality degraded: {result.quality.reason}",
+                run,
+            )
+        )
+    elif (
+        quality.trigger != "realised" and result.estimated is not None and result.estimated.degraded
+    ):
+        # The estimate is a verdict the config acts on (quality.trigger): an event as well.
+        out.append(
+            DriftwatchEvent(
+                QUALITY,
+                model,
+                estimated_payload(result, quality),
+                f"quality degraded (estimated, no labels): {result.estimated.line()}",
                 run,
             )
         )

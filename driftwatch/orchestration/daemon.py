@@ -154,7 +154,8 @@ class Daemon:
                 name = state.name if state is not None else "Crashed"
                 why = error or (state.message if state is not None else "") or "no message"
                 events = events_of_run(s, res, (name, why, run_id))
-            notify(s, events, judged=judged_kinds(res) if res is not None else set())
+            judged = judged_kinds(res, s.quality.trigger) if res is not None else set()
+            notify(s, events, judged=judged)
         except Exception as exc:
             log.error("alerts: could not notify: %s: %s", type(exc).__name__, exc)
 
