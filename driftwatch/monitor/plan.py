@@ -52,10 +52,16 @@ class Plan(BaseModel):
 
     @classmethod
     def load(
-        cls, config_path: str | os.PathLike[str] | None = None, check_estimator: bool = True
+        cls,
+        config_path: str | os.PathLike[str] | None = None,
+        check_estimator: bool = True,
+        model: str | None = None,
     ) -> Plan:
-        """``check_estimator=False``: a drift check builds no model (see ``load_settings``)."""
-        return cls(settings=load_settings(config_path, check_estimator=check_estimator))
+        """``check_estimator=False``: a drift check builds no model (see ``load_settings``);
+        ``model``: which one of a config with ``models:``."""
+        return cls(
+            settings=load_settings(config_path, check_estimator=check_estimator, model=model)
+        )
 
     @property
     def rule(self) -> DatasetRule:
