@@ -116,6 +116,9 @@ class ModelSettings(_Strict):
     id_column: str | None = None
     # The time zone the data's days follow (calendar days of the time-block calibration).
     timezone: str = "UTC"
+    # Categorical features whose values are segments judged apart (drift per segment as well as
+    # overall; the false-alarm rate holds over all of them together): issue 19.
+    segments: list[str] = Field(default_factory=list)
     # Classification only: a numeric target is turned into a label by ``target > threshold``
     # (e.g. arr_delay > 15); None means the target column already holds 0/1 labels.
     target_threshold: float | None = None
@@ -757,6 +760,7 @@ def _load_document(
         )
     if check_estimator:
         _check_estimator(settings.model)
+    _check_segments(settings, path)  # issue 19
     if not settings.paths.reference.exists():
         raise ConfigError(
             f"{path}: paths.reference: file not found: {settings.paths.reference}"
@@ -1094,6 +1098,25 @@ def _load_model_of_many(
         if not text.startswith("invalid configuration"):  # that one names the model already
             text = f"{path}: models: {model}: {text.removeprefix(f'{path}: ')}"
         raise ConfigError(text) from None
+
+
+def _check_segments(settings: Settings, path: Path) -> None:
+    """``model.segments``: categorical features, judged on time-block thresholds (the rate is
+    split over the overall verdict and every segment's: see README, "Segments")."""
+    spec, drift = settings.model, settings.drift
+    for col in spec.segments:
+        if col not in spec.categorical:
+            raise ConfigError(
+                f"{path}: model.segments: {col!r} is not a categorical feature (model.categorical)"
+                f"{_did_you_mean(col, spec.categorical)}"
+            )
+    if spec.segments and not (
+        spec.timestamp and drift.method == "calibrated" and drift.calibration.quiet == "time_blocks"
+    ):
+        raise ConfigError(
+            f"{path}: model.segments: segments are judged on time-block thresholds, which need"
+            " model.timestamp, drift.method: calibrated and drift.calibration.quiet: time_blocks"
+        )
 
 
 # -- end many models -----------------------------------------------------------------------

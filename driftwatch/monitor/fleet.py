@@ -22,6 +22,7 @@ class ModelRun:
     message: str
     run_id: str | None = None
     result: dict[str, Any] | None = None
+    seconds: float | None = None  # its child run's wall time, Prefect's overhead included
 
     @property
     def ok(self) -> bool:
@@ -34,6 +35,7 @@ class ModelRun:
             "message": self.message,
             "run_id": self.run_id,
             "result": self.result,
+            "seconds": self.seconds,
         }
 
     @classmethod

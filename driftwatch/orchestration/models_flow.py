@@ -10,6 +10,7 @@ message naming the models that failed, having waited for all of them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import flow, task, unmapped
@@ -30,9 +31,11 @@ def list_models_task(config_path: str) -> list[str]:
 @task(name="monitor model", cache_policy=NO_CACHE, task_run_name="monitor {model}")
 def monitor_model_task(config_path: str, model: str) -> ModelRun:
     """One model's monitor flow as a child run named after it; its end, never its exception."""
+    started = time.perf_counter()
     state = monitor_flow.with_options(flow_run_name=f"monitor {model}")(
         config_path=config_path, model=model, return_state=True
     )
+    seconds = round(time.perf_counter() - started, 3)
     result = state.result(raise_on_failure=False) if state.is_completed() else None
     run_id = state.state_details.flow_run_id
     return ModelRun(
@@ -41,6 +44,7 @@ def monitor_model_task(config_path: str, model: str) -> ModelRun:
         state.message or "",
         str(run_id) if run_id else None,
         result if isinstance(result, dict) else None,
+        seconds,
     )
 
 

@@ -99,7 +99,8 @@ def horizon_lines(result: MonitorResult) -> list[str]:
     for h in result.horizons:
         word = {"drift": "DRIFT", "no_drift": "ok", "no_verdict": "not judged"}[h.verdict]
         cols = f" ({', '.join(h.drifted_columns)})" if h.drifted_columns else ""
-        out.append(f"horizon {h.span}: {word}{cols}: {h.summary()}; {h.rows_current} rows")
+        where = f"horizon {h.span}" + (f" segment {h.segment}" if h.segment else "")
+        out.append(f"{where}: {word}{cols}: {h.summary()}; {h.rows_current} rows")
     return out
 
 

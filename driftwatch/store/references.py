@@ -26,7 +26,7 @@ from driftwatch.engine.drift import PROFILE_FORMAT, ReferenceProfile
 from driftwatch.errors import StateError
 from driftwatch.files import atomic_write, file_hash
 from driftwatch.model.schema import validate_batch
-from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.plan import Plan, Segment
 from driftwatch.monitor.ports import Champion, ReferenceHandle
 from driftwatch.store.batches import model_columns, read_batch
 
@@ -131,12 +131,16 @@ class ReferenceFiles:
         profile.save(path)
         return profile
 
-    def block_profile(self, ref: ReferenceHandle) -> BlockProfile:
-        """Values, counts and cross-column regressions of the reference (once per process)."""
+    def block_profile(self, ref: ReferenceHandle, segment: Segment | None = None) -> BlockProfile:
+        """Values, counts and cross-column regressions of the reference (once per process);
+        ``segment``: of that segment's rows."""
         s = self.plan.settings  # every setting that could shape it is in the key
         key = (str(ref.path), ref.sha256, s.model.model_dump_json(), s.drift.model_dump_json())
-        cache = _recent(_PROFILES_BY_MODEL, self.plan.name)
-        return cache.get_or_make(key, lambda: self.plan.block_profile(self.frame(ref)))
+        key += (f"{segment[0]}={segment[1]}",) if segment else ()
+        cache = _recent(_PROFILES_BY_MODEL, self.plan.name + (f"/{key[-1]}" if segment else ""))
+        return cache.get_or_make(
+            key, lambda: self.plan.block_profile(self.plan.segment_rows(self.frame(ref), segment))
+        )
 
     def store(self, frame: pd.DataFrame, key: str) -> str:
         """Write a reference version (atomically) named by ``key``: a retried write of the same

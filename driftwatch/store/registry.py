@@ -44,6 +44,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in logs
 
 _OPENING = threading.Lock()
+_QUIET = threading.Lock()
 
 # Registered model versions are immutable, so a loaded model can be kept for the process.
 _MODELS: dict[tuple[str, str, str], Any] = {}
@@ -222,7 +223,14 @@ class Registry:
         logged = {i.dataset.name for i in (run.inputs.dataset_inputs if run.inputs else [])}
         try:
             # MLflow prints run links and registration chatter to stdout; keep the CLI's clean.
-            with contextlib.redirect_stdout(io.StringIO()), mlflow.start_run(run_id=run_id):
+            # sys.stdout is one for the process: models checked in threads (a config with
+            # models:) take turns here, or one thread's redirect would outlive the other's and
+            # swallow the process's output for good.
+            with (
+                _QUIET,
+                contextlib.redirect_stdout(io.StringIO()),
+                mlflow.start_run(run_id=run_id),
+            ):
                 new_params = {
                     _name(k): str(v)[:500]
                     for k, v in params.items()
