@@ -48,6 +48,20 @@ def monitor_model_task(config_path: str, model: str) -> ModelRun:
     )
 
 
+def ended(models: list[str], futures: Any) -> list[ModelRun]:
+    """Every model's end, waiting for all: a model's task that itself failed (Prefect's API
+    refusing its child run under load, say) is that model's failure, never the tick's."""
+    runs = []
+    for model, future in zip(models, futures, strict=True):
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            runs.append(future.result())
+        else:
+            runs.append(ModelRun(model, state.name, state.message or "its task ended unfinished"))
+    return runs
+
+
 def tick_state(runs: list[ModelRun]) -> Any:
     """Completed when every model's run completed, else Failed naming the models that did not
     (as a batch with a bad file is: the good models are done, the run flags the bad one)."""
@@ -62,8 +76,8 @@ def monitor_models_flow(config_path: str = "config.yaml") -> Any:
     """Check every model of the config, each in its own child run, concurrently (the task
     runner is set from ``orchestration.max_parallel_models`` by :func:`models_flow_for`)."""
     models = list_models_task(config_path)
-    runs = monitor_model_task.map(unmapped(config_path), models).result()
-    return tick_state(runs)
+    started = monitor_model_task.map(unmapped(config_path), models)
+    return tick_state(ended(models, started))
 
 
 def models_flow_for(max_parallel: int) -> Any:
