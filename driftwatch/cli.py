@@ -29,6 +29,12 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
         default=None,
         help="path to config.yaml (default: $DRIFTWATCH_CONFIG or ./config.yaml)",
     )
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="a config with models: the model to act on (run, status, report: default all)",
+    )
 
 
 def _verbose_arg(p: argparse.ArgumentParser) -> None:
@@ -339,7 +345,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.config:
         from driftwatch.monitor.plan import Plan
 
-        plan = Plan.load(args.config, check_estimator=False)  # no model is built here
+        plan = Plan.load(
+            args.config, check_estimator=False, model=args.model
+        )  # no model is built here
         columns = model_columns(plan.settings.model)
     scale = _scale_settings(args, plan)
     from driftwatch.orchestration.dask_cluster import is_big
@@ -526,11 +534,32 @@ def _whole(source: Any) -> Any:
     return source
 
 
+def _models_of(args: argparse.Namespace) -> list[str] | None:
+    """The models a status or report shows: --model's, else all of a config with models:
+    (None: a single-model config)."""
+    from driftwatch.config import model_names
+
+    names = model_names(args.config)
+    if names is None or args.model is None:
+        return names
+    return [args.model]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from driftwatch.config import model_names
+    from driftwatch.errors import ConfigError
     from driftwatch.orchestration.runner import PrefectUnreachable, run_once
 
     try:
-        state, result = run_once(args.config, args.batch, verbose=args.verbose)
+        many = model_names(args.config) is not None
+    except ConfigError:  # a missing or unreadable config: the run fails on it and says so
+        many = False
+    if many and args.model is None:
+        if args.batch:
+            raise ConfigError("--batch: this config declares several models; name one with --model")
+        return _run_models(args)
+    try:
+        state, result = run_once(args.config, args.batch, verbose=args.verbose, model=args.model)
     except PrefectUnreachable as exc:
         print(f"driftwatch: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -539,6 +568,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(strictjson.dumps(result, indent=2))
     else:
+        print(f"{state.name}: {state.message}")
+    return EXIT_OK if state.is_completed() else EXIT_FAILED
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    """One run over every model (a child run each, concurrently): a line (or a JSON result)
+    per model, then the tick's; exit 3 when any model's run failed."""
+    from driftwatch.orchestration.runner import PrefectUnreachable, run_models
+
+    try:
+        state, runs = run_models(args.config, verbose=args.verbose)
+    except PrefectUnreachable as exc:
+        print(f"driftwatch: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        from driftwatch import strictjson
+
+        print(strictjson.dumps({r.model: r.result for r in runs}, indent=2))
+    else:
+        for r in runs:
+            print(f"{r.model}: {r.state}: {r.message}")
         print(f"{state.name}: {state.message}")
     return EXIT_OK if state.is_completed() else EXIT_FAILED
 
@@ -576,7 +626,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from driftwatch.store.calibrations import CalibrationStore, write_calibration
     from driftwatch.store.references import ReferenceFiles
 
-    plan = Plan.load(args.config)
+    plan = Plan.load(args.config, model=args.model)
     settings = plan.settings
     references = ReferenceFiles(plan)
     if plan.time_blocks:
@@ -735,7 +785,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     out = Path(args.out)
     console = Console()
     # Both configs are validated before the first (long) replay starts.
-    loaded = [(name, path, load_settings(path, overrides=ovr)) for name, path, ovr in configs]
+    loaded = [
+        (name, path, load_settings(path, overrides=ovr, model=args.model))
+        for name, path, ovr in configs
+    ]
     results = []
     for name, path, settings in loaded:
         batches = history_batches(
@@ -834,7 +887,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.store.registry import Registry
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, model=args.model)
     held = _monitor_lock(settings, args.wait, "rollback")
     if held is None:
         return EXIT_FAILED
@@ -850,13 +903,23 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    names = _models_of(args)
+    if names is None:
+        return _status(args, None)
+    for i, name in enumerate(names):  # every model of a config with models:, one after another
+        print(f"{'' if i == 0 else chr(10)}== model {name} ==")
+        _status(args, name)
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace, model: str | None) -> int:
     from driftwatch.config import load_settings
     from driftwatch.files import escaped, shown
     from driftwatch.report import tables
     from driftwatch.report.runs import stored_runs
     from driftwatch.store.landing import ledger_for
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, model=model)
     records = ledger_for(settings.paths.state).records()
     counts: dict[str, int] = {}
     for r in records:
@@ -909,7 +972,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, model=args.model)
     held = _monitor_lock(settings, args.wait, "requeue")
     if held is None:
         return EXIT_FAILED
@@ -956,11 +1019,28 @@ def _requeue(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    names = _models_of(args)
+    if names is None:
+        return _report(args, None)
+    if args.plot and len(names) > 1:
+        from driftwatch.errors import ConfigError
+
+        raise ConfigError(
+            "report --plot: this config declares several models; name one with --model"
+        )
+    codes = []
+    for i, name in enumerate(names):  # every model of a config with models:
+        print(f"{'' if i == 0 else chr(10)}== model {name} ==")
+        codes.append(_report(args, name))
+    return max(codes)
+
+
+def _report(args: argparse.Namespace, model: str | None) -> int:
     from driftwatch.config import load_settings
     from driftwatch.report.runs import stored_runs
     from driftwatch.report.text import report_lines
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, model=model)
     results, skipped = stored_runs(settings.paths.state / "runs")
     if skipped:
         print(skipped, file=sys.stderr)
@@ -1009,10 +1089,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from driftwatch.config import load_settings
+    from driftwatch.config import load_models, load_settings
 
-    settings = load_settings(args.config)
-    print(json.dumps(settings.model_dump(mode="json"), indent=2))
+    names = _models_of(args)
+    if names is None or len(names) == 1:
+        settings = load_settings(args.config, model=args.model)
+        print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        return EXIT_OK
+    models = load_models(args.config)  # every model validated in full, as the daemon would
+    print(json.dumps({n: s.model_dump(mode="json") for n, s in models.items()}, indent=2))
     return EXIT_OK
 
 
@@ -1020,7 +1105,7 @@ def cmd_realised(args: argparse.Namespace) -> int:
     from driftwatch.monitor.plan import Plan
     from driftwatch.store.history import read_realised
 
-    plan = Plan.load(args.config)
+    plan = Plan.load(args.config, model=args.model)
     table = read_realised(plan, args.freq).tail(args.last)
     if table.empty:
         print("no predictions in history yet")
@@ -1034,8 +1119,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from driftwatch.config import load_settings
     from driftwatch.orchestration.automations import install
 
-    for line in install(load_settings(args.config), dry_run=args.dry_run):
-        print(line)
+    for name in _models_of(args) or [None]:  # a config with models: each model's automations
+        for line in install(load_settings(args.config, model=name), dry_run=args.dry_run):
+            print(line)
     return EXIT_OK
 
 

@@ -92,12 +92,15 @@ class LandingSettings(_Strict):
     duplicates: Literal["skip", "process"] = "skip"
 
 
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
 class ModelSettings(_Strict):
     """What the monitored model is: its features by type, its target and its estimator."""
 
     # Required: the MLflow experiment and registered model name (two projects sharing an MLflow
     # server must not share a default).
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=MODEL_NAME)
     # regression, binary (0/1 labels, or target > target_threshold) or multiclass (integer class
     # labels). "classification" is the older name of binary, still read.
     task: Literal["regression", "binary", "multiclass"] = "regression"
@@ -113,6 +116,9 @@ class ModelSettings(_Strict):
     id_column: str | None = None
     # The time zone the data's days follow (calendar days of the time-block calibration).
     timezone: str = "UTC"
+    # Categorical features whose values are segments judged apart (drift per segment as well as
+    # overall; the false-alarm rate holds over all of them together): issue 19.
+    segments: list[str] = Field(default_factory=list)
     # Classification only: a numeric target is turned into a label by ``target > threshold``
     # (e.g. arr_delay > 15); None means the target column already holds 0/1 labels.
     target_threshold: float | None = None
@@ -352,6 +358,9 @@ class OrchestrationSettings(_Strict):
     # a temporary local Prefect API (logged; the run is missing from the server's UI), "fail"
     # fails the run (the daemon logs it and retries at the next tick; files are untouched).
     prefect_unreachable: Literal["ephemeral", "fail"] = "ephemeral"
+    # A config with models: at most this many models are checked at once in one tick (threads
+    # of Prefect's task runner; a slow model holds one of them, never the others).
+    max_parallel_models: int = Field(4, ge=1, le=64)  # issue 19
 
     @field_validator("schedule")
     @classmethod
@@ -773,27 +782,54 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     check_estimator: bool = True,
+    model: str | None = None,
 ) -> Settings:
     """Read, override (``overrides`` by dotted path, then ``DRIFTWATCH_`` variables of
     ``environ``, default ``os.environ``), validate, and resolve paths against the file.
 
     ``check_estimator=False``: for a command that builds no model (``driftwatch check``), the
-    estimator and ``model.params`` are not checked, which would import scikit-learn (~1 s)."""
+    estimator and ``model.params`` are not checked, which would import scikit-learn (~1 s).
+
+    ``model``: in a config with ``models:``, the settings of that model (required there: see
+    :func:`load_models` for all of them); in a single-model config it must be its name."""
     environ = os.environ if environ is None else environ
     path = resolve_config_path(path, environ)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path.resolve()}")
+    raw = read_yaml_file(path, ConfigError)
+    if isinstance(raw, dict) and MODELS_KEY in raw:  # several models: issue 19, below
+        return _load_model_of_many(path, raw, environ, overrides, check_estimator, model)
+    settings = _load_document(path, None, environ, overrides, check_estimator)
+    if model is not None and model != settings.model.name:
+        raise ConfigError(
+            f"{path}: --model {model!r}: this config monitors one model, {settings.model.name!r}"
+        )
+    return settings
+
+
+def _load_document(
+    path: Path,
+    document: dict[str, Any] | None,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any] | None,
+    check_estimator: bool,
+) -> Settings:
+    """Validate one model's settings: the file itself, or (``document``) one entry of its
+    ``models:`` merged over the shared sections; the checks are the same either way."""
     sources: tuple[Any, ...] = (
         _Overrides(Settings, overrides or {}),
         _Environment(Settings, environ),
-        _YamlFile(Settings, yaml_file=path),
+        _YamlFile(Settings, yaml_file=path)
+        if document is None
+        else InitSettingsSource(Settings, document),
     )
     try:
         settings = Settings(_build_sources=(sources, {}))
     except ValidationError as exc:
-        raise ConfigError(
-            _format_validation_error(exc, _describe(path, sources), Settings)
-        ) from None
+        where = _describe(path, sources)
+        if document is not None:
+            where = where.replace(str(path), f"{path} (models: {document['model']['name']})", 1)
+        raise ConfigError(_format_validation_error(exc, where, Settings)) from None
     except SettingsError as exc:  # a source that could not read its value
         raise ConfigError(f"{exc}: {exc.__cause__}") from None
     settings = settings.resolved(path.resolve().parent)
@@ -806,6 +842,7 @@ def load_settings(
         )
     if check_estimator:
         _check_estimator(settings.model)
+    _check_segments(settings, path)  # issue 19
     if not settings.paths.reference.exists():
         raise ConfigError(
             f"{path}: paths.reference: file not found: {settings.paths.reference}"
@@ -943,3 +980,225 @@ def _check_builtin(model: ModelSettings) -> None:
             named = re.match(r"The '(\w+)' parameter", str(exc))
             where = f"model.params.{named[1]}" if named else "model.params"
             raise ConfigError(f"{where}: {exc}") from None
+
+
+# -- many models (issue 19) ----------------------------------------------------------------
+# A config may monitor several models: the top-level sections are shared defaults, and each
+# entry of ``models:`` (a list of mappings with a ``name``, or a mapping by name) overrides any
+# section key by key and inherits the rest. What an entry does not set of its own, it gets under
+# its name, so that nothing of one model can reach another's:
+#   paths.state           <state>/models/<name>   (ledger, history, references, runs, reports)
+#   paths.landing         <landing>/<name>
+#   paths.labels          <labels>/<name>          (when the shared one is set)
+#   drift.calibration.file  <its state>/calibration.yaml
+#   mlflow.tracking_uri   one sqlite file for all, <state>/mlflow.db: the experiment and the
+#                         registered model are each model's own (model.name), and one MLflow UI
+#                         shows them all
+# One deployment has one schedule: ``orchestration`` is set at the top level only.
+MODELS_KEY = "models"
+SHARED_ONLY = ("orchestration",)
+
+
+def model_names(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> list[str] | None:
+    """The names a ``models:`` config declares, in its order (structure checked, settings not
+    validated); None for a single-model config."""
+    path = resolve_config_path(path, environ)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path.resolve()}")
+    raw = read_yaml_file(path, ConfigError)
+    if not isinstance(raw, dict) or MODELS_KEY not in raw:
+        return None
+    return list(_model_entries(path, raw))
+
+
+def load_models(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    check_estimator: bool = True,
+) -> dict[str, Settings]:
+    """Every monitored model's settings by name, each validated fully (one entry for a
+    single-model config); two models sharing a state or landing dir are refused."""
+    names = model_names(path, environ)
+    if names is None:
+        one = load_settings(path, environ, overrides, check_estimator)
+        return {one.model.name: one}
+    loaded = {n: load_settings(path, environ, overrides, check_estimator, model=n) for n in names}
+    for attr in ("state", "landing"):
+        seen: dict[Path, str] = {}
+        for name, s in loaded.items():
+            where = getattr(s.paths, attr)
+            if where in seen:
+                raise ConfigError(
+                    f"{resolve_config_path(path, environ)}: models {seen[where]!r} and {name!r}"
+                    f" share paths.{attr} {where}: each model needs its own (leave it unset in"
+                    " the entries to get <"
+                    + attr
+                    + ">/"
+                    + ("models/" if attr == "state" else "")
+                    + "<name>)"
+                )
+            seen[where] = name
+    return loaded
+
+
+def deployment_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """The settings of the deployment as a whole, for a daemon or a parent run: the schedule,
+    the task runner, and the state dir of its locks and last good config. For a single-model
+    config, that model's settings; with ``models:``, the first model's with the top-level
+    ``paths.state`` (``orchestration`` is set at the top level only)."""
+    names = model_names(path, environ)
+    if names is None:
+        return load_settings(path, environ)
+    first = load_settings(path, environ, model=names[0])
+    path = resolve_config_path(path, environ)
+    raw = read_yaml_file(path, ConfigError)
+    state = Path((raw.get("paths") or {}).get("state") or PathsSettings().state)
+    root = (state if state.is_absolute() else path.resolve().parent / state).resolve()
+    return first.model_copy(update={"paths": first.paths.model_copy(update={"state": root})})
+
+
+def _model_entries(path: Path, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``models:`` as {name: sections}, checked for shape: one line naming the entry at fault."""
+    entries = raw[MODELS_KEY]
+    out: dict[str, dict[str, Any]] = {}
+    if isinstance(entries, dict):
+        items = [(f"models.{k}", {"name": k, **(v or {})}) for k, v in entries.items()]
+        if any(not isinstance(v, dict | None) for v in entries.values()):
+            raise ConfigError(f"{path}: models: each entry must be a mapping of sections")
+    elif isinstance(entries, list) and entries:
+        items = [(f"models[{i}]", e) for i, e in enumerate(entries)]
+    else:
+        raise ConfigError(
+            f"{path}: models: expected a list of models (each with a name) or a mapping by name"
+        )
+    import re
+
+    for where, entry in items:
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: {where}: expected a mapping with a name and sections")
+        entry = dict(entry)
+        name = entry.pop("name", None) or (entry.get("model") or {}).get("name")
+        if not isinstance(name, str) or not re.match(MODEL_NAME, name):
+            raise ConfigError(
+                f"{path}: {where}.name: required, letters, digits and _ . - (got {name!r})"
+            )
+        other = (entry.get("model") or {}).get("name")
+        if other is not None and other != name:
+            raise ConfigError(f"{path}: {where}: name {name!r} and model.name {other!r} differ")
+        for key in entry:
+            if key in SHARED_ONLY:
+                raise ConfigError(
+                    f"{path}: {where}.{key}: set at the top level only (one deployment, one"
+                    " schedule)"
+                )
+            if key not in Settings.model_fields:
+                allowed = sorted(set(Settings.model_fields) - set(SHARED_ONLY))
+                raise ConfigError(
+                    f"{path}: {where}.{key}: unknown section{_did_you_mean(key, allowed)};"
+                    f" allowed: ['name', {', '.join(repr(a) for a in allowed)}]"
+                )
+            if not isinstance(entry[key], dict):
+                raise ConfigError(f"{path}: {where}.{key}: expected a mapping of settings")
+        if name in out:
+            raise ConfigError(f"{path}: {where}: model {name!r} is declared twice")
+        out[name] = entry
+    return out
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _model_document(path: Path, raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """One model's whole config: its entry over the shared sections, with its own paths."""
+    entries = _model_entries(path, raw)
+    if name not in entries:
+        raise ConfigError(
+            f"{path}: --model {name!r}: no such model{_did_you_mean(name, list(entries))};"
+            f" the config declares {list(entries)}"
+        )
+    shared = {k: v for k, v in raw.items() if k != MODELS_KEY}
+    for key, value in shared.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {key}: expected a mapping of settings")
+    entry = entries[name]
+    doc = _deep_merge(shared, entry)
+    doc["model"] = {**(doc.get("model") or {}), "name": name}
+    own_paths = entry.get("paths") or {}
+    paths = dict(doc.get("paths") or {})
+    state = Path(paths.get("state") or PathsSettings().state)
+    root = (state if state.is_absolute() else path.resolve().parent / state).resolve()
+    if "state" not in own_paths:
+        paths["state"] = str(state / "models" / name)
+    if "landing" not in own_paths:
+        paths["landing"] = str(Path(paths.get("landing") or PathsSettings().landing) / name)
+    if "labels" not in own_paths and paths.get("labels"):
+        paths["labels"] = str(Path(paths["labels"]) / name)
+    doc["paths"] = paths
+    cal = ((entry.get("drift") or {}).get("calibration") or {}).get("file")
+    if cal is None:
+        drift = dict(doc.get("drift") or {})
+        drift["calibration"] = {
+            **(drift.get("calibration") or {}),
+            "file": str(Path(paths["state"]) / "calibration.yaml"),
+        }
+        doc["drift"] = drift
+    if not (doc.get("mlflow") or {}).get("tracking_uri"):
+        doc["mlflow"] = {**(doc.get("mlflow") or {}), "tracking_uri": f"sqlite:///{root}/mlflow.db"}
+    return doc
+
+
+def _load_model_of_many(
+    path: Path,
+    raw: dict[str, Any],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any] | None,
+    check_estimator: bool,
+    model: str | None,
+) -> Settings:
+    if model is None:
+        names = list(_model_entries(path, raw))
+        raise ConfigError(
+            f"{path}: declares {len(names)} models ({', '.join(names)}): name one with --model"
+        )
+    document = _model_document(path, raw, model)
+    try:
+        return _load_document(path, document, environ, overrides, check_estimator)
+    except ConfigError as exc:
+        text = str(exc)
+        if not text.startswith("invalid configuration"):  # that one names the model already
+            text = f"{path}: models: {model}: {text.removeprefix(f'{path}: ')}"
+        raise ConfigError(text) from None
+
+
+def _check_segments(settings: Settings, path: Path) -> None:
+    """``model.segments``: categorical features, judged on time-block thresholds (the rate is
+    split over the overall verdict and every segment's: see README, "Segments")."""
+    spec, drift = settings.model, settings.drift
+    for col in spec.segments:
+        if col not in spec.categorical:
+            raise ConfigError(
+                f"{path}: model.segments: {col!r} is not a categorical feature (model.categorical)"
+                f"{_did_you_mean(col, spec.categorical)}"
+            )
+    if spec.segments and not (
+        spec.timestamp and drift.method == "calibrated" and drift.calibration.quiet == "time_blocks"
+    ):
+        raise ConfigError(
+            f"{path}: model.segments: segments are judged on time-block thresholds, which need"
+            " model.timestamp, drift.method: calibrated and drift.calibration.quiet: time_blocks"
+        )
+
+
+# -- end many models -----------------------------------------------------------------------

@@ -86,7 +86,8 @@ def judged_kinds(result: MonitorResult, trigger: str = "realised") -> set[str]:
 def drift_payload(result: MonitorResult, drift: DriftResult) -> dict[str, Any]:
     """The horizon (or window) that alarmed, its drifted columns with score and threshold, the
     rule and the false-alarm rate it holds."""
-    alarmed = [h.span for h in result.horizons if h.dataset_drift and h.span]
+    alarmed = [h.span for h in result.horizons if h.dataset_drift and h.span and not h.segment]
+    segments = sorted({h.segment for h in result.horizons if h.dataset_drift and h.segment})
     return {
         "run_id": result.run_id,
         "files": result.files,
@@ -94,6 +95,10 @@ def drift_payload(result: MonitorResult, drift: DriftResult) -> dict[str, Any]:
         "end": result.end,
         "horizon": drift.span,
         "horizons_alarmed": alarmed,
+        # model.segments: the segment this verdict is about (None: the whole batch), and every
+        # segment that alarmed at this tick.
+        "segment": drift.segment,
+        "segments_alarmed": segments,
         "window": result.window,
         "rule": drift.method,
         "rate": drift.alpha,
@@ -237,6 +242,7 @@ def run_events(
     if d is not None and d.dataset_drift:
         cols = ", ".join(d.drifted_columns) or "-"
         at = f" at {d.span}" if d.span else ""
+        at += f" in segment {d.segment}" if d.segment else ""
         out.append(
             DriftwatchEvent(
                 DRIFT,

@@ -96,6 +96,8 @@ class DriftResult(BaseModel):
     description: str = ""
     # The time span the thresholds were calibrated for (time-block thresholds), e.g. "1h".
     span: str | None = None
+    # The segment judged, e.g. "origin=EWR" (model.segments); None: the whole batch.
+    segment: str | None = None
 
     @property
     def verdict(self) -> str:

@@ -22,7 +22,7 @@ from driftwatch.engine.drift import ReferenceProfile, frame_fingerprint
 from driftwatch.errors import BatchError, ChampionChanged
 from driftwatch.model.schema import validate_batch
 from driftwatch.monitor.labels import apply_labels
-from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.plan import Plan, Segment
 from driftwatch.monitor.ports import (
     FROM_FILE,
     PREDICTED,
@@ -223,10 +223,11 @@ class MemoryReferences:
             self._profiles[ref.sha256] = detector.profile_
         return self._profiles[ref.sha256]
 
-    def block_profile(self, ref: ReferenceHandle) -> BlockProfile:
-        key = f"blocks-{ref.sha256}"
+    def block_profile(self, ref: ReferenceHandle, segment: Segment | None = None) -> BlockProfile:
+        key = f"blocks-{ref.sha256}-{segment}"
         if key not in self._block_profiles:
-            self._block_profiles[key] = self.plan.block_profile(self.frame(ref))
+            rows = self.plan.segment_rows(self.frame(ref), segment)
+            self._block_profiles[key] = self.plan.block_profile(rows)
         return self._block_profiles[key]
 
     def store(self, frame: pd.DataFrame, key: str) -> str:
@@ -245,11 +246,17 @@ class MemoryBlockThresholds:
         self.references = references
         self._cache: dict[tuple[str, pd.Timedelta], BlockThresholds] = {}
 
-    def block_thresholds(self, ref: ReferenceHandle, span: pd.Timedelta) -> BlockThresholds:
-        key = (ref.sha256, span)
+    def block_thresholds(
+        self,
+        ref: ReferenceHandle,
+        span: pd.Timedelta,
+        rate: float | None = None,
+        segment: Segment | None = None,
+    ) -> BlockThresholds:
+        key = (ref.sha256, span, rate, segment)
         if key not in self._cache:
-            frame = self.references.frame(ref)
-            self._cache[key] = self.plan.calibrate_blocks(frame, span).thresholds_
+            frame = self.plan.segment_rows(self.references.frame(ref), segment)
+            self._cache[key] = self.plan.calibrate_blocks(frame, span, rate).thresholds_
         return self._cache[key]
 
 

@@ -38,7 +38,7 @@ from driftwatch.monitor.estimated import (
     fits,
     refit_estimator,
 )
-from driftwatch.monitor.plan import PREDICTION, Plan
+from driftwatch.monitor.plan import PREDICTION, Plan, Segment
 from driftwatch.monitor.policy import decide, promotion_decision
 from driftwatch.monitor.ports import (
     FROM_FILE,
@@ -87,6 +87,20 @@ class BlockJudging:
     profile: BlockProfile
     thresholds: tuple[BlockThresholds, ...]
     fingerprint: str
+    # model.segments: each segment's own profile and thresholds (each horizon's), judged on
+    # the batch's rows of that segment.
+    segments: tuple[SegmentJudging, ...] = ()
+
+
+@dataclass(frozen=True)
+class SegmentJudging:
+    segment: Segment
+    profile: BlockProfile
+    thresholds: tuple[BlockThresholds, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.segment[0]}={self.segment[1]}"
 
 
 # -- the pure steps ----------------------------------------------------------------------------
@@ -119,6 +133,11 @@ def assess(
     horizons: tuple[DriftResult, ...] = ()
     if batch.rows and blocks is not None:
         horizons = tuple(judge_horizon(plan, batch, blocks, t) for t in blocks.thresholds)
+        horizons += tuple(
+            judge_segment(plan, batch, blocks, seg, t)
+            for seg in blocks.segments
+            for t in seg.thresholds
+        )
         drift = next((h for h in horizons if h.dataset_drift), horizons[0])
     elif batch.rows and profile is not None:
         thresholds = calibration.tests() if calibration is not None else None
@@ -237,6 +256,23 @@ def judge_horizon(
         result = detector.check(rows.iloc[:0], source=",".join(batch.files) or "batch")
         return result.model_copy(update={"description": note})
     return detector.check(rows, source=",".join(batch.files) or "batch")
+
+
+def judge_segment(
+    plan: Plan,
+    batch: Batch,
+    blocks: BlockJudging,
+    seg: SegmentJudging,
+    thresholds: BlockThresholds,
+) -> DriftResult:
+    """One segment's rows of the batch against that segment's profile and thresholds (its
+    share of the rate); the verdict names the segment. Too few rows: not judged, said so."""
+    rows = plan.segment_rows(batch.frame, seg.segment)
+    own = BlockJudging(seg.profile, blocks.thresholds, blocks.fingerprint)
+    result = judge_horizon(plan, replace(batch, frame=rows), own, thresholds)
+    return result.model_copy(
+        update={"segment": seg.name, "description": f"segment {seg.name}: {result.description}"}
+    )
 
 
 def _covered(local: pd.Series, span: pd.Timedelta) -> bool:
@@ -713,20 +749,54 @@ class MonitorCycle:
         return rows[rows[ts] > rows[ts].max() - pd.Timedelta(hours=hours)]
 
     def block_judging(self, batch: Batch, ref: ReferenceHandle) -> BlockJudging:
-        """The reference's block profile and each horizon's thresholds (cached per span)."""
-        step = self.steps
+        """The reference's block profile and each horizon's thresholds (cached per span); with
+        ``model.segments``, each segment's too, every verdict at its share of the rate."""
+        step, plan = self.steps, self.plan
         profile = step("load reference profile", self.references.block_profile, ref, retry=True)
+        segments: list[Segment] = []
+        rate = None
+        if plan.settings.model.segments:
+            frame = step("load reference", self.references.frame, ref, retry=True)
+            segments = plan.segments(frame)
+            rate = plan.segment_rate(len(segments))
+        spans = plan.spans(batch.frame)
         thresholds = tuple(
             step(
                 f"calibrate thresholds {span_label(span)}",
                 self.thresholds.block_thresholds,
                 ref,
                 span,
+                rate,
                 retry=True,
             )
-            for span in self.plan.spans(batch.frame)
+            for span in spans
         )
-        return BlockJudging(profile, thresholds, ref.sha256[:16])
+        judged = tuple(
+            SegmentJudging(
+                seg,
+                step(
+                    f"load reference profile {seg[0]}={seg[1]}",
+                    self.references.block_profile,
+                    ref,
+                    seg,
+                    retry=True,
+                ),
+                tuple(
+                    step(
+                        f"calibrate thresholds {span_label(span)} {seg[0]}={seg[1]}",
+                        self.thresholds.block_thresholds,
+                        ref,
+                        span,
+                        rate,
+                        seg,
+                        retry=True,
+                    )
+                    for span in spans
+                ),
+            )
+            for seg in segments
+        )
+        return BlockJudging(profile, thresholds, ref.sha256[:16], judged)
 
     def retrain(
         self, files: list[str], reason: str, key: str, stale: bool = False

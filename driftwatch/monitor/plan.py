@@ -41,6 +41,9 @@ PREDICTION = "prediction"
 # (the backtest's baselines; "always" and "schedule" are also plain retraining schedules).
 RetrainPolicy = Literal["monitor", "always", "never", "schedule"]
 
+# One segment of model.segments: (column, value), e.g. ("origin", "EWR").
+Segment = tuple[str, str]
+
 
 class Plan(BaseModel):
     """Settings plus what follows from them; frozen, so no step can change another's view."""
@@ -52,10 +55,16 @@ class Plan(BaseModel):
 
     @classmethod
     def load(
-        cls, config_path: str | os.PathLike[str] | None = None, check_estimator: bool = True
+        cls,
+        config_path: str | os.PathLike[str] | None = None,
+        check_estimator: bool = True,
+        model: str | None = None,
     ) -> Plan:
-        """``check_estimator=False``: a drift check builds no model (see ``load_settings``)."""
-        return cls(settings=load_settings(config_path, check_estimator=check_estimator))
+        """``check_estimator=False``: a drift check builds no model (see ``load_settings``);
+        ``model``: which one of a config with ``models:``."""
+        return cls(
+            settings=load_settings(config_path, check_estimator=check_estimator, model=model)
+        )
 
     @property
     def rule(self) -> DatasetRule:
@@ -205,6 +214,31 @@ class Plan(BaseModel):
         hours = longest / pd.Timedelta("1h") if longest is not None else None
         return max(filter(None, [s.landing.window_hours, hours]), default=None)
 
+    # -- segments (issue 19) ---------------------------------------------------------------------
+    def segments(self, reference: pd.DataFrame) -> list[Segment]:
+        """Every value of every ``model.segments`` column in the (calibration) reference: the
+        segments judged at each tick, whether or not a batch holds rows of them."""
+        reference = self.calibration_reference(reference)
+        return [
+            (col, value)
+            for col in self.settings.model.segments
+            for value in sorted(reference[col].dropna().astype(str).unique())
+        ]
+
+    def segment_rate(self, n_segments: int) -> float:
+        """Each verdict's share of a horizon's rate: the whole batch and each of the
+        ``n_segments`` segments get an equal share (Bonferroni), so the tick's false-alarm
+        rate holds over all segments together, never per segment."""
+        return self.horizon_rate / (1 + n_segments)
+
+    @staticmethod
+    def segment_rows(frame: pd.DataFrame, segment: Segment | None) -> pd.DataFrame:
+        """The rows of one segment (all rows for None)."""
+        if segment is None:
+            return frame
+        col, value = segment
+        return frame[(frame[col].astype(str) == value).to_numpy()]
+
     def local_times(self, frame: pd.DataFrame) -> pd.Series:
         """The timestamp in the data's own time zone, naive: calendar days are its days."""
         ts = frame[self.settings.model.timestamp]
@@ -253,14 +287,21 @@ class Plan(BaseModel):
             reference, c.numerical, c.categorical, c.min_r2, self.local_times(reference)
         )
 
-    def block_key(self, reference_sha256: str, span: pd.Timedelta) -> str:
-        """What block thresholds depend on: the reference's content and every shaping setting."""
+    def block_key(
+        self,
+        reference_sha256: str,
+        span: pd.Timedelta,
+        rate: float | None = None,
+        segment: Segment | None = None,
+    ) -> str:
+        """What block thresholds depend on: the reference's content and every shaping setting
+        (``rate``: the verdict's share when segments split it; ``segment``: its rows only)."""
         s = self.settings
         parts = {
             "format": BLOCKS_FORMAT,
             "reference": reference_sha256,
             "span": str(span),
-            "rate": self.horizon_rate,
+            "rate": self.horizon_rate if rate is None else rate,
             "confidence": s.drift.calibration.confidence,
             "min_block_rows": s.drift.calibration.min_block_rows,
             "incident_share": s.drift.calibration.incident_share,
@@ -272,5 +313,7 @@ class Plan(BaseModel):
             "report_only": sorted(s.drift.report_only),
             "pins": {c: o.threshold for c, o in sorted(s.drift.columns.items())},
         }
+        if segment is not None:  # a key without segments stays what it was
+            parts["segment"] = list(segment)
         digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:20]

@@ -23,7 +23,13 @@ from typing import Any
 
 import yaml
 
-from driftwatch.config import Settings, load_settings, resolve_config_path
+from driftwatch.config import (
+    Settings,
+    deployment_settings,
+    load_models,
+    model_names,
+    resolve_config_path,
+)
 from driftwatch.errors import ConfigError
 from driftwatch.files import atomic_write_bytes
 from driftwatch.store import lock
@@ -43,7 +49,10 @@ class Daemon:
         self.config_path = Path(config_path).resolve()
         self.interval_seconds = interval_seconds
         self.max_ticks = max_ticks
-        self.settings: Settings = load_settings(self.config_path)  # a bad config: refuse to start
+        # A bad config: refuse to start. With models: every model's settings are checked.
+        self.settings: Settings = deployment_settings(self.config_path)
+        self.models: dict[str, Settings] = load_models(self.config_path)
+        self.many = model_names(self.config_path) is not None
         self.ticks = 0
         self.running = threading.Event()
         self.stopping = threading.Event()
@@ -57,11 +66,13 @@ class Daemon:
         """The config to run this tick with: the file if it passes load_settings' full check
         (estimator, params, schedule, YAML limits), else the last good settings."""
         try:
-            settings = load_settings(self.config_path)
+            settings = deployment_settings(self.config_path)
+            models = load_models(self.config_path)
+            many = model_names(self.config_path) is not None
         except ConfigError as exc:
             log.error("config reload failed, keeping the last good settings: %s", exc)
             return self._last_good_path()
-        self.settings = settings
+        self.settings, self.models, self.many = settings, models, many
         self._keep(settings)
         if self.scheduler is not None and self.interval_seconds is None:
             self._maybe_reschedule(settings.orchestration.schedule)
@@ -69,10 +80,26 @@ class Daemon:
 
     def _keep(self, settings: Settings) -> None:
         """Only settings that passed the full check are kept as the last good config."""
+        document = settings.model_dump(mode="json")
+        if self.many:  # every model in full (its paths made absolute), the schedule on top
+            document = {
+                "paths": {"state": document["paths"]["state"]},
+                "orchestration": document["orchestration"],
+                "models": [
+                    {
+                        "name": name,
+                        **{
+                            k: v
+                            for k, v in s.model_dump(mode="json").items()
+                            if k != "orchestration"
+                        },
+                    }
+                    for name, s in self.models.items()
+                ],
+            }
         # Atomic: a crash mid-write must not leave a torn "last good" config to fall back on.
         atomic_write_bytes(
-            self._last_good_path(),
-            yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).encode(),
+            self._last_good_path(), yaml.safe_dump(document, sort_keys=False).encode()
         )
 
     def _trigger(self, cron: str | None = None) -> Any:
@@ -98,6 +125,9 @@ class Daemon:
         self.ticks += 1
         try:
             config = self.reload()
+            if self.many:
+                self._tick_models(config, started)
+                return
             from driftwatch.orchestration.runner import run_once
 
             state, result = run_once(str(config), verbose=self.verbose)
@@ -120,7 +150,8 @@ class Daemon:
                     state.message,
                 )
         except Exception as exc:  # the daemon outlives any one run: log and wait for the next tick
-            self._alert(None, None, f"{type(exc).__name__}: {exc}")
+            for settings in self.models.values() if self.many else [self.settings]:
+                self._alert(None, None, f"{type(exc).__name__}: {exc}", settings)
             log.error(
                 "tick %d failed: %s: %s (files will be retried)",
                 self.ticks,
@@ -132,20 +163,64 @@ class Daemon:
             if self.max_ticks and self.ticks >= self.max_ticks:
                 self.stop("max ticks reached")
 
-    def _alert(self, state: Any, result: dict[str, Any] | None, error: str = "") -> None:
+    def _tick_models(self, config: Path, started: float) -> None:
+        """A config with ``models:``: one parent run over all of them; each model is logged
+        and alerted on alone (its own incidents, its own failure)."""
+        from driftwatch.orchestration.runner import run_models
+
+        state, runs = run_models(str(config), verbose=self.verbose)
+        for run in runs:
+            settings = self.models.get(run.model, self.settings)
+            failure = None if run.ok else (run.state, run.message, run.run_id)
+            self._alert(None, run.result, settings=settings, failure=failure)
+            if run.ok and run.result is not None:
+                log.info(
+                    "tick %d: %s: %s (%d rows, champion v%s)",
+                    self.ticks,
+                    run.model,
+                    run.message,
+                    run.result["rows"],
+                    run.result["champion_version"] or "-",
+                )
+            else:
+                log.error(
+                    "tick %d: %s: run %s: %s (its files will be retried)",
+                    self.ticks,
+                    run.model,
+                    run.state,
+                    run.message,
+                )
+        took = time.time() - started
+        if runs:
+            log.info("tick %d: %s in %.1f s", self.ticks, state.message, took)
+        else:  # the parent failed before any model ran
+            log.error("tick %d: run %s: %s", self.ticks, state.name, state.message)
+
+    def _alert(
+        self,
+        state: Any,
+        result: dict[str, Any] | None,
+        error: str = "",
+        settings: Settings | None = None,
+        failure: tuple[str, str, str | None] | None = None,
+    ) -> None:
         """Server-less notifications of this tick (``alerts.targets``): one message when an
-        incident opens, one when it ends. Telling people never fails the tick."""
-        if not self.settings.alerts.targets:
+        incident opens, one when it ends. Telling people never fails the tick. ``settings``:
+        the model's (a config with ``models:``); ``failure``: its run's (state, message, id)."""
+        s = settings or self.settings
+        if not s.alerts.targets:
             return
         try:
             from driftwatch.alerts.events import judged_kinds
             from driftwatch.alerts.notify import events_of_run, notify, stored_result
             from driftwatch.monitor.result import MonitorResult
 
-            s = self.settings
             if result is not None:
                 res = MonitorResult.from_dict(result)
                 events = events_of_run(s, res)
+            elif failure is not None:
+                res = stored_result(s, failure[2])
+                events = events_of_run(s, res, (failure[0], failure[1] or "no message", failure[2]))
             else:
                 run_id = None
                 if state is not None and state.state_details.flow_run_id:

@@ -76,11 +76,15 @@ def on_monitor_failure(flow: Any, flow_run: Any, state: Any) -> None:
 
     model = "unknown"
     try:
-        settings = load_settings(flow_run.parameters.get("config_path", "config.yaml"))
+        params = flow_run.parameters
+        settings = load_settings(
+            params.get("config_path", "config.yaml"), model=params.get("model")
+        )
         if not settings.alerts.events:
             return
         model = settings.model.name
     except Exception as exc:  # a bad config is the likely failure itself
+        model = flow_run.parameters.get("model") or model
         log.debug("failure hook: config unreadable (%s); model named 'unknown'", exc)
     emit([failed_event(model, str(flow_run.id), state.name, state.message or "")])
 

@@ -25,7 +25,9 @@ from driftwatch.store.landing import lock_path, owning
 
 
 @flow(name="driftwatch-monitor", validate_parameters=True, on_failure=[on_monitor_failure])
-def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> Any:
+def monitor_flow(
+    config_path: str = "config.yaml", batch: str | None = None, model: str | None = None
+) -> Any:
     """Check the newest data; retrain when features drift or the champion's quality degrades.
 
     ``batch``: one file to check. Without it, every pending file in the landing dir is taken
@@ -33,10 +35,13 @@ def monitor_flow(config_path: str = "config.yaml", batch: str | None = None) -> 
     monitors (even with different state dirs) never work on the same landing dir. Either way the
     state dir's lock is held, which ``rollback`` and ``requeue`` take too.
 
+    ``model``: which model of a config with ``models:`` (each is checked in a run of its own,
+    as a child run of :func:`driftwatch.orchestration.models_flow.monitor_models_flow`).
+
     Its findings are sent as Prefect events (README, "Events"); a failed run sends
     ``driftwatch.monitor.failed`` from its failure hook.
     """
-    plan = load_plan_task(config_path)
+    plan = load_plan_task(config_path, model)
     steps = PrefectSteps(plan, {"retrain": retrain_flow})
     settings = plan.settings
     held = lock.exclusive(lock_path(settings.paths.state)) if batch else owning(settings)

@@ -34,9 +34,9 @@ def _prefect_context(config_path: str) -> AbstractContextManager[Any]:
     why = prefect_reachable(url)
     if why is None:
         return nullcontext()
-    from driftwatch.config import load_settings
+    from driftwatch.config import deployment_settings
 
-    mode = load_settings(config_path).orchestration.prefect_unreachable
+    mode = deployment_settings(config_path).orchestration.prefect_unreachable
     message = f"Prefect server at {url} is unreachable ({why})"
     if mode == "fail":
         raise PrefectUnreachable(
@@ -54,10 +54,11 @@ def _prefect_context(config_path: str) -> AbstractContextManager[Any]:
 
 
 def run_once(
-    config: str | None, batch: str | None = None, verbose: bool = False
+    config: str | None, batch: str | None = None, verbose: bool = False, model: str | None = None
 ) -> tuple[Any, dict[str, Any] | None]:
     """One monitor flow run; returns its final Prefect state and the result (None if it failed).
-    ``verbose``: Prefect's run-state lines and the HTTP client's request lines too."""
+    ``verbose``: Prefect's run-state lines and the HTTP client's request lines too. ``model``:
+    which one of a config with ``models:`` (:func:`run_models` checks them all)."""
     prefect_env.configure()
     from driftwatch.config import resolve_config_path
 
@@ -67,8 +68,28 @@ def run_once(
 
         prefect_env.quiet_logs(verbose)
 
-        state = monitor_flow(config_path=config_path, batch=batch, return_state=True)
+        state = monitor_flow(config_path=config_path, batch=batch, model=model, return_state=True)
         result = None
         if state.is_completed():
             result = state.result(raise_on_failure=False)
     return state, result
+
+
+def run_models(config: str | None, verbose: bool = False) -> tuple[Any, list[Any]]:
+    """One tick over every model of a config with ``models:``: the parent flow run's final
+    state and each model's :class:`~driftwatch.monitor.fleet.ModelRun` (empty when the parent
+    failed before any model ran: a config error, say)."""
+    prefect_env.configure()
+    from driftwatch.config import deployment_settings, resolve_config_path
+    from driftwatch.monitor.fleet import ModelRun
+
+    config_path = str(resolve_config_path(config))
+    workers = deployment_settings(config_path).orchestration.max_parallel_models
+    with _prefect_context(config_path):
+        from driftwatch.orchestration.models_flow import models_flow_for
+
+        prefect_env.quiet_logs(verbose)
+        state = models_flow_for(workers)(config_path=config_path, return_state=True)
+        data = state.result(raise_on_failure=False)
+    runs = [ModelRun.from_dict(d) for d in data] if isinstance(data, list) else []
+    return state, runs

@@ -44,9 +44,10 @@ class PrefectSteps:
 
 
 @task(name="load plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def load_plan_task(config_path: str) -> Plan:
-    """config.yaml read and validated once per run; the plan object travels from here on."""
-    return Plan.load(config_path)
+def load_plan_task(config_path: str, model: str | None = None) -> Plan:
+    """config.yaml read and validated once per run; the plan object travels from here on.
+    ``model``: which one of a config with ``models:``."""
+    return Plan.load(config_path, model=model)
 
 
 @task(name="emit events", cache_policy=NO_CACHE)

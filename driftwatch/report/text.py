@@ -118,7 +118,9 @@ def verdict_line(h: DriftResult) -> str:
     """A horizon's (or, without time blocks, the batch's) dataset verdict in one line."""
     word = {"drift": "DRIFT", "no_drift": "ok", "no_verdict": "not judged"}[h.verdict]
     cols = f" ({', '.join(h.drifted_columns)})" if h.drifted_columns else ""
-    where = f"horizon {h.span}" if h.span else "dataset"
+    where = (f"horizon {h.span}" if h.span else "dataset") + (
+        f" segment {h.segment}" if h.segment else ""
+    )
     return f"{where}: {word}{cols}: {h.summary()}; {h.rows_current} rows"
 
 

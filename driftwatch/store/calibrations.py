@@ -31,7 +31,7 @@ from driftwatch.engine.calibration import (
 )
 from driftwatch.errors import NotEnoughData
 from driftwatch.files import atomic_write_bytes
-from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.plan import Plan, Segment
 from driftwatch.monitor.ports import ReferenceHandle, ReferenceStore
 from driftwatch.yamlio import read_yaml_file
 
@@ -81,18 +81,24 @@ def read_blocks(path: Path) -> dict[str, dict]:
 
 
 def block_entry(
-    plan: Plan, ref: ReferenceHandle, reference: pd.DataFrame, span: pd.Timedelta
+    plan: Plan,
+    ref: ReferenceHandle,
+    reference: pd.DataFrame,
+    span: pd.Timedelta,
+    rate: float | None = None,
+    segment: Segment | None = None,
 ) -> dict:
-    """Calibrate one horizon on time blocks of the reference; the entry carries provenance."""
+    """Calibrate one horizon on time blocks of the reference (``segment``: of its rows only, at
+    ``rate``); the entry carries provenance."""
     if plan.settings.model.timestamp not in reference.columns:
         raise NotEnoughData(
             f"{ref.path}: no timestamp column {plan.settings.model.timestamp!r} to cut time"
             " blocks from (drift.calibration.quiet: time_blocks); use quiet: rows"
         )
-    fitted = plan.calibrate_blocks(reference, span)
+    fitted = plan.calibrate_blocks(plan.segment_rows(reference, segment), span, rate)
     entry = thresholds_to_dict(fitted.thresholds_)
     entry |= {
-        "key": plan.block_key(ref.sha256, span),
+        "key": plan.block_key(ref.sha256, span, rate, segment),
         "reference_sha256": ref.sha256,
         "reference_path": str(ref.path),
         "reference_rows": len(reference),
@@ -112,16 +118,23 @@ class CalibrationStore:
         self.cache_dir = plan.settings.paths.state / "calibration"
         self._file = read_calibration(self.file)  # read once per run
 
-    def block_thresholds(self, ref: ReferenceHandle, span: pd.Timedelta) -> BlockThresholds:
+    def block_thresholds(
+        self,
+        ref: ReferenceHandle,
+        span: pd.Timedelta,
+        rate: float | None = None,
+        segment: Segment | None = None,
+    ) -> BlockThresholds:
         """Time-block thresholds for this reference and span: the calibration file's when its
-        key matches, else cached under the state dir, else calibrated now (under a second)."""
-        key = self.plan.block_key(ref.sha256, span)
+        key matches, else cached under the state dir, else calibrated now (under a second).
+        ``rate``, ``segment``: a share of the horizon's rate, one segment's rows (segments)."""
+        key = self.plan.block_key(ref.sha256, span, rate, segment)
         entry = read_blocks(self.file).get(key)
         cached = self.cache_dir / f"blocks-{key}.yaml"
         if entry is None:
             entry = read_blocks(cached).get(key)
         if entry is None:
-            entry = block_entry(self.plan, ref, self.references.frame(ref), span)
+            entry = block_entry(self.plan, ref, self.references.frame(ref), span, rate, segment)
             save_blocks(cached, [entry])
             for warning in entry["warnings"]:
                 log.info("calibration %s: %s", entry["span"], warning)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from driftwatch.engine.drift import PROFILE_FORMAT, ReferenceProfile
 from driftwatch.errors import StateError
 from driftwatch.files import atomic_write, file_hash
 from driftwatch.model.schema import validate_batch
-from driftwatch.monitor.plan import Plan
+from driftwatch.monitor.plan import Plan, Segment
 from driftwatch.monitor.ports import Champion, ReferenceHandle
 from driftwatch.store.batches import model_columns, read_batch
 
@@ -77,15 +78,27 @@ class _Recent(dict[tuple[str, ...], Any]):
         self.size = size
 
     def get_or_make(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
-        if key not in self:
+        with _LOCK:
+            if key in self:
+                return self[key]
+        value = make()  # outside the lock: other models' runs (threads) go on meanwhile
+        with _LOCK:
             while len(self) >= self.size:
                 del self[next(iter(self))]
-            self[key] = make()
-        return self[key]
+            self[key] = value
+        return value
 
 
-_FRAMES = _Recent()
-_BLOCK_PROFILES = _Recent()
+# Per model name: the models of a config with models: run in threads of one process, and each
+# keeps its own last few entries (one shared pair would be rebuilt by every model, every tick).
+_LOCK = threading.Lock()
+_FRAMES_BY_MODEL: dict[str, _Recent] = {}
+_PROFILES_BY_MODEL: dict[str, _Recent] = {}
+
+
+def _recent(caches: dict[str, _Recent], model: str) -> _Recent:
+    with _LOCK:
+        return caches.setdefault(model, _Recent())
 
 
 class ReferenceFiles:
@@ -103,7 +116,8 @@ class ReferenceFiles:
         (callers never modify it)."""
         spec = self.plan.settings.model.model_dump_json()
         key = (str(ref.path), ref.sha256, spec)
-        return _FRAMES.get_or_make(key, lambda: load_reference(self.plan, ref))
+        cache = _recent(_FRAMES_BY_MODEL, self.plan.name)
+        return cache.get_or_make(key, lambda: load_reference(self.plan, ref))
 
     def profile(self, ref: ReferenceHandle) -> ReferenceProfile:
         """Fitted once per reference content; hourly runs read the cached ``.npz``."""
@@ -117,11 +131,16 @@ class ReferenceFiles:
         profile.save(path)
         return profile
 
-    def block_profile(self, ref: ReferenceHandle) -> BlockProfile:
-        """Values, counts and cross-column regressions of the reference (once per process)."""
+    def block_profile(self, ref: ReferenceHandle, segment: Segment | None = None) -> BlockProfile:
+        """Values, counts and cross-column regressions of the reference (once per process);
+        ``segment``: of that segment's rows."""
         s = self.plan.settings  # every setting that could shape it is in the key
         key = (str(ref.path), ref.sha256, s.model.model_dump_json(), s.drift.model_dump_json())
-        return _BLOCK_PROFILES.get_or_make(key, lambda: self.plan.block_profile(self.frame(ref)))
+        key += (f"{segment[0]}={segment[1]}",) if segment else ()
+        cache = _recent(_PROFILES_BY_MODEL, self.plan.name + (f"/{key[-1]}" if segment else ""))
+        return cache.get_or_make(
+            key, lambda: self.plan.block_profile(self.plan.segment_rows(self.frame(ref), segment))
+        )
 
     def store(self, frame: pd.DataFrame, key: str) -> str:
         """Write a reference version (atomically) named by ``key``: a retried write of the same

@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import re
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -41,6 +42,9 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in logs
+
+_OPENING = threading.Lock()
+_QUIET = threading.Lock()
 
 # Registered model versions are immutable, so a loaded model can be kept for the process.
 _MODELS: dict[tuple[str, str, str], Any] = {}
@@ -82,11 +86,15 @@ class Registry:
         self.settings = settings
         self.name = settings.model.name
         self.uri = settings.tracking_uri
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        try:
-            self.experiment_id = self._experiment()
-        except Exception as exc:
-            raise RegistryError(f"MLflow at {self.uri} is not usable: {exc}") from exc
+        # One at a time per process: the models of a config with models: are checked in
+        # threads, and the first client of a fresh sqlite store creates its tables (MLflow's
+        # store cache is filled without a lock); once made, the store is shared and cached.
+        with _OPENING:
+            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            try:
+                self.experiment_id = self._experiment()
+            except Exception as exc:
+                raise RegistryError(f"MLflow at {self.uri} is not usable: {exc}") from exc
 
     def _experiment(self) -> str:
         exp = self.client.get_experiment_by_name(self.name)
@@ -223,7 +231,14 @@ class Registry:
         logged = {i.dataset.name for i in (run.inputs.dataset_inputs if run.inputs else [])}
         try:
             # MLflow prints run links and registration chatter to stdout; keep the CLI's clean.
-            with contextlib.redirect_stdout(io.StringIO()), mlflow.start_run(run_id=run_id):
+            # sys.stdout is one for the process: models checked in threads (a config with
+            # models:) take turns here, or one thread's redirect would outlive the other's and
+            # swallow the process's output for good.
+            with (
+                _QUIET,
+                contextlib.redirect_stdout(io.StringIO()),
+                mlflow.start_run(run_id=run_id),
+            ):
                 new_params = {
                     _name(k): str(v)[:500]
                     for k, v in params.items()

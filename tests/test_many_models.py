@@ -1,0 +1,250 @@
+"""Several models in one config (issue 19): each model's settings resolve to its own state,
+landing dir and MLflow names; one parent run checks them all concurrently, a failing model
+alone fails, and nothing of one model reaches another. Real Prefect API, real MLflow (sqlite),
+real flights data."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from driftwatch.config import load_models, load_settings, model_names
+from driftwatch.errors import ConfigError
+from tests.conftest import REFERENCE, base_config
+
+
+def many_config(tmp_path: Path, entries: Any, **shared: dict[str, Any]) -> Path:
+    """The shipped config as shared defaults (state and landing under tmp_path), plus models:."""
+    raw = base_config()
+    raw["paths"] = {
+        "reference": str(REFERENCE),
+        "state": str(tmp_path / "state"),
+        "landing": str(tmp_path / "landing"),
+    }
+    raw["orchestration"] = {"retries": 0, "retry_delay_seconds": 0}
+    raw["model"]["params"] = {"max_iter": 60}
+    del raw["model"]["name"]  # each entry names its model
+    raw["report"] = {"html": False}
+    raw["drift"]["horizons"] = []
+    for name, values in shared.items():
+        raw.setdefault(name, {}).update(values)
+    raw["models"] = entries
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+# -- configuration (fast) ------------------------------------------------------------------
+def test_each_model_gets_its_own_paths_and_inherits_the_rest(tmp_path: Path) -> None:
+    config = many_config(
+        tmp_path,
+        [
+            {"name": "east"},
+            {
+                "name": "west",
+                "drift": {"false_alarm_rate": 0.05},
+                "model": {"categorical": ["origin"]},
+            },
+        ],
+    )
+    assert model_names(config) == ["east", "west"]
+    models = load_models(config)
+    east, west = models["east"], models["west"]
+    assert east.model.name == "east" and west.model.name == "west"
+    state = (tmp_path / "state").resolve()
+    assert east.paths.state == state / "models" / "east"
+    assert west.paths.state == state / "models" / "west"
+    assert east.paths.landing == (tmp_path / "landing" / "east").resolve()
+    assert east.drift.calibration.file == state / "models" / "east" / "calibration.yaml"
+    # one MLflow store, each model its own experiment and registered model (model.name)
+    assert east.tracking_uri == west.tracking_uri == f"sqlite:///{state}/mlflow.db"
+    # overrides are the entry's; the rest is inherited (lists are replaced, not merged)
+    assert (east.drift.false_alarm_rate, west.drift.false_alarm_rate) == (0.01, 0.05)
+    assert west.model.categorical == ["origin"]
+    assert east.model.categorical == ["origin", "dest", "carrier", "weekday"]
+    assert east.model.target == west.model.target == "air_time"
+    # a mapping by name is the same config
+    by_name = many_config(tmp_path, {"east": {}, "west": {"drift": {"false_alarm_rate": 0.05}}})
+    assert load_settings(by_name, model="west").drift.false_alarm_rate == 0.05
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([{"drift": {}}], "models[0].name: required"),
+        ([{"name": "a"}, {"name": "a"}], "model 'a' is declared twice"),
+        (
+            [{"name": "a", "orchestration": {"retries": 1}}],
+            "models[0].orchestration: set at the top",
+        ),
+        ([{"name": "a", "drfit": {}}], "models[0].drfit: unknown section (did you mean 'drift'?)"),
+        ([{"name": "a", "model": {"name": "b"}}], "name 'a' and model.name 'b' differ"),
+        ([{"name": "a", "drift": {"method": "nope"}}], "(models: a)"),
+        (
+            [
+                {"name": "a"},
+                {"name": "b", "paths": {"state": "shared"}},
+                {"name": "c", "paths": {"state": "shared"}},
+            ],
+            "models 'b' and 'c' share paths.state",
+        ),
+        ([], "models: expected a list"),
+    ],
+)
+def test_bad_models_entries_are_named(tmp_path: Path, entries: Any, message: str) -> None:
+    config = many_config(tmp_path, entries)
+    with pytest.raises(ConfigError, match=None) as err:
+        load_models(config)
+    assert message in str(err.value), str(err.value)
+
+
+def test_a_model_must_be_named_and_exist(tmp_path: Path) -> None:
+    config = many_config(tmp_path, [{"name": "east"}, {"name": "west"}])
+    with pytest.raises(ConfigError, match=r"declares 2 models .east, west.: name one with --model"):
+        load_settings(config)
+    with pytest.raises(ConfigError, match=r"--model 'wset': no such model .did you mean 'west'"):
+        load_settings(config, model="wset")
+
+
+def test_single_model_config_is_unchanged(make_config) -> None:
+    config = make_config()
+    assert model_names(config) is None
+    settings = load_settings(config)
+    assert load_settings(config, model="flights-air-time") == settings
+    assert load_models(config) == {"flights-air-time": settings}
+    assert "models" not in settings.paths.state.parts  # the state layout of before
+    with pytest.raises(ConfigError, match="this config monitors one model, 'flights-air-time'"):
+        load_settings(config, model="other")
+
+
+# -- one tick over several models (slow: real Prefect and MLflow) ------------------------------
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def _runs_named(names: list[str]) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names))
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_models_stay_apart_and_a_failing_one_fails_alone(
+    tmp_path: Path, january: pd.DataFrame, july: pd.DataFrame
+) -> None:
+    from driftwatch.cli import main
+    from driftwatch.orchestration.daemon import Daemon
+    from driftwatch.orchestration.runner import run_models
+    from driftwatch.store.flights import local_month
+    from driftwatch.store.landing import ledger_for
+    from driftwatch.store.registry import Registry
+
+    # Two models on the same features and target, different data (January / July), and one
+    # whose reference file is corrupt.
+    july_ref = _write(july.iloc[: len(july) // 2], tmp_path / "refs" / "july.parquet")
+    corrupt = tmp_path / "refs" / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1 this is not a parquet file PAR1")
+    config = many_config(
+        tmp_path,
+        [
+            {"name": "jan"},
+            {"name": "jul", "paths": {"reference": str(july_ref)}},
+            {"name": "broken", "paths": {"reference": str(corrupt)}},
+        ],
+    )
+    models = load_models(config)
+    _write(january.sample(3000, random_state=1), models["jan"].paths.landing / "b1.parquet")
+    _write(
+        july.iloc[len(july) // 2 :].sample(3000, random_state=1),
+        models["jul"].paths.landing / "b1.parquet",
+    )
+    _write(january.sample(500, random_state=2), models["broken"].paths.landing / "b1.parquet")
+
+    state, runs = run_models(str(config))
+
+    by = {r.model: r for r in runs}
+    assert set(by) == {"jan", "jul", "broken"}
+    # the broken model fails alone: the others complete, the parent names it and fails
+    assert by["jan"].ok and by["jul"].ok, (by["jan"], by["jul"])
+    assert not by["broken"].ok and by["broken"].state == "Failed"
+    assert "corrupt.parquet" in by["broken"].message
+    assert state.is_failed()
+    assert state.message.startswith("3 models: 2 completed, 1 failed (broken: ")
+    for name in ("jan", "jul"):
+        assert by[name].result is not None
+        assert by[name].message.startswith("retrained-promoted"), by[name].message
+
+    # the three ran concurrently, each a child run of its own
+    children = _runs_named(["monitor jan", "monitor jul", "monitor broken"])
+    assert sorted(c.name for c in children) == ["monitor broken", "monitor jan", "monitor jul"]
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # each a child of a task of the parent run
+        parents = {str(client.read_task_run(c.parent_task_run_id).flow_run_id) for c in children}
+    assert parents == {str(state.state_details.flow_run_id)}
+    jan_run, jul_run = (
+        next(c for c in children if c.name == f"monitor {n}") for n in ("jan", "jul")
+    )
+    assert jan_run.start_time < jul_run.end_time and jul_run.start_time < jan_run.end_time
+
+    # nothing leaks: ledgers, champions, references, history, runs are each model's own
+    jan, jul = models["jan"], models["jul"]
+    for s in (jan, jul):
+        ledger = ledger_for(s.paths.state).records()
+        assert [Path(r.path).parent for r in ledger] == [s.paths.landing]
+        assert [r.status for r in ledger] == ["done"]
+        assert len(list((s.paths.state / "runs").glob("*.json"))) == 1
+    reg_jan, reg_jul = Registry(jan), Registry(jul)
+    assert reg_jan.experiment_id != reg_jul.experiment_id
+    champ_jan, champ_jul = reg_jan.champion(), reg_jul.champion()
+    assert champ_jan is not None and champ_jul is not None
+    assert (champ_jan.version, champ_jul.version) == ("1", "1")  # each its own registered model
+    assert Path(champ_jan.reference).is_relative_to(jan.paths.state)
+    assert Path(champ_jul.reference).is_relative_to(jul.paths.state)
+    # each champion's training window is its own data: January with January, July with July
+    assert set(local_month(pd.read_parquet(champ_jan.reference)).unique()) == {1}
+    assert set(local_month(pd.read_parquet(champ_jul.reference)).unique()) == {7}
+    assert set((jan.paths.state / "calibration").glob("*")) and set(
+        (jul.paths.state / "calibration").glob("*")
+    )
+    jan_cal = {p.name for p in (jan.paths.state / "calibration").glob("*")}
+    jul_cal = {p.name for p in (jul.paths.state / "calibration").glob("*")}
+    assert not jan_cal & jul_cal  # thresholds keyed by each model's own reference content
+    # the broken model's file waits for its next run; nothing of it reached the others
+    broken = ledger_for(models["broken"].paths.state).records()
+    assert [r.status for r in broken] == ["failed"]
+
+    # status shows every model (or the one named)
+    main(["status", "--config", str(config)])
+    main(["status", "--config", str(config), "--model", "jul"])
+
+    # a daemon tick over the same config: every model is logged, the broken one as failed
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    daemon_log = logging.getLogger("driftwatch.orchestration.daemon")
+    daemon_log.addHandler(handler)
+    daemon_log.setLevel(logging.INFO)
+    try:
+        daemon = Daemon(config, interval_seconds=3600, max_ticks=None)
+        daemon.tick()
+    finally:
+        daemon_log.removeHandler(handler)
+    assert any(line.startswith("tick 1: jan: no new data") for line in lines), lines
+    assert any(line.startswith("tick 1: jul: no new data") for line in lines), lines
+    assert any(line.startswith("tick 1: broken: run Failed") for line in lines), lines
+    assert any("3 models: 2 completed, 1 failed" in line for line in lines), lines
+    kept = yaml.safe_load(daemon._last_good_path().read_text())
+    assert [m["name"] for m in kept["models"]] == ["jan", "jul", "broken"]
