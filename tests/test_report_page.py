@@ -86,6 +86,9 @@ def test_the_quality_section_names_the_target_and_shows_rmse_and_the_holdout_sco
     holdout = result.champion_holdout["rmse"]  # the champion's holdout, not its training rows
     assert f'<td class="n">{holdout:.4g}</td>' in page
     assert "champion on its holdout" in page and "Target: 'target'" not in page
+    # the estimate made without the labels, beside the realised metric (issue 18)
+    assert result.estimated is not None
+    assert "Without labels: estimated rmse" in page
     # the retrain that followed: challenger vs champion on the same holdout
     assert result.retrain is not None
     assert f"challenger v{result.retrain.challenger_version}" in page
@@ -194,3 +197,19 @@ def test_a_quiet_tick_whose_newest_hour_was_not_judged_shows_the_judged_horizon(
     page = render_page(tick, load_settings(config))
     assert '<div class="badge ok">no drift</div>' in page
     assert "Per-column tests (6h)" in page and "Per-column tests at 1h (no verdict)" in page
+
+
+def test_a_segment_verdict_is_named_by_its_segment(july_run: tuple[Path, MonitorResult]) -> None:
+    """Segments (issue 19) are verdicts of one horizon on one segment's rows: the page names
+    the segment, and the main table is the alarming segment's, not the horizon's overall one."""
+    config, result = july_run
+    overall = result.drift
+    assert overall is not None
+    segment = overall.model_copy(update={"segment": "origin=EWR"})
+    quiet = overall.model_copy(update={"verdict": "no_drift", "dataset_drift": False})
+    staged = result.model_copy(update={"horizons": [quiet, segment], "drift": segment})
+    page = render_page(staged, load_settings(config))
+    span = overall.span or "batch"
+    assert f"<td>{span} origin=EWR</td>" in page
+    assert f"Per-column tests ({span} origin=EWR)" in page or overall.span is None
+    assert f"Per-column tests at {span} (" in page  # the overall verdict folded underneath

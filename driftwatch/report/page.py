@@ -25,6 +25,7 @@ from driftwatch.engine.drift import ColumnDrift, DriftResult
 from driftwatch.files import atomic_write_bytes
 from driftwatch.model.quality import LOWER_IS_BETTER
 from driftwatch.monitor.result import MonitorResult
+from driftwatch.report.text import estimated_line
 
 TEMPLATE = "page.html.j2"
 METRIC_NAMES = {"rmse": "RMSE", "mae": "MAE", "roc_auc": "ROC AUC", "f1": "F1"}
@@ -111,7 +112,7 @@ def horizon_rows(result: MonitorResult) -> list[dict[str, Any]]:
     shown = shown_horizon(result)
     return [
         {
-            "span": h.span or "batch",
+            "span": label(h),
             "verdict": VERDICT[h.verdict],
             "css": {"drift": "bad", "no_drift": "ok", "no_verdict": "na"}[h.verdict],
             "counted": f"{h.n_drifted}/{h.n_tested}",
@@ -120,10 +121,15 @@ def horizon_rows(result: MonitorResult) -> list[dict[str, Any]]:
             "method": h.method,
             "rate": num(h.alpha, 3) if h.alpha is not None else f"share >= {h.drift_share:g}",
             "rows": f"{h.rows_current} vs {h.rows_reference}",
-            "shown": shown is not None and h.span == shown.span,
+            "shown": shown is not None and (h.span, h.segment) == (shown.span, shown.segment),
         }
         for h in judged
     ]
+
+
+def label(h: DriftResult) -> str:
+    """A verdict's name: its horizon, and its segment when it judged one (``1d origin=EWR``)."""
+    return (h.span or "batch") + (f" {h.segment}" if h.segment else "")
 
 
 def tick_verdict(result: MonitorResult) -> str | None:
@@ -204,9 +210,9 @@ def context(result: MonitorResult, settings: Settings) -> dict[str, Any]:
         "drift": drift,
         "columns": column_rows(drift) if drift is not None else [],
         "other_horizons": [
-            {"span": h.span or "batch", "verdict": VERDICT[h.verdict], "columns": column_rows(h)}
+            {"span": label(h), "verdict": VERDICT[h.verdict], "columns": column_rows(h)}
             for h in result.horizons
-            if drift is None or (h.span != drift.span and h.columns)
+            if h.columns and (drift is None or (h.span, h.segment) != (drift.span, drift.segment))
         ],
         "prediction": result.prediction,
         "prediction_verdict": None
@@ -215,6 +221,7 @@ def context(result: MonitorResult, settings: Settings) -> dict[str, Any]:
         "num": num,
         "metric": metric_name(metric),
         "quality": q,
+        "estimated": estimated_line(result) if result.estimated is not None else None,
         "quality_rows": quality_rows(result, metric),
         "quality_css": {True: "bad", False: "ok", None: "na"}[q.degraded] if q else "na",
         "baseline_kind": settings.quality.baseline,
