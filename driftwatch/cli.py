@@ -1022,20 +1022,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     names = _models_of(args)
     if names is None:
         return _report(args, None)
-    if args.plot and len(names) > 1:
+    if (args.plot or args.html) and len(names) > 1:  # one file cannot hold several models
         from driftwatch.errors import ConfigError
 
+        option = "--plot" if args.plot else "--html FILE"
         raise ConfigError(
-            "report --plot: this config declares several models; name one with --model"
+            f"report {option}: this config declares several models; name one with --model"
         )
     codes = []
     for i, name in enumerate(names):  # every model of a config with models:
         print(f"{'' if i == 0 else chr(10)}== model {name} ==")
-        codes.append(_report(args, name))
+        codes.append(_report(args, name, quiet_miss=args.run != "latest" and len(names) > 1))
+    if args.run != "latest" and len(names) > 1:
+        # A run id belongs to one model: found in any, the command succeeded.
+        if EXIT_OK in codes:
+            return EXIT_OK
+        print(f"driftwatch: no stored run with id {args.run!r} in any model", file=sys.stderr)
     return max(codes)
 
 
-def _report(args: argparse.Namespace, model: str | None) -> int:
+def _report(args: argparse.Namespace, model: str | None, quiet_miss: bool = False) -> int:
     from driftwatch.config import load_settings
     from driftwatch.report.runs import stored_runs
     from driftwatch.report.text import report_lines
@@ -1073,7 +1079,10 @@ def _report(args: argparse.Namespace, model: str | None) -> int:
     else:
         matches = [r for r in results if r.run_id.startswith(args.run)]
         if not matches:
-            print(f"driftwatch: no stored run with id {args.run!r}", file=sys.stderr)
+            if quiet_miss:  # several models: said once, after all were searched
+                print(f"(no run {args.run!r} in this model)")
+            else:
+                print(f"driftwatch: no stored run with id {args.run!r}", file=sys.stderr)
             return EXIT_BAD_INPUT
         chosen = matches[-1]
     if args.html is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -1041,7 +1042,39 @@ def load_models(
                     + "<name>)"
                 )
             seen[where] = name
+    _check_shared_between_models(path, environ, loaded)
     return loaded
+
+
+def artifact_key(model_name: str) -> str:
+    """A model's Prefect artifact key: lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-") or "driftwatch"
+
+
+def _check_shared_between_models(
+    path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None, loaded: dict
+) -> None:
+    """What models of one process must share or keep apart, beyond their dirs: MLflow's
+    tracking URI is process-wide in MLflow (its fluent API), so models checked concurrently in
+    one process need the same one; Prefect artifact keys derive from the names and must differ."""
+    where = resolve_config_path(path, environ)
+    uris = {name: s.mlflow.tracking_uri for name, s in loaded.items()}
+    if len(set(uris.values())) > 1:
+        listed = ", ".join(f"{n}: {u or 'default'}" for n, u in uris.items())
+        raise ConfigError(
+            f"{where}: models set different mlflow.tracking_uri ({listed}): one process checks"
+            " them concurrently and MLflow's tracking URI is process-wide; set it once at the"
+            " top level"
+        )
+    keys: dict[str, str] = {}
+    for name in loaded:
+        key = artifact_key(name)
+        if key in keys:
+            raise ConfigError(
+                f"{where}: models {keys[key]!r} and {name!r} give the same Prefect artifact key"
+                f" {key!r}: rename one (letters, digits and dashes that differ)"
+            )
+        keys[key] = name
 
 
 def deployment_settings(
@@ -1174,12 +1207,22 @@ def _load_model_of_many(
         )
     document = _model_document(path, raw, model)
     try:
-        return _load_document(path, document, environ, overrides, check_estimator)
+        settings = _load_document(path, document, environ, overrides, check_estimator)
     except ConfigError as exc:
         text = str(exc)
         if not text.startswith("invalid configuration"):  # that one names the model already
             text = f"{path}: models: {model}: {text.removeprefix(f'{path}: ')}"
         raise ConfigError(text) from None
+    if settings.model.name != model:
+        # DRIFTWATCH_MODEL__NAME (left from a single-model deployment) or --set model.name
+        # ranks above the entry and would give every model one experiment, registered model
+        # and champion alias.
+        raise ConfigError(
+            f"{path}: models: {model}: model.name is overridden to {settings.model.name!r}"
+            " (by DRIFTWATCH_MODEL__NAME or an override); in a models: config each entry's"
+            " name is its model's: unset the variable"
+        )
+    return settings
 
 
 def _check_segments(settings: Settings, path: Path) -> None:

@@ -191,6 +191,14 @@ def test_covariate_shift_that_keeps_the_loss_is_reported_but_does_not_retrain(
     )
     assert "quality" in judged_kinds(shifted, q.trigger)
     assert "quality" not in judged_kinds(shifted.model_copy(update={"quality": None}))
+    # either: an inconclusive estimate (worse, but its interval holds the baseline) on a tick
+    # without labels must not end a quality incident that the realised metric opened.
+    unsure = n.model_copy(update={"degraded": False, "low": n.baseline * 0.9})
+    blind = noisy.model_copy(update={"quality": None, "estimated": unsure})
+    assert "quality" not in judged_kinds(blind, "either")
+    assert "quality" in judged_kinds(blind, "estimated")
+    better = unsure.model_copy(update={"value": n.baseline * 0.95})
+    assert "quality" in judged_kinds(blind.model_copy(update={"estimated": better}), "either")
 
 
 # -- the trigger, as a decision on findings ----------------------------------------------------

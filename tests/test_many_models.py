@@ -248,3 +248,36 @@ def test_models_stay_apart_and_a_failing_one_fails_alone(
     assert any("3 models: 2 completed, 1 failed" in line for line in lines), lines
     kept = yaml.safe_load(daemon._last_good_path().read_text())
     assert [m["name"] for m in kept["models"]] == ["jan", "jul", "broken"]
+
+
+def test_what_models_of_one_process_must_share_or_keep_apart_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leftover DRIFTWATCH_MODEL__NAME would give every entry one name (one experiment, one
+    champion alias); MLflow's tracking URI is process-wide, so models checked in one process
+    need one; names that give one Prefect artifact key would overwrite each other's artifacts."""
+    config = many_config(tmp_path, [{"name": "east"}, {"name": "west"}])
+    monkeypatch.setenv("DRIFTWATCH_MODEL__NAME", "flights")
+    with pytest.raises(ConfigError, match=r"models: east: model\.name is overridden to 'flights'"):
+        load_models(config)
+    monkeypatch.delenv("DRIFTWATCH_MODEL__NAME")
+    other = tmp_path / "other.db"
+    apart = many_config(
+        tmp_path,
+        [{"name": "east"}, {"name": "west", "mlflow": {"tracking_uri": f"sqlite:///{other}"}}],
+    )
+    with pytest.raises(ConfigError, match=r"models set different mlflow\.tracking_uri"):
+        load_models(apart)
+    clash = many_config(tmp_path, [{"name": "jfk_arr"}, {"name": "JFK.arr"}])
+    with pytest.raises(ConfigError, match="same Prefect artifact key 'jfk-arr'"):
+        load_models(clash)
+
+
+def test_report_to_one_file_needs_one_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from driftwatch.cli import main
+
+    config = many_config(tmp_path, [{"name": "east"}, {"name": "west"}])
+    page = tmp_path / "page.html"
+    assert main(["report", "latest", "--html", str(page), "--config", str(config)]) == 2
+    assert "report --html FILE: this config declares several models" in capsys.readouterr().err
+    assert not page.exists()

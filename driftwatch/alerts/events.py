@@ -15,6 +15,7 @@ from typing import Any
 
 from driftwatch.config import QualitySettings
 from driftwatch.engine.drift import DriftResult
+from driftwatch.model.quality import LOWER_IS_BETTER, EstimatedQuality
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
 
 PREFIX = "driftwatch"
@@ -78,9 +79,27 @@ def judged_kinds(result: MonitorResult, trigger: str = "realised") -> set[str]:
     if result.quality is not None and result.quality.degraded is not None:
         kinds.add("quality")
     e = result.estimated
-    if trigger != "realised" and e is not None and e.degraded is not None:
+    realised_verdict = result.quality is not None and result.quality.degraded is not None
+    if (trigger == "estimated" and e is not None and e.degraded is not None) or (
+        # either: only when the labels gave no verdict, and only a reliable estimate that says
+        # degraded or is no worse than its baseline; one that is merely inconclusive (its
+        # interval holds the baseline) must not end an incident the realised metric opened.
+        trigger == "either"
+        and e is not None
+        and e.degraded is not None
+        and e.reliable
+        and not realised_verdict
+        and (e.degraded or not _worse(e))
+    ):
         kinds.add("quality")
     return kinds
+
+
+def _worse(e: EstimatedQuality) -> bool:
+    """The estimate's point value is worse than its baseline (by any amount)."""
+    if e.baseline is None or e.value is None:
+        return True
+    return e.value > e.baseline if LOWER_IS_BETTER[e.metric] else e.value < e.baseline
 
 
 def drift_payload(result: MonitorResult, drift: DriftResult) -> dict[str, Any]:

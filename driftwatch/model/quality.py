@@ -229,5 +229,6 @@ def assess_estimate(
         word = f"within tolerance: the {e.level:.0%} interval holds the baseline"
     else:
         word = "within tolerance"
-    reason = f"vs baseline {baseline:.4g} ({rel:+.1%} worse; {word}, limit {limit:.4g})"
+    how = f"+{rel:.1%} worse" if rel >= 0 else f"{-rel:.1%} better"
+    reason = f"vs baseline {baseline:.4g} ({how}; {word}, limit {limit:.4g})"
     return EstimatedQuality(**base, degraded=degraded, reason=reason)

@@ -21,7 +21,7 @@ from driftwatch.model.estimators import features, predict, predict_proba, target
 from driftwatch.model.quality import EstimatedQuality, assess_estimate, no_estimate
 from driftwatch.model.schema import labelled
 from driftwatch.monitor.plan import Plan
-from driftwatch.monitor.window import split_holdout
+from driftwatch.monitor.window import recency_weights, split_holdout
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -75,7 +75,12 @@ def refit_estimator(plan: Plan, window: pd.DataFrame, champion_model: Any) -> An
         return None
     scorer = champion_model
     if s.retrain.refit:
-        scorer = train(train_rows, s.model, random_state=s.retrain.random_state)
+        scorer = train(
+            train_rows,
+            s.model,
+            random_state=s.retrain.random_state,
+            sample_weight=recency_weights(train_rows, s),  # as challenge() trained it
+        )
     return fit_estimator_for(plan, scorer, holdout)
 
 
@@ -103,6 +108,10 @@ def estimate_quality(
     if not len(rows):
         return no_estimate(metric, "no row has a prediction")
     X = features(rows, spec)
+    if hasattr(estimator, "max_outside_share"):
+        # A judgement setting, not learnt state: the configured share applies to an estimator
+        # stored before it changed (refitting every champion for it would be wasted work).
+        estimator.max_outside_share = plan.settings.quality.estimate.max_outside_share
     try:
         if spec.task == "regression":
             est = estimator.estimate(X, p)

@@ -10,6 +10,7 @@ what the backtest promises is what the daemon does, and a policy change is made 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -227,14 +228,22 @@ def labels_to_judge(
 
 
 def judge_horizon(
-    plan: Plan, batch: Batch, blocks: BlockJudging, thresholds: BlockThresholds
+    plan: Plan,
+    batch: Batch,
+    blocks: BlockJudging,
+    thresholds: BlockThresholds,
+    newest: pd.Timestamp | None = None,
 ) -> DriftResult:
-    """The newest ``span`` of the batch (its window) against that span's thresholds."""
+    """The newest ``span`` of the batch (its window) against that span's thresholds.
+    ``newest``: the end of the span (a segment's rows end where the whole batch does, not at
+    the segment's own newest row: a segment with no rows in the newest hour is not judged on
+    an older one)."""
     frame = batch.frame
     local = plan.local_times(frame)
     rows = frame
     if plan.settings.drift.horizons and len(frame):  # the newest span of the window
-        rows = frame[local > local.max() - thresholds.span]
+        end = local.max() if newest is None else newest
+        rows = frame[local > end - thresholds.span]
     detector = BlockDetector(
         blocks.profile, thresholds, plan.counting, blocks.fingerprint, blocks.profile.n_rows
     )
@@ -269,7 +278,9 @@ def judge_segment(
     share of the rate); the verdict names the segment. Too few rows: not judged, said so."""
     rows = plan.segment_rows(batch.frame, seg.segment)
     own = BlockJudging(seg.profile, blocks.thresholds, blocks.fingerprint)
-    result = judge_horizon(plan, replace(batch, frame=rows), own, thresholds)
+    whole = plan.local_times(batch.frame)
+    newest = whole.max() if len(whole) else None
+    result = judge_horizon(plan, replace(batch, frame=rows), own, thresholds, newest)
     return result.model_copy(
         update={"segment": seg.name, "description": f"segment {seg.name}: {result.description}"}
     )
@@ -300,21 +311,27 @@ def _as_classes(frame: pd.DataFrame) -> pd.DataFrame:
 # The champion's outputs on its reference, fitted: the same every tick until the champion or
 # the reference changes (both are kept in this process between ticks: the registry's model
 # cache, ReferenceFiles' frame cache), so not predicted again per tick (~0.3 s for 52k rows).
-_PREDICTED: list[tuple[Any, pd.DataFrame, str, Any]] = []
+# Two entries per model (the champion before and after a promotion), by model name: several
+# models of one config share the process (threads of one tick).
+_PREDICTED: dict[str, list[tuple[Any, pd.DataFrame, str, Any]]] = {}
+_PREDICTED_LOCK = threading.Lock()
 # Champions found without an estimator and unable to get one, with why: asked once a process.
 _NO_ESTIMATOR: dict[tuple[str, str, str, str], str] = {}
 
 
 def _reference_predictions(plan: Plan, model: Any, reference: pd.DataFrame) -> Any:
     settings = plan.settings.model_dump_json(include={"model", "drift"})
-    for m, r, s, detector in _PREDICTED:
+    with _PREDICTED_LOCK:
+        kept = list(_PREDICTED.get(plan.name, []))
+    for m, r, s, detector in kept:
         if m is model and r is reference and s == settings:
             return detector
     ref = pd.DataFrame({PREDICTION: predict(model, reference, plan.settings.model)})
     if plan.settings.model.task == "multiclass":
         ref = _as_classes(ref)
     detector = plan.prediction_detector().fit(ref)
-    _PREDICTED[:] = [*_PREDICTED[-1:], (model, reference, settings, detector)]
+    with _PREDICTED_LOCK:
+        _PREDICTED[plan.name] = [*kept[-1:], (model, reference, settings, detector)]
     return detector
 
 

@@ -61,20 +61,25 @@ def check_big_batch_task(plan: Any, reference: str, batch: str) -> dict[str, Any
 
 
 @flow(name="driftwatch-big-check", validate_parameters=True)
-def big_check_flow(config_path: str, batch: str, reference: str | None = None) -> dict[str, Any]:
+def big_check_flow(
+    config_path: str, batch: str, reference: str | None = None, model: str | None = None
+) -> dict[str, Any]:
     """Drift of one big batch (a parquet dataset directory or a big file) against the
-    reference (default: config ``paths.reference``), summarised per partition."""
-    plan = load_plan_task(config_path)
+    reference (default: config ``paths.reference``), summarised per partition. ``model``:
+    which one of a config with ``models:``."""
+    plan = load_plan_task(config_path, model)
     ref = reference or str(plan.settings.paths.reference)
     result = check_big_batch_task(plan, ref, batch)
     get_run_logger().info("big batch %s: %s", batch, result["description"])
     return result
 
 
-def run_big_check(config_path: str, batch: str, reference: str | None = None) -> dict[str, Any]:
+def run_big_check(
+    config_path: str, batch: str, reference: str | None = None, model: str | None = None
+) -> dict[str, Any]:
     """The flow with the task runner of the config's ``scale`` section."""
     from driftwatch.config import load_settings
 
-    scale = load_settings(config_path).scale
+    scale = load_settings(config_path, model=model).scale
     runner = task_runner_for(scale)
-    return big_check_flow.with_options(task_runner=runner)(config_path, batch, reference)
+    return big_check_flow.with_options(task_runner=runner)(config_path, batch, reference, model)

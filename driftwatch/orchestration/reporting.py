@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from driftwatch.config import artifact_key
 from driftwatch.monitor.pipeline import monitor_metrics
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import (
@@ -26,7 +27,6 @@ from driftwatch.monitor.ports import (
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
 from driftwatch.report.page import page_path, write_page
 from driftwatch.report.text import (
-    artifact_key,
     column_rows,
     markdown,
     report_lines,

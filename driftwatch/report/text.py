@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from driftwatch.engine.drift import ColumnDrift, DriftResult
@@ -192,11 +191,6 @@ def _trigger(result: MonitorResult) -> str:
     """What started the retrain, from the decision's triggers (data, not re-parsed text)."""
     order = ["bootstrap", "drift", "quality", "estimated", "age", "schedule"]
     return "+".join(t for t in order if t in result.decision.triggers) or "-"
-
-
-def artifact_key(model_name: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-") or "driftwatch"
 
 
 def retrain_markdown(o: RetrainOutcome) -> str:
