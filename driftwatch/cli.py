@@ -730,7 +730,11 @@ def _calibrate_blocks(args: argparse.Namespace, plan: Any, references: Any) -> i
         ref = references.locate(RegistryModels(plan).champion())
     spans = [pd.Timedelta(h) for h in plan.settings.drift.horizons or [args.span]]
     frame = references.frame(ref)
-    entries = [block_entry(plan, ref, frame, span) for span in spans]
+    # With model.segments every verdict (the whole batch, each segment) gets its share of the
+    # rate, and the monitor looks entries up under that rate: write the same keys.
+    segments = plan.segments(frame) if plan.settings.model.segments else []
+    rate = plan.segment_rate(len(segments)) if segments else None
+    entries = [block_entry(plan, ref, frame, span, rate) for span in spans]
     for e in entries:
         if e["blocks"] < 3:
             raise NotEnoughData(
@@ -744,19 +748,27 @@ def _calibrate_blocks(args: argparse.Namespace, plan: Any, references: Any) -> i
         " (driftwatch/engine/blocks.py).\n# The monitor uses a horizon's entry while its key"
         " (reference content + settings) matches; otherwise it recalibrates.\n"
     )
+    for seg in segments:
+        try:
+            entries += [block_entry(plan, ref, frame, span, rate, seg) for span in spans]
+        except NotEnoughData as exc:  # a segment too small to calibrate: the monitor says so
+            print(f"segment {seg[0]}={seg[1]}: {exc}", file=sys.stderr)
     save_blocks(out, entries, head)
+    overall = entries[: len(spans)]  # the table and lines show the whole batch's thresholds
+    if segments:
+        print(f"{len(entries) - len(overall)} segment entries ({len(segments)} segments) too")
     table = tables.table(
-        "statistic", *(e["span"] for e in entries), right=[e["span"] for e in entries]
+        "statistic", *(e["span"] for e in overall), right=[e["span"] for e in overall]
     )
-    for name in entries[0]["components"]:
-        cells = [e["components"][name]["threshold"] for e in entries]
+    for name in overall[0]["components"]:
+        cells = [e["components"][name]["threshold"] for e in overall]
         table.add_row(name, *("never" if c == float("inf") else f"{c:.4g}" for c in cells))
     tables.echo(table)
-    for e in entries:
+    for e in overall:
         print(
             f"{e['span']}: {e['blocks']} blocks over {e['days']} days of {ref.path.name}"
             f" ({e['reference_rows']} rows), {e['rule']} rule at a false-alarm rate of"
-            f" {e['rate']:.3g} per horizon; {e['in_sample_alarms']} of the blocks alarm in"
+            f" {e['rate']:.3g} per {'verdict' if segments else 'horizon'}; {e['in_sample_alarms']} of the blocks alarm in"
             f" sample; {e['seconds']:.1f} s"
         )
         for w in e["warnings"]:

@@ -171,3 +171,35 @@ def test_bad_segments_are_named(
     with pytest.raises(ConfigError) as err:
         Plan.load(make_config(model=model, drift=drift))
     assert message in str(err.value)
+
+
+def test_calibrate_writes_the_entries_the_segmented_monitor_looks_up(
+    tmp_path: Path, halves: tuple[pd.DataFrame, list[pd.DataFrame]]
+) -> None:
+    """`driftwatch calibrate` on a segmented model writes the whole batch's and every
+    segment's thresholds at the rate share the monitor asks for, so the file is used."""
+    import yaml
+
+    from driftwatch.cli import main
+    from driftwatch.files import file_hash
+    from driftwatch.store.calibrations import read_blocks
+    from tests.conftest import base_config
+
+    reference, _ = halves
+    reference.to_parquet(tmp_path / "reference.parquet", index=False)
+    raw = base_config()
+    raw["paths"] = {"reference": str(tmp_path / "reference.parquet"), "state": str(tmp_path / "s")}
+    raw["model"].update({"segments": ["origin"], "estimator": "linear", "params": {}})
+    raw["drift"].update({"horizons": ["1D"]})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    config = str(tmp_path / "config.yaml")
+    assert main(["calibrate", "--config", config, "--reference", raw["paths"]["reference"]]) == 0
+    plan = Plan.load(config)
+    segments = plan.segments(reference)
+    rate = plan.segment_rate(len(segments))
+    sha, day = file_hash(tmp_path / "reference.parquet"), pd.Timedelta("1D")
+    wanted = {plan.block_key(sha, day, rate)} | {
+        plan.block_key(sha, day, rate, seg) for seg in segments
+    }
+    assert len(segments) == 3
+    assert wanted <= set(read_blocks(plan.settings.drift.calibration.file))
