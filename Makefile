@@ -22,17 +22,19 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Both tiers: the fast one (library, in-memory use case, CLI; under a minute) first, then the
-# slow one (real Prefect API and servers, MLflow server, daemon subprocesses).
+# Both tiers: the fast one (library, in-memory use case, CLI; a few minutes) first, then the
+# slow one (real Prefect API and servers, MLflow server, daemon subprocesses) on two workers, a
+# test file per worker: its tests spend most of their time waiting on servers and subprocesses.
+SLOW := -m slow -n 2 --dist loadfile
 test: lint
 	$(BIN)/pytest -q -m "not slow"
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q $(SLOW)
 
 test-fast: install-dev
 	$(BIN)/pytest -q -m "not slow"
 
 test-slow: install-dev
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q $(SLOW)
 
 bench: install-dev
 	$(BIN)/python benchmarks/drift_speed.py
