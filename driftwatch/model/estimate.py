@@ -184,7 +184,7 @@ class LossEstimator:
     # 3.68 with these settings; benchmarks/estimate_2013.py) and on the holdout itself (cross-
     # fitted block error 0.301 vs 0.272). These are the library's defaults, not tuned on 2013;
     # ``params`` override them.
-    def _loss_model(self, n_rows: int) -> Any:
+    def _loss_model(self) -> Any:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         kw: dict[str, Any] = {
@@ -258,10 +258,10 @@ class LossEstimator:
         edges = np.linspace(0, n, _FOLDS + 1).astype(int)
         for a, b in pairwise(edges):
             train = np.r_[0:a, b:n]
-            model = self._loss_model(len(train)).fit(Z[train], loss[train])
+            model = self._loss_model().fit(Z[train], loss[train])
             oof[a:b] = model.predict(Z[a:b])
         oof = np.clip(oof, 0, None)
-        self.loss_model_ = self._loss_model(n).fit(Z, loss)
+        self.loss_model_ = self._loss_model().fit(Z, loss)
 
         # Sampling noise: var(loss | x) ~ kappa * m(x)^2, kappa measured on the holdout.
         self.kappa_ = float(np.mean((loss - oof) ** 2) / max(np.mean(oof**2), np.finfo(float).tiny))
