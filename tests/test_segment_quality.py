@@ -61,7 +61,11 @@ def served(
     raw["report"] = {"html": False}
     (work / "config.yaml").write_text(yaml.safe_dump(raw))
     plan = Plan.load(work / "config.yaml")
-    cycle, _ = memory_cycle(plan, [("first", days[0])])
+    # The bootstrap's batch is the reference's newest day: its window is then every odd day
+    # (the reference tops up history's older end), its holdout the newest 20% of them.
+    local = reference["time_hour"].dt.tz_convert(FLIGHTS_TZ).dt.date
+    newest = reference[(local == local.max()).to_numpy()].reset_index(drop=True)
+    cycle, _ = memory_cycle(plan, [("newest-reference-day", newest)])
     first = cycle.run(run_id="bootstrap")
     assert first.retrain is not None and first.retrain.promoted
     champion = cycle.registry.champion()
@@ -70,27 +74,6 @@ def served(
     estimator = cycle.registry.load_estimator(champion.version)
     blocks = cycle.block_judging(Batch(days[0], ["first"], False), cycle.references.locate(None))
     return plan, blocks, champion, model, estimator
-
-
-@pytest.fixture(scope="module")
-def in_span(
-    served: tuple, halves: tuple[pd.DataFrame, list[pd.DataFrame]]
-) -> tuple[Plan, BlockJudging, Champion, Any, Any]:
-    """The same champion with its baselines measured over the two months the batches come
-    from (its scores on the odd days), so that a quiet day is quiet in quality too: its holdout
-    is the newest 20% of the window (mid to late February), another span, and the even days of
-    January are harder than it for the whole batch as well (the baseline's span, which
-    ``quality.baseline: served`` addresses; not what the segment rule is about)."""
-    from dataclasses import replace
-
-    from driftwatch.model.quality import score
-    from driftwatch.monitor.segment_quality import segment_scores
-
-    plan, blocks, champion, model, estimator = served
-    reference, _ = halves
-    baseline = score(model, reference, plan.settings.model)
-    segments = segment_scores(plan, model, reference)
-    return plan, blocks, replace(champion, baseline=baseline, segments=segments), model, estimator
 
 
 def judge(served: tuple, frame: pd.DataFrame, champion: Champion | None = None) -> Findings:
@@ -129,7 +112,7 @@ def test_segment_baselines_are_stored_with_the_champion(served: tuple) -> None:
 
 
 def test_one_degraded_segment_alarms_named_while_the_batch_is_within_tolerance(
-    in_span: tuple, halves: tuple[pd.DataFrame, list[pd.DataFrame]]
+    served: tuple, halves: tuple[pd.DataFrame, list[pd.DataFrame]]
 ) -> None:
     from driftwatch.alerts.events import QUALITY, run_events
     from driftwatch.monitor.pipeline import monitor_result
@@ -137,13 +120,13 @@ def test_one_degraded_segment_alarms_named_while_the_batch_is_within_tolerance(
     from driftwatch.report.page import render_page
     from driftwatch.report.text import markdown, report_lines
 
-    plan, _, champion, _, _ = in_span
+    plan, _, champion, _, _ = served
     day = on(halves[1], "2013-02-24")
     ewr = (day["origin"] == "EWR").to_numpy()
     # EWR's labels turn noisy (a broken feed of its arrival times): its error grows, the
     # day's as a whole stays within the 10% tolerance.
-    day.loc[ewr, "air_time"] += np.random.default_rng(0).normal(0, 13, int(ewr.sum()))
-    found = judge(in_span, day)
+    day.loc[ewr, "air_time"] += np.random.default_rng(0).normal(0, 15, int(ewr.sum()))
+    found = judge(served, day)
     assert found.quality is not None and found.quality.degraded is False, found.quality.reason
     by = {q.segment: q for q in found.segment_quality}
     assert list(by) == ["origin=EWR", "origin=JFK", "origin=LGA"]
@@ -187,7 +170,7 @@ def blocks_ref(plan: Plan) -> Any:
 
 
 def test_quiet_days_hold_the_rate_across_segments(
-    in_span: tuple, halves: tuple[pd.DataFrame, list[pd.DataFrame]]
+    served: tuple, halves: tuple[pd.DataFrame, list[pd.DataFrame]]
 ) -> None:
     """The even days of January-February. A windy day is worse for every airport: the whole
     batch is degraded and so are its segments (the model's error that day, not noise; the
@@ -197,7 +180,7 @@ def test_quiet_days_hold_the_rate_across_segments(
     _, days = halves
     quiet = alarmed = beyond = windy = 0
     for day in days:
-        found = judge(in_span, day)
+        found = judge(served, day)
         segs = found.segment_quality
         assert [q.alpha for q in segs] == [pytest.approx(RATE / 4)] * 3
         assert all(q.degraded is not None for q in segs)
@@ -305,3 +288,49 @@ def test_segment_baselines_round_trip_through_mlflow(
     reg.set_baseline(version, {"rmse": 13.0}, None, {"origin=EWR": {"rmse": 14.0}})
     found = reg.champion()
     assert found.baseline["rmse"] == 13.0 and found.segments == {"origin=EWR": {"rmse": 14.0}}
+
+
+def test_with_served_baselines_each_segment_has_its_own(
+    served: tuple, halves: tuple[pd.DataFrame, list[pd.DataFrame]]
+) -> None:
+    """``quality.baseline: served``: each segment's baseline is its own realised metric over
+    its first batch in service, read from history as the whole batch's is."""
+    from driftwatch.model.estimators import predict
+    from driftwatch.monitor.segment_quality import segment_quality
+
+    plan, blocks, champion, model, _ = served
+    s = plan.settings
+    quality = s.quality.model_copy(update={"baseline": "served"})
+    plan = plan.model_copy(update={"settings": s.model_copy(update={"quality": quality})})
+    cycle, _ = memory_cycle(plan, [])
+    _, days = halves
+    for name, day in (("first", days[20]), ("second", days[21])):
+        origin = pd.Series(name, index=day.index)
+        preds = pd.Series(predict(model, day, s.model), index=day.index)
+        cycle.history.append(Batch(day, [name], True, origin=origin), preds, champion.version)
+    reference, _ = halves
+    trained = reference[reference["time_hour"] < days[20]["time_hour"].min()]  # served after it
+    batch = days[22]
+    found = cycle.served_baseline(champion, trained, batch)
+    assert found.scores and sorted(found.segments) == ["origin=EWR", "origin=JFK", "origin=LGA"]
+    ewr = found.segments["origin=EWR"]
+    first = days[20][days[20]["origin"] == "EWR"]
+    expected = score_rmse(first, model, s.model)
+    assert ewr.scores["rmse"] == pytest.approx(expected)
+    preds = pd.Series(predict(model, batch, s.model), index=batch.index)
+    from driftwatch.monitor.pipeline import judged_labels
+
+    judged = judged_labels(batch, preds, None, champion.version, s.model, [])
+    segments = [g.segment for g in blocks.segments]
+    verdicts = segment_quality(plan, judged, segments, None, champion.version, found.segments)
+    assert [q.baseline for q in verdicts] == [
+        pytest.approx(found.segments[q.segment].scores["rmse"]) for q in verdicts
+    ]
+    assert all(q.degraded is not None for q in verdicts)
+    assert "baseline: its first batch in service" in verdicts[0].reason
+
+
+def score_rmse(rows: pd.DataFrame, model: Any, spec: Any) -> float:
+    from driftwatch.model.quality import score
+
+    return score(model, rows, spec)["rmse"]
