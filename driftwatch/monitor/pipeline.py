@@ -189,7 +189,7 @@ def assess(
             estimated = estimate_quality(
                 plan, estimator, model, batch.frame, predictions, no_estimator
             )
-            if segments:
+            if segments and estimator is not None:  # without one, the batch's line says why
                 seg_estimated = segment_estimates(
                     plan,
                     estimator,
