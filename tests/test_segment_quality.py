@@ -334,3 +334,51 @@ def score_rmse(rows: pd.DataFrame, model: Any, spec: Any) -> float:
     from driftwatch.model.quality import score
 
     return score(model, rows, spec)["rmse"]
+
+
+@pytest.mark.slow  # a bootstrap and a lost challenge of its own (~12 s)
+def test_a_champion_that_holds_its_own_is_rebaselined_per_segment_too(
+    served: tuple, halves: tuple[pd.DataFrame, list[pd.DataFrame]]
+) -> None:
+    """A lost challenge re-baselines the champion on the new holdout: per segment as well."""
+    plan, _, _, _, _ = served
+    s = plan.settings
+    retrain = s.retrain.model_copy(update={"promotion_margin": 0.9})  # no challenger wins
+    plan = plan.model_copy(update={"settings": s.model_copy(update={"retrain": retrain})})
+    reference, _ = halves
+    local = reference["time_hour"].dt.tz_convert(FLIGHTS_TZ).dt.date
+    newest = reference[(local == local.max()).to_numpy()].reset_index(drop=True)
+    cycle, log = memory_cycle(plan, [("newest", newest)])
+    cycle.run(run_id="bootstrap")
+    before = cycle.registry.champion()
+    outcome = cycle.retrain(["newest"], "a test", "lost")
+    assert not outcome.promoted
+    after = cycle.registry.champion()
+    lost = log.challenges[-1]
+    assert after.version == before.version
+    assert after.segments == lost.champion_segments != before.segments
+    assert sorted(after.segments) == ["origin=EWR", "origin=JFK", "origin=LGA"]
+
+
+def test_a_degraded_segment_estimate_triggers_only_as_the_batch_s_would() -> None:
+    from driftwatch.model.quality import EstimatedQuality
+    from driftwatch.monitor.policy import decide
+
+    seg = EstimatedQuality(
+        metric="rmse",
+        value=16.0,
+        low=13.0,
+        high=19.0,
+        level=0.9,
+        rows=300,
+        reliable=True,
+        baseline=11.0,
+        degraded=True,
+        reason="vs baseline 11 (+45.5% worse; degraded, limit 1.1)",
+        segment="origin=EWR",
+    )
+    realised = decide([], None, None, True, 900, segment_estimated=[seg])
+    assert realised.action == "no_drift" and not realised.triggers  # quality.trigger: realised
+    either = decide([], None, None, True, 900, quality_trigger="either", segment_estimated=[seg])
+    assert either.triggers == {"estimated"}
+    assert "estimated segment origin=EWR rmse 16" in either.reason
