@@ -15,7 +15,7 @@ from typing import Any
 
 from driftwatch.config import QualitySettings
 from driftwatch.engine.drift import DriftResult
-from driftwatch.model.quality import LOWER_IS_BETTER, EstimatedQuality
+from driftwatch.model.quality import LOWER_IS_BETTER, EstimatedQuality, QualityResult
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
 
 PREFIX = "driftwatch"
@@ -77,6 +77,8 @@ def judged_kinds(result: MonitorResult, trigger: str = "realised") -> set[str]:
     if any(v != "no_verdict" for v in verdicts):
         kinds.add("drift")
     if result.quality is not None and result.quality.degraded is not None:
+        kinds.add("quality")
+    if any(q.degraded is not None for q in result.segment_quality):
         kinds.add("quality")
     e = result.estimated
     realised_verdict = result.quality is not None and result.quality.degraded is not None
@@ -142,8 +144,11 @@ def drift_payload(result: MonitorResult, drift: DriftResult) -> dict[str, Any]:
     }
 
 
-def quality_payload(result: MonitorResult, tolerance: QualitySettings) -> dict[str, Any]:
-    q = result.quality
+def quality_payload(
+    result: MonitorResult, tolerance: QualitySettings, q: QualityResult | None = None
+) -> dict[str, Any]:
+    """``q``: the verdict the event is about (default: the whole batch's)."""
+    q = q or result.quality
     assert q is not None
     return {
         "run_id": result.run_id,
@@ -160,12 +165,21 @@ def quality_payload(result: MonitorResult, tolerance: QualitySettings) -> dict[s
         "labelled_rows": q.labelled_rows,
         "champion_version": result.champion_version,
         "reason": q.reason,
+        # model.segments: the segment this verdict is about (None: the whole batch), every
+        # segment degraded at this tick, and the segment verdict's test (p-value, its rate).
+        "segment": q.segment,
+        "segments_degraded": sorted(str(x.segment) for x in result.segment_quality if x.degraded),
+        "p_value": _round(q.p_value),
+        "rate": q.alpha,
     }
 
 
-def estimated_payload(result: MonitorResult, tolerance: QualitySettings) -> dict[str, Any]:
-    """The quality event of an estimate (no labels): its interval and reliability too."""
-    e = result.estimated
+def estimated_payload(
+    result: MonitorResult, tolerance: QualitySettings, e: EstimatedQuality | None = None
+) -> dict[str, Any]:
+    """The quality event of an estimate (no labels): its interval and reliability too. ``e``:
+    the estimate the event is about (default: the whole batch's)."""
+    e = e or result.estimated
     assert e is not None
     return {
         "run_id": result.run_id,
@@ -185,6 +199,8 @@ def estimated_payload(result: MonitorResult, tolerance: QualitySettings) -> dict
         "reliable": e.reliable,
         "champion_version": result.champion_version,
         "reason": e.reason,
+        "segment": e.segment,
+        "segments_degraded": sorted(str(x.segment) for x in result.segment_estimated if x.degraded),
     }
 
 
@@ -271,26 +287,30 @@ def run_events(
                 run,
             )
         )
-    if result.quality is not None and result.quality.degraded:
+    # The whole batch's verdict first, else the first degraded segment's (model.segments).
+    realised = [q for q in [result.quality, *result.segment_quality] if q is not None]
+    estimates = [e for e in [result.estimated, *result.segment_estimated] if e is not None]
+    bad = next((q for q in realised if q.degraded), None)
+    worse = next((e for e in estimates if e.degraded), None)
+    if bad is not None:
+        where = f" in segment {bad.segment}" if bad.segment else ""
         out.append(
             DriftwatchEvent(
                 QUALITY,
                 model,
-                quality_payload(result, quality),
-                f"quality degraded: {result.quality.reason}",
+                quality_payload(result, quality, bad),
+                f"quality degraded{where}: {bad.reason}",
                 run,
             )
         )
-    elif (
-        quality.trigger != "realised" and result.estimated is not None and result.estimated.degraded
-    ):
+    elif quality.trigger != "realised" and worse is not None:
         # The estimate is a verdict the config acts on (quality.trigger): an event as well.
         out.append(
             DriftwatchEvent(
                 QUALITY,
                 model,
-                estimated_payload(result, quality),
-                f"quality degraded (estimated, no labels): {result.estimated.line()}",
+                estimated_payload(result, quality, worse),
+                f"quality degraded (estimated, no labels): {worse.line()}",
                 run,
             )
         )

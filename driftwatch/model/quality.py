@@ -89,6 +89,17 @@ class QualityResult(BaseModel):
     degraded: bool | None
     reason: str
     metrics: dict[str, float]
+    # model.segments: the segment judged (``origin=EWR``); None for the whole batch.
+    segment: str | None = None
+    # A segment's verdict is also a significance test (see driftwatch.model.significance):
+    # its one-sided p-value and the share of the false-alarm rate it was held to.
+    p_value: float | None = None
+    alpha: float | None = None
+
+    def line(self) -> str:
+        """``quality: rmse ...`` or ``quality segment origin=EWR: rmse ...``."""
+        where = f" segment {self.segment}" if self.segment else ""
+        return f"quality{where}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -146,6 +157,12 @@ def assess(
     )
 
 
+def worst_allowed(metric: str, base: float, settings: QualitySettings) -> float:
+    """The worst value of ``metric`` still within tolerance of the baseline ``base``."""
+    _, limit = _worse_by(metric, base, base, settings)
+    return base + limit if LOWER_IS_BETTER[metric] else base - limit
+
+
 def _worse_by(
     metric: str, value: float, base: float, settings: QualitySettings
 ) -> tuple[float, float]:
@@ -178,14 +195,18 @@ class EstimatedQuality(BaseModel):
     baseline: float | None = None
     degraded: bool | None = None
     reason: str
+    # model.segments: the segment estimated (``origin=EWR``); None for the whole batch.
+    segment: str | None = None
 
     def line(self) -> str:
-        """``estimated rmse 12.3 [11.1, 13.6] on 1,234 rows (reliable)``, or why there is none."""
+        """``estimated rmse 12.3 [11.1, 13.6] on 1,234 rows (reliable)``, or why there is none
+        (``estimated segment origin=EWR rmse ...`` for a segment)."""
+        where = f" segment {self.segment}" if self.segment else ""
         if self.value is None:
-            return f"estimated {self.metric}: {self.reason}"
+            return f"estimated{where} {self.metric}: {self.reason}"
         tag = "reliable" if self.reliable else "unreliable"
         return (
-            f"estimated {self.metric} {_fmt(self.value)} [{_fmt(self.low)}, {_fmt(self.high)}]"
+            f"estimated{where} {self.metric} {_fmt(self.value)} [{_fmt(self.low)}, {_fmt(self.high)}]"
             f" on {self.rows:,} rows ({tag}): {self.reason}"
         )
 

@@ -36,6 +36,9 @@ class ServedBaseline:
     start: str | None = None
     end: str | None = None
     note: str = ""
+    # model.segments: each segment's own (``origin=EWR`` -> its served baseline), measured the
+    # same way on the segment's rows of history.
+    segments: dict[str, ServedBaseline] = field(default_factory=dict)
 
 
 def served_baseline(

@@ -11,6 +11,7 @@ reference), once, by training that challenger again (same rows, same seed).
 from __future__ import annotations
 
 import logging
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -95,11 +96,18 @@ def fits(plan: Plan, estimator: Any) -> bool:
 
 
 def estimate_quality(
-    plan: Plan, estimator: Any, model: Any, frame: pd.DataFrame, predictions: pd.Series, why: str
+    plan: Plan,
+    estimator: Any,
+    model: Any,
+    frame: pd.DataFrame,
+    predictions: pd.Series,
+    why: str,
+    baseline: float | None | EllipsisType = ...,
 ) -> EstimatedQuality:
     """The champion's estimated metric on the batch and its verdict against the estimator's
     baseline: the realised metric on the holdout it was fitted on (the same predictions it
-    learnt the errors of, so a quiet batch estimates it, not a better or worse number)."""
+    learnt the errors of, so a quiet batch estimates it, not a better or worse number).
+    ``baseline``: another one (a segment's, on its rows of the holdout)."""
     spec, metric = plan.settings.model, plan.metric
     if estimator is None:
         return no_estimate(metric, why)
@@ -124,7 +132,8 @@ def estimate_quality(
             est = estimator.estimate(found[0], X=X)
     except ValueError as exc:  # a batch the estimator cannot read: said, not fatal
         return no_estimate(metric, str(exc))
-    baseline = getattr(estimator, "holdout_value_", None)
+    if baseline is ...:
+        baseline = getattr(estimator, "holdout_value_", None)
     return assess_estimate(est, baseline, plan.settings.quality)
 
 

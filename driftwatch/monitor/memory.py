@@ -301,7 +301,12 @@ class MemoryRegistry:
         if challenge.estimator is not None:
             self.estimators[version] = challenge.estimator
         self.versions[version] = Champion(
-            version, f"run-{version}", dict(challenge.challenger_scores), reference, None
+            version,
+            f"run-{version}",
+            dict(challenge.challenger_scores),
+            reference,
+            None,
+            segments=dict(challenge.challenger_segments),
         )
         self._by_key[key] = (f"run-{version}", version)
         return self._by_key[key]
@@ -315,9 +320,18 @@ class MemoryRegistry:
     def store_estimator(self, version: str, estimator: Any) -> None:
         self.estimators[version] = estimator
 
-    def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None:
+    def rebaseline(
+        self,
+        version: str,
+        scores: dict[str, float],
+        until: str | None,
+        segments: dict[str, dict[str, float]] | None = None,
+    ) -> None:
         c = self.versions[version]
-        self.versions[version] = replace(c, baseline=dict(scores), validated_until=until)
+        new = replace(c, baseline=dict(scores), validated_until=until)
+        if segments is not None:
+            new = replace(new, segments=dict(segments))
+        self.versions[version] = new
 
     def promote(self, version: str, expected: str | None | EllipsisType = ...) -> str | None:
         """Point the champion at ``version``; None when moved. With ``expected`` (the champion the

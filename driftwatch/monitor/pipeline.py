@@ -59,6 +59,13 @@ from driftwatch.monitor.ports import (
     ThresholdStore,
 )
 from driftwatch.monitor.result import Decision, MonitorResult, RetrainOutcome
+from driftwatch.monitor.segment_quality import (
+    P,
+    Y,
+    segment_estimates,
+    segment_quality,
+    segment_scores,
+)
 from driftwatch.monitor.window import recency_weights, split_holdout, training_window
 
 log = logging.getLogger("driftwatch.monitor")
@@ -78,6 +85,9 @@ class Findings:
     predictions: pd.Series | None = None
     # The champion's estimated quality on the batch (no labels needed).
     estimated: EstimatedQuality | None = None
+    # model.segments: the realised and estimated quality of each segment (its own baseline).
+    segment_quality: tuple[QualityResult, ...] = ()
+    segment_estimated: tuple[EstimatedQuality, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,8 @@ def assess(
     (:mod:`driftwatch.monitor.estimated`), or None and ``no_estimator`` saying why."""
     drift = quality = prediction = predictions = estimated = None
     horizons: tuple[DriftResult, ...] = ()
+    seg_quality: tuple[QualityResult, ...] = ()
+    seg_estimated: tuple[EstimatedQuality, ...] = ()
     if batch.rows and blocks is not None:
         horizons = tuple(judge_horizon(plan, batch, blocks, t) for t in blocks.thresholds)
         horizons += tuple(
@@ -147,10 +159,12 @@ def assess(
     if batch.rows and champion is not None and model is not None:
         spec = plan.settings.model
         predictions = pd.Series(predict(model, batch.frame, spec), index=batch.frame.index)
-        y, p = labels_to_judge(
+        judged = judged_labels(
             batch.frame, predictions, recent, champion.version, spec, batch.all_files
         )
+        y, p = judged[Y].to_numpy(dtype=float), judged[P].to_numpy(dtype=float)
         q = plan.settings.quality
+        segments = [g.segment for g in blocks.segments] if blocks is not None else []
         baseline = champion.baseline
         if q.baseline == "served":
             baseline = served.scores if served is not None else {}
@@ -162,10 +176,30 @@ def assess(
                 quality = quality.model_copy(update={"reason": f"{first}; {served.note}"})
             elif quality.baseline is not None:
                 quality = quality.model_copy(update={"reason": f"{quality.reason} ({served.note})"})
+        if segments:
+            seg_quality = segment_quality(
+                plan,
+                judged,
+                segments,
+                champion.segments,
+                champion.version,
+                served.segments if q.baseline == "served" and served is not None else None,
+            )
         if q.estimate.enabled:
             estimated = estimate_quality(
                 plan, estimator, model, batch.frame, predictions, no_estimator
             )
+            if segments and estimator is not None:  # without one, the batch's line says why
+                seg_estimated = segment_estimates(
+                    plan,
+                    estimator,
+                    model,
+                    batch.frame,
+                    predictions,
+                    no_estimator,
+                    segments,
+                    champion.segments,
+                )
         if reference is not None:
             prediction = prediction_drift(plan, model, reference, batch.frame)
     decision = decide(
@@ -181,8 +215,20 @@ def assess(
         estimated,
         plan.settings.quality.trigger,
         plan.settings.retrain.triggers,
+        seg_quality,
+        seg_estimated,
     )
-    return Findings(drift, quality, prediction, decision, horizons, predictions, estimated)
+    return Findings(
+        drift,
+        quality,
+        prediction,
+        decision,
+        horizons,
+        predictions,
+        estimated,
+        seg_quality,
+        seg_estimated,
+    )
 
 
 def champion_age(
@@ -212,9 +258,31 @@ def labels_to_judge(
     the lookback's history rows this champion served whose labels have arrived since (each
     counted at the time it was predicted, not when its label came). History rows of files in
     the batch (``in_batch``: its context files, judged again) are counted once, as the batch's."""
+    judged = judged_labels(frame, predictions, recent, champion, spec, in_batch)
+    return judged[Y].to_numpy(dtype=float), judged[P].to_numpy(dtype=float)
+
+
+def judged_labels(
+    frame: pd.DataFrame,
+    predictions: pd.Series,
+    recent: pd.DataFrame | None,
+    champion: str,
+    spec: ModelSettings,
+    in_batch: list[str] | None = None,
+) -> pd.DataFrame:
+    """:func:`labels_to_judge`'s rows as a frame: the label (``_y``), the prediction (``_p``)
+    and the ``model.segments`` columns, so each segment is judged on its own rows of both."""
+    keep = list(spec.segments)
     has = frame[spec.target].notna().to_numpy()
-    y = [target(frame[has], spec).to_numpy(dtype=float)]
-    p = [predictions.to_numpy()[has]]
+    parts = [
+        pd.DataFrame(
+            {
+                Y: target(frame[has], spec).to_numpy(dtype=float),
+                P: predictions.to_numpy()[has].astype(float),
+                **{c: frame.loc[has, c].astype(str).to_numpy() for c in keep},
+            }
+        )
+    ]
     if recent is not None and len(recent) and PREDICTED in recent.columns:
         mine = recent[
             (recent[SERVED_BY].astype(str) == champion)
@@ -222,9 +290,16 @@ def labels_to_judge(
             & recent[PREDICTED].notna()
             & ~recent[FROM_FILE].isin(in_batch or [])
         ]
-        y.append(target(mine, spec).to_numpy(dtype=float))
-        p.append(mine[PREDICTED].to_numpy(dtype=float))
-    return np.concatenate(y).astype(float), np.concatenate(p).astype(float)
+        parts.append(
+            pd.DataFrame(
+                {
+                    Y: target(mine, spec).to_numpy(dtype=float),
+                    P: mine[PREDICTED].to_numpy(dtype=float),
+                    **{c: mine[c].astype(str).to_numpy() for c in keep},
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
 
 
 def judge_horizon(
@@ -355,6 +430,10 @@ def challenge(
     )
     ch_scores = score(model, holdout, s.model)
     cp_scores = score(champion_model, holdout, s.model) if champion_model is not None else None
+    # model.segments: the segment baselines of whichever serves next (before the refit below,
+    # as the whole holdout's: the refit model has seen the holdout).
+    ch_segments = segment_scores(plan, model, holdout)
+    cp_segments = segment_scores(plan, champion_model, holdout) if champion_model else None
     verdict = promotion_decision(
         plan.metric,
         ch_scores,
@@ -377,7 +456,17 @@ def challenge(
             sample_weight=recency_weights(train_rows, s),
         )
     return Challenge(
-        model, window, train_rows, holdout, ch_scores, cp_scores, verdict, trigger, estimator
+        model,
+        window,
+        train_rows,
+        holdout,
+        ch_scores,
+        cp_scores,
+        verdict,
+        trigger,
+        estimator,
+        ch_segments,
+        cp_segments if s.model.segments else None,
     )
 
 
@@ -407,6 +496,8 @@ def monitor_result(
         horizons=list(findings.horizons),
         quality=findings.quality,
         estimated=findings.estimated,
+        segment_quality=list(findings.segment_quality),
+        segment_estimated=list(findings.segment_estimated),
         prediction=findings.prediction,
         champion_version=champion.version if champion else None,
         champion_holdout=dict(champion.baseline) if champion else {},
@@ -473,6 +564,15 @@ def monitor_metrics(result: MonitorResult) -> dict[str, float]:
         # With late labels: how many rows (batch + lookback) the realised metric rests on.
         m["quality_labelled_rows"] = float(result.quality.labelled_rows)
     m |= estimated_metrics(result.estimated)
+    # model.segments: per segment, named ``segment.origin_EWR.champion_rmse`` (MLflow refuses
+    # "=" in a name), with the estimate's beside it.
+    for sq in result.segment_quality:
+        key = f"segment.{sq.segment}"
+        if sq.value is not None:
+            m[f"{key}.champion_{sq.metric}"] = float(sq.value)
+        m[f"{key}.quality_labelled_rows"] = float(sq.labelled_rows)
+    for se in result.segment_estimated:
+        m |= {f"segment.{se.segment}.{k}": v for k, v in estimated_metrics(se).items()}
     if result.prediction is not None and result.prediction.score is not None:
         m["prediction_drift_score"] = float(result.prediction.score)
     m["retrained"] = float(result.retrain is not None)
@@ -754,7 +854,16 @@ class MonitorCycle:
         days = max(0.0, (newest - since) / pd.Timedelta(days=1))
         rows = self.history.rows(days=days)
         q = self.plan.settings
-        return served_baseline(rows, champion.version, since, newest, q.model, q.quality)
+        whole = served_baseline(rows, champion.version, since, newest, q.model, q.quality)
+        segments = {
+            self.plan.segment_name((col, str(value))): served_baseline(
+                group, champion.version, since, newest, q.model, q.quality
+            )
+            for col in q.model.segments
+            if col in rows.columns
+            for value, group in rows.groupby(rows[col].astype(str), sort=True)
+        }
+        return replace(whole, segments=segments)
 
     def recent_history(self) -> pd.DataFrame:
         """History rows of the quality lookback (the newest ``quality.lookback_hours``)."""
@@ -863,6 +972,7 @@ class MonitorCycle:
                 champion.version,
                 c.champion_scores,
                 until,
+                c.champion_segments,
                 retry=True,
             )
         outcome = retrain_outcome(plan, c, run_id, version, champion, stored, started)

@@ -231,6 +231,17 @@ class Plan(BaseModel):
         rate holds over all segments together, never per segment."""
         return self.horizon_rate / (1 + n_segments)
 
+    def quality_segment_rate(self, n_segments: int) -> float:
+        """Each segment's share of the false-alarm rate for its quality verdict: the same
+        Bonferroni split as drift's (the whole batch and each segment an equal share), of the
+        tick's rate, not a horizon's (quality is judged once per tick, on the labelled rows)."""
+        return self.settings.drift.false_alarm_rate / (1 + n_segments)
+
+    @staticmethod
+    def segment_name(segment: Segment) -> str:
+        """``origin=EWR``: how reports, events and stored baselines name a segment."""
+        return f"{segment[0]}={segment[1]}"
+
     @staticmethod
     def segment_rows(frame: pd.DataFrame, segment: Segment | None) -> pd.DataFrame:
         """The rows of one segment (all rows for None)."""

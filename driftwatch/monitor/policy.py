@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from driftwatch.engine.drift import ColumnDrift, DriftResult
 from driftwatch.model.quality import EstimatedQuality, QualityResult, better
@@ -23,6 +23,8 @@ def decide(
     estimated: EstimatedQuality | None = None,
     quality_trigger: str = "realised",
     retrain_on: Collection[str] = ("drift", "quality", "age"),
+    segment_quality: Sequence[QualityResult] = (),
+    segment_estimated: Sequence[EstimatedQuality] = (),
 ) -> Decision:
     """Retrain when features drifted (dataset rule) or the champion's quality degraded.
 
@@ -46,6 +48,10 @@ def decide(
     (``quality.trigger``) says which quality verdict may retrain: realised, estimated or either;
     the other is reported. ``retrain_on`` (``retrain.triggers``): the kinds of finding that
     retrain (drift, quality, age); the others are reported and held (action ``no_retrain``).
+
+    ``segment_quality`` / ``segment_estimated`` (``model.segments``): each segment's verdicts.
+    Retraining stays per model: a degraded segment is a quality (or estimated) trigger of the
+    model under the same conditions as the whole batch's, and the reason names the segment.
     """
     if rows == 0:
         return Decision(action="no_data", reason="no new data")
@@ -65,9 +71,17 @@ def decide(
     if quality is not None and quality.degraded and quality_trigger in ("realised", "either"):
         triggers.add("quality")
         reasons.append(quality.reason)
+    for sq in segment_quality:
+        if sq.degraded and quality_trigger in ("realised", "either"):
+            triggers.add("quality")
+            reasons.append(sq.line())
     if estimated is not None and estimated.degraded and quality_trigger != "realised":
         triggers.add("estimated")
         reasons.append(estimated.line())
+    for se in segment_estimated:
+        if se.degraded and quality_trigger != "realised":
+            triggers.add("estimated")
+            reasons.append(se.line())
     old = age is not None and max_age is not None and age >= max_age
     if old:
         triggers.add("age")

@@ -67,6 +67,10 @@ class Champion:
     previous: str | None
     # When a challenger lost to it: the newest time of that holdout (it is as fresh as that).
     validated_until: str | None = None
+    # model.segments: its scores on each segment's rows of that holdout (``origin=EWR`` ->
+    # {"rmse": ...}); None for a version stored before segment baselines were (no segment
+    # quality verdict then, said so).
+    segments: dict[str, dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,10 @@ class Challenge:
     # The estimator of the challenger's performance (fitted on the holdout when it is promoted;
     # stored with its version, see driftwatch.monitor.estimated), or None.
     estimator: Any = None
+    # model.segments: both models' scores on each segment's rows of the holdout (the segment
+    # baselines of the one that serves next).
+    challenger_segments: dict[str, dict[str, float]] = field(default_factory=dict)
+    champion_segments: dict[str, dict[str, float]] | None = None
 
 
 class BatchSource(Protocol):
@@ -147,7 +155,13 @@ class ModelRegistry(Protocol):
         """Move the alias unless the champion is no longer ``expected``: None, or why not."""
         ...
 
-    def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None: ...
+    def rebaseline(
+        self,
+        version: str,
+        scores: dict[str, float],
+        until: str | None,
+        segments: dict[str, dict[str, float]] | None = None,
+    ) -> None: ...
     def load_estimator(self, version: str) -> Any | None:
         """The performance estimator stored with ``version`` (None if it has none)."""
         ...

@@ -84,6 +84,10 @@ class MonitorResult(_Frozen):
     quality: QualityResult | None = None
     # The champion's estimated quality on the batch (labels not needed), with its interval.
     estimated: EstimatedQuality | None = None
+    # model.segments: each segment's realised quality (labels of its rows, batch and lookback)
+    # and estimated quality, each against the segment's own baseline; ``segment`` names it.
+    segment_quality: list[QualityResult] = Field(default_factory=list)
+    segment_estimated: list[EstimatedQuality] = Field(default_factory=list)
     prediction: ColumnDrift | None = None
     champion_version: str | None = None
     # The champion's scores on its holdout (the newest labelled rows it never trained on, or the

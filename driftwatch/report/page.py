@@ -170,6 +170,38 @@ def quality_rows(result: MonitorResult, metric: str) -> list[dict[str, str]]:
     ]
 
 
+def segment_rows(result: MonitorResult) -> list[dict[str, str]]:
+    """One row per segment (``model.segments``): its realised verdict and its estimate."""
+    estimates = {e.segment: e for e in result.segment_estimated}
+    names = [q.segment for q in result.segment_quality]
+    names += [e.segment for e in result.segment_estimated if e.segment not in names]
+    quality = {q.segment: q for q in result.segment_quality}
+    rows = []
+    for name in names:
+        q, e = quality.get(name), estimates.get(name)
+        est = "-"
+        if e is not None and e.value is not None:
+            est = f"{num(e.value)} [{num(e.low)}, {num(e.high)}]" + (
+                "" if e.reliable else " (unreliable)"
+            )
+        degraded = q.degraded if q is not None else None
+        rows.append(
+            {
+                "segment": str(name),
+                "value": num(q.value) if q else "-",
+                "baseline": num(q.baseline) if q else "-",
+                "rows": str(q.labelled_rows) if q else "-",
+                "p_value": f"{q.p_value:.2g}" if q and q.p_value is not None else "-",
+                "alpha": f"{q.alpha:.2g}" if q and q.alpha is not None else "-",
+                "verdict": {True: "DEGRADED", False: "ok", None: "no verdict"}[degraded],
+                "css": {True: "bad", False: "ok", None: "na"}[degraded],
+                "estimated": est,
+                "reason": q.reason if q else (e.reason if e else ""),
+            }
+        )
+    return rows
+
+
 def context(result: MonitorResult, settings: Settings) -> dict[str, Any]:
     """Everything the template shows, as plain values (the template only lays them out)."""
     spec = settings.model
@@ -223,6 +255,7 @@ def context(result: MonitorResult, settings: Settings) -> dict[str, Any]:
         "quality": q,
         "estimated": estimated_line(result) if result.estimated is not None else None,
         "quality_rows": quality_rows(result, metric),
+        "segment_rows": segment_rows(result),
         "quality_css": {True: "bad", False: "ok", None: "na"}[q.degraded] if q else "na",
         "baseline_kind": settings.quality.baseline,
         "holdout_main": num(result.champion_holdout.get(metric)),

@@ -81,8 +81,10 @@ def report_lines(result: MonitorResult) -> list[str]:
         lines.append(prediction_line(result.prediction))
     if result.quality is not None:
         lines.append(f"quality: {result.quality.reason}")
+    lines += [q.line() for q in result.segment_quality]
     if result.estimated is not None:
         lines.append(estimated_line(result))
+    lines += [e.line() for e in result.segment_estimated]
     lines += result.labels
     for w in result.warnings:
         lines.append(f"warning: {w}")
@@ -145,8 +147,10 @@ def markdown(result: MonitorResult) -> str:
     ]
     if result.quality is not None:
         lines.append(f"- quality: {result.quality.reason}")
+    lines += [f"- {q.line()}" for q in result.segment_quality]
     if result.estimated is not None:
         lines.append(f"- {estimated_line(result)}")
+    lines += [f"- {e.line()}" for e in result.segment_estimated]
     lines.append(f"- {prediction_line(result.prediction)}")
     if result.retrain is not None:
         lines.append(f"- {retrain_line(result)}")

@@ -51,6 +51,7 @@ class RegistryModels:
             info.reference,
             info.previous,
             info.validated_until,
+            info.segments,
         )
 
     def load_model(self, version: str) -> Any:
@@ -86,6 +87,7 @@ class RegistryModels:
                 Path(reference),
                 key=f"challenger:{key}",
                 estimator=challenge.estimator,
+                segment_baselines=challenge.challenger_segments if s.model.segments else None,
             )
 
     def log_monitor(self, metrics: dict[str, float], run_id: str, **extra: Any) -> str:
@@ -120,6 +122,12 @@ class RegistryModels:
         with self._talking():
             self.registry.store_estimator(version, estimator)
 
-    def rebaseline(self, version: str, scores: dict[str, float], until: str | None) -> None:
+    def rebaseline(
+        self,
+        version: str,
+        scores: dict[str, float],
+        until: str | None,
+        segments: dict[str, dict[str, float]] | None = None,
+    ) -> None:
         with self._talking():
-            self.registry.set_baseline(version, scores, until)
+            self.registry.set_baseline(version, scores, until, segments)

@@ -30,6 +30,10 @@ TAG_REFERENCE = "driftwatch.reference"
 TAG_PREVIOUS = "driftwatch.previous_champion"
 TAG_BASELINE = "driftwatch.baseline."
 TAG_VALIDATED = "driftwatch.validated_until"
+# model.segments: the version's baseline scores per segment, one JSON tag ({"origin=EWR":
+# {"rmse": ...}}): MLflow refuses "@" and "=" in tag and metric names, and a tag per segment
+# and metric would bury the version's page (a model version tag holds up to 100,000 chars).
+TAG_SEGMENTS = "driftwatch.segment_baselines"
 TAG_RUN_TYPE = "driftwatch.run_type"
 # A write's idempotency key: a retried write finds the run (and model version) made for its key.
 TAG_KEY = "driftwatch.idempotency_key"
@@ -64,6 +68,7 @@ class ChampionInfo:
     reference: str | None
     previous: str | None
     validated_until: str | None = None
+    segments: dict[str, dict[str, float]] | None = None
 
 
 @cache
@@ -139,6 +144,7 @@ class Registry:
             reference=mv.tags.get(TAG_REFERENCE),
             previous=mv.tags.get(TAG_PREVIOUS),
             validated_until=mv.tags.get(TAG_VALIDATED),
+            segments=_segments(mv.tags.get(TAG_SEGMENTS)),
         )
 
     def reference_of(self, version: str) -> str | None:
@@ -189,6 +195,7 @@ class Registry:
         tags: dict[str, str] | None = None,
         key: str | None = None,
         estimator: Any = None,
+        segment_baselines: dict[str, dict[str, float]] | None = None,
     ) -> tuple[str, str]:
         """Log the run, the datasets and the model, and register it. Returns (run_id, version).
 
@@ -201,6 +208,7 @@ class Registry:
         than making a second run and version. A registered version keeps the reference it was
         tagged with first. ``estimator``: the model's performance estimator, stored in the run
         (``estimator/estimator.skops``) and found by :meth:`load_estimator`.
+        ``segment_baselines``: its scores per segment of the holdout (a version tag).
         """
         import mlflow
         import mlflow.data
@@ -223,6 +231,8 @@ class Registry:
                     self.client.set_model_version_tag(
                         self.name, str(done.version), TAG_REFERENCE, str(reference_path)
                     )
+                if segment_baselines is not None and TAG_SEGMENTS not in done.tags:
+                    self._tag_segments(str(done.version), segment_baselines)
                 return run.info.run_id, str(done.version)
             for k, v in (tags or {}).items():
                 if run.data.tags.get(k) != v:
@@ -270,6 +280,8 @@ class Registry:
                         registered_model_name=self.name,
                     )
             version = str(info.registered_model_version)
+            if segment_baselines is not None:
+                self._tag_segments(version, segment_baselines)
             self.client.set_model_version_tag(
                 self.name, version, TAG_REFERENCE, str(reference_path)
             )
@@ -335,9 +347,23 @@ class Registry:
             self.client.set_tag(run_id, k, v)
         self.client.set_terminated(run_id)
 
-    def set_baseline(self, version: str, scores: dict[str, float], until: str | None) -> None:
+    def _tag_segments(self, version: str, segments: dict[str, dict[str, float]]) -> None:
+        import json
+
+        value = json.dumps(segments, sort_keys=True)
+        self.client.set_model_version_tag(self.name, version, TAG_SEGMENTS, value)
+
+    def set_baseline(
+        self,
+        version: str,
+        scores: dict[str, float],
+        until: str | None,
+        segments: dict[str, dict[str, float]] | None = None,
+    ) -> None:
         """The champion's baseline from now on: its scores on the newest holdout (which ends at
-        ``until``: the champion counts as validated up to then)."""
+        ``until``: the champion counts as validated up to then), and per segment."""
+        if segments is not None:  # first: the tags below are what a retry checks
+            self._tag_segments(version, segments)
         for k, v in scores.items():
             self.client.set_model_version_tag(self.name, version, f"{TAG_BASELINE}{k}", repr(v))
         if until:
@@ -440,6 +466,20 @@ class Registry:
 
         base = self.uri.rstrip("/")
         return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}/artifacts/{quote(path)}"
+
+
+def _segments(tag: str | None) -> dict[str, dict[str, float]] | None:
+    """The segment baselines tag read back (None: the version has none; a damaged tag is
+    treated as none, so the monitor says "no segment baselines" rather than failing)."""
+    import json
+
+    if not tag:
+        return None
+    try:
+        data = json.loads(tag)
+        return {str(s): {str(k): float(v) for k, v in m.items()} for s, m in data.items()}
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def _name(key: str) -> str:
