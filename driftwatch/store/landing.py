@@ -397,6 +397,12 @@ class LandingFiles:
     def finish(self, batch: Batch, outcome: str) -> None:
         if batch.from_landing and batch.files:
             self.ledger.finish(batch.files, outcome)
+            for path in batch.big:  # said where the file's story is told, once
+                self.ledger.note(
+                    path,
+                    "summarised",
+                    f"{shown(path)}: summarised per hour, its rows not kept in history",
+                )
 
     def fail(self, batch: Batch | None, exc: BaseException) -> list[str]:
         """Record a failed run against its files, by cause; returns the files it isolated (to

@@ -544,6 +544,10 @@ class Ledger:
                     break
         return n + success
 
+    def note(self, path: str, event: str, detail: str) -> None:
+        """An event in a file's story that changes nothing (``summarised``: a big batch)."""
+        self._event(path, event, detail)
+
     def _event(self, path: str, event: str, detail: str) -> None:
         with self._conn() as c:
             c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, event, detail))
