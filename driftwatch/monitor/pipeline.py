@@ -179,6 +179,9 @@ def assess(
         else:
             metrics, n_labelled = score_predictions(y, p, spec), len(y)
         quality = assess_quality(metrics, baseline, n_labelled, plan.metric, q)
+        if summarised and n_labelled and plan.metric not in metrics:
+            why = f"{plan.metric} is not offered on a summarised batch (it ranks every score)"
+            quality = quality.model_copy(update={"reason": why})
         if q.baseline == "served" and served is not None:
             if quality.baseline is None and served.note:
                 # Too few labels is said first: it is the reason there is nothing to judge.
