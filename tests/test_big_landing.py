@@ -1,7 +1,7 @@
 """Big batches in the hourly monitor (issue 19 part 3): a partitioned parquet directory dropped
 in the landing dir of a real monitor run (real Prefect API, MLflow on sqlite, flights data) is
 taken once, judged at every horizon on per-hour summaries with the verdicts of the in-memory
-check of the same rows, scored per partition, and marked done; a directory with a corrupt
+check of the same rows, scored and estimated per partition, and marked done; a directory with a corrupt
 partition is failed alone, its reason naming the partition's file, while the other files of
 the tick are processed."""
 
@@ -125,7 +125,19 @@ def test_a_parquet_directory_in_the_landing_dir_is_judged_per_hour_once(
     quality = result["quality"]
     assert quality["labelled_rows"] == len(rows)
     assert quality["value"] == pytest.approx(metrics[quality["metric"]], rel=1e-9)
-    assert "no estimate on a summarised batch" in result["estimated"]["reason"]
+    # The estimate from the workers' loss sums: the estimate on the whole batch.
+    estimator = registry.load_estimator(registry.champion().version)
+    assert estimator is not None
+    from driftwatch.model.estimators import features
+
+    whole = validate_batch(window, spec, "window")
+    est = estimator.estimate(features(whole, spec), predict(model, whole, spec))
+    estimated = result["estimated"]
+    assert estimated["rows"] == est.rows == len(whole)
+    assert estimated["value"] == pytest.approx(est.value, rel=1e-9)
+    assert estimated["low"] == pytest.approx(est.low, rel=1e-9)
+    assert estimated["high"] == pytest.approx(est.high, rel=1e-9)
+    assert estimated["reliable"] == est.reliable
 
     ledger = ledger_for(load_settings(config).paths.state)
     status = {Path(r.path).name: (r.status, r.attempts) for r in ledger.records()}

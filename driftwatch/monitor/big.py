@@ -51,6 +51,8 @@ class HourSummaries:
     quality: QualitySums | None = None
     labelled: int = 0
     notes: list[str] = field(default_factory=list)
+    # The champion's estimator's sums (a regression's LossSums), when it can add up
+    estimate: Any = None
 
     def merge(self, other: HourSummaries) -> HourSummaries:
         hours = dict(self.hours)
@@ -59,6 +61,9 @@ class HourSummaries:
         quality = self.quality
         if other.quality is not None:
             quality = other.quality if quality is None else quality.merge(other.quality)
+        estimate = self.estimate
+        if other.estimate is not None:
+            estimate = other.estimate if estimate is None else estimate.merge(other.estimate)
         out = HourSummaries(
             hours,
             self.keep,
@@ -71,6 +76,7 @@ class HourSummaries:
             quality,
             self.labelled + other.labelled,
             [*self.notes, *other.notes][:MAX_NOTES],
+            estimate,
         )
         out._trim()
         return out
@@ -124,10 +130,14 @@ def summarise_rows(
     keep: pd.Timedelta | None,
     model: Any = None,
     notes: list[str] | None = None,
+    estimator: Any = None,
 ) -> HourSummaries:
     """Validated rows (one partition's, or a run's small files) as hour summaries; with
-    ``model``, its quality sums on the labelled rows too."""
+    ``model``, its quality sums on the labelled rows too, and with ``estimator`` (one whose
+    estimate adds up: ``sums``) the estimate's sums on every row."""
+    from driftwatch.model.estimators import features, predict, target
     from driftwatch.model.partial_quality import QualitySums
+    from driftwatch.model.schema import labelled
 
     ts = spec.timestamp
     assert ts, "hour summaries need model.timestamp"
@@ -142,7 +152,14 @@ def summarise_rows(
             start = hour.max() - keep
             for h, rows in frame[(hour > start).to_numpy()].groupby(hour[hour > start]):
                 hours[pd.Timestamp(h)] = summarise_block(profile, rows, lattices)
-    quality = QualitySums.of(model, frame, spec) if model is not None and len(frame) else None
+    quality = estimate = None
+    if model is not None and len(frame):
+        p = np.asarray(predict(model, frame, spec))  # once, for both
+        has = frame.index.isin(labelled(frame, spec).index)
+        y = target(frame[has], spec).to_numpy()
+        quality = QualitySums.from_predictions(y, p[has], spec.task)
+        if estimator is not None and hasattr(estimator, "sums"):
+            estimate = estimator.sums(features(frame, spec), p)
     return HourSummaries(
         hours,
         keep,
@@ -154,6 +171,7 @@ def summarise_rows(
         quality=quality,
         labelled=int(frame[spec.target].notna().sum()) if spec.target in frame.columns else 0,
         notes=list(notes or [])[:MAX_NOTES],
+        estimate=estimate,
     )
 
 

@@ -31,7 +31,6 @@ from driftwatch.model.estimators import predict, target, train
 from driftwatch.model.quality import (
     EstimatedQuality,
     QualityResult,
-    no_estimate,
     score,
     score_predictions,
 )
@@ -41,6 +40,7 @@ from driftwatch.monitor.baseline import ServedBaseline, served_baseline
 from driftwatch.monitor.big import summarise_rows
 from driftwatch.monitor.estimated import (
     estimate_quality,
+    estimate_summarised,
     estimated_metrics,
     fit_estimator_for,
     fits,
@@ -190,7 +190,14 @@ def assess(
             elif quality.baseline is not None:
                 quality = quality.model_copy(update={"reason": f"{quality.reason} ({served.note})"})
         if q.estimate.enabled and summarised:
-            estimated = no_estimate(plan.metric, "no estimate on a summarised batch")
+            estimated = estimate_summarised(
+                plan,
+                estimator,
+                batch.frame,
+                predictions,
+                batch.summary.estimate,  # type: ignore[union-attr]
+                no_estimator,
+            )
         elif q.estimate.enabled:
             estimated = estimate_quality(
                 plan, estimator, model, batch.frame, predictions, no_estimator
@@ -816,9 +823,13 @@ class MonitorCycle:
                 batch = self.batches.reject(batch, path, BatchError(path, why))
             return replace(batch, big=[])
         profile = step("load reference profile", self.references.block_profile, ref, retry=True)
-        model = None
+        model = estimator = None
         if champion is not None:
-            model = step("load champion model", self.registry.load_model, champion.version)
+            model, estimator, _ = step(
+                "load champion model", self.load_champion, champion, ref, retry=True
+            )
+            if not hasattr(estimator, "sums"):
+                estimator = None  # its estimate does not add up over partitions
         longest = max((pd.Timedelta(h) for h in s.drift.horizons), default=None)
         lattices = None
         merged = None
@@ -831,6 +842,7 @@ class MonitorCycle:
                     profile,
                     longest,
                     model,
+                    estimator,
                 )
             except Exception as exc:
                 if infrastructure(exc):
@@ -856,7 +868,7 @@ class MonitorCycle:
             lattices = block_lattices(profile, s.scale.points)
             merged = merged.merge(summarise_rows(batch.frame, s.model, profile, lattices, longest))
             merged.partitions -= 1  # the small files' rows are not a partition
-        notes = ["prediction drift and the estimate are not judged on a summarised batch"]
+        notes = ["prediction drift is not judged on a summarised batch"]
         if s.model.segments:
             notes.append("segments are not judged on a summarised batch (whole batch only)")
         return replace(

@@ -122,7 +122,12 @@ class BigBatches(Protocol):
     """Where big landing items are summarised: per partition, on a Dask cluster or here."""
 
     def summarise(
-        self, path: str, profile: BlockProfile, keep: pd.Timedelta | None, model: Any = None
+        self,
+        path: str,
+        profile: BlockProfile,
+        keep: pd.Timedelta | None,
+        model: Any = None,
+        estimator: Any = None,
     ) -> HourSummaries: ...
 
 

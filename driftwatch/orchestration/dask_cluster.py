@@ -162,7 +162,12 @@ class DaskBigBatches:
         self.plan = plan
 
     def summarise(
-        self, path: str, profile: BlockProfile, keep: Any, model: Any = None
+        self,
+        path: str,
+        profile: BlockProfile,
+        keep: Any,
+        model: Any = None,
+        estimator: Any = None,
     ) -> HourSummaries:
         from driftwatch.engine.block_summaries import block_lattices
         from driftwatch.store.partitions import partitions, summarise_partition_hours
@@ -180,6 +185,7 @@ class DaskBigBatches:
                 lattices=lattices,
                 keep=keep,
                 model=model,
+                estimator=estimator,
             )
 
 

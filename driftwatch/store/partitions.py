@@ -183,6 +183,7 @@ def summarise_partition_hours(
     lattices: Mapping[str, np.ndarray],
     keep: pd.Timedelta | None,
     model: Any = None,
+    estimator: Any = None,
 ) -> HourSummaries:
     """One partition's rows as hour summaries for the monitor (a Dask task): read with the
     model's columns, validated as any landing file (every failure names the partition's file),
@@ -195,7 +196,7 @@ def summarise_partition_hours(
     frame = pd.concat([read_column(part, c) for c in wanted], axis=1)
     notes: list[str] = []
     frame = validate_batch(frame, spec, part.label, notes)
-    return summarise_rows(frame, spec, profile, dict(lattices), keep, model, notes)
+    return summarise_rows(frame, spec, profile, dict(lattices), keep, model, notes, estimator)
 
 
 def is_big(path: str | Path, summary_above_rows: int) -> bool:
