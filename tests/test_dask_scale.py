@@ -119,3 +119,39 @@ def test_the_flow_on_prefects_dask_task_runner_gets_the_same_verdict(
     exact = det.check(feb)
     assert got["drifted_columns"] == exact.drifted_columns
     assert got["dataset_drift"] == exact.dataset_drift
+
+
+def test_the_monitors_hour_summaries_on_the_cluster_equal_this_process(dataset, client) -> None:
+    """The monitor's big-batch port on an existing scheduler (``scale.runner: address``, the
+    cluster above) gives the hour summaries and quality sums of ``runner: local``."""
+    import numpy as np
+
+    from driftwatch.engine.blocks import BlockDetector
+    from driftwatch.model.estimators import train
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.orchestration.dask_cluster import DaskBigBatches
+    from tests.conftest import ROOT
+
+    ref, _feb, root = dataset
+    local = Plan.load(ROOT / "config.yaml")
+    spec = local.settings.model.model_copy(update={"estimator": "linear", "params": {}})
+    local = Plan(settings=local.settings.model_copy(update={"model": spec}))
+    address = ScaleSettings(runner="address", address=client.scheduler.address)
+    remote = Plan(settings=local.settings.model_copy(update={"scale": address}))
+    model = train(ref.dropna(subset=[spec.target]), spec)
+    profile = local.block_profile(ref)
+    keep = pd.Timedelta("1D")
+    here = DaskBigBatches(local).summarise(str(root / "feb"), profile, keep, model)
+    there = DaskBigBatches(remote).summarise(str(root / "feb"), profile, keep, model)
+    assert there.partitions == here.partitions == 28
+    assert there.rows == here.rows and there.last == here.last
+    assert sorted(there.hours) == sorted(here.hours) and len(here.hours) <= 24
+    assert there.quality.n == here.quality.n > 0
+    assert there.quality.metrics() == pytest.approx(here.quality.metrics(), rel=1e-9)
+    thresholds = local.calibrate_blocks(ref, pd.Timedelta("6h")).thresholds_
+    detector = BlockDetector(profile, thresholds, local.counting)
+    a = detector.check_summary(here.window(pd.Timedelta("6h")))
+    b = detector.check_summary(there.window(pd.Timedelta("6h")))
+    assert a.rows_current == b.rows_current > 0
+    assert [c.score for c in a.columns] == pytest.approx([c.score for c in b.columns], nan_ok=True)
+    assert np.isfinite([c.score for c in a.columns if c.score is not None]).all()

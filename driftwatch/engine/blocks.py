@@ -41,6 +41,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -899,13 +900,44 @@ class BlockDetector:
             if len(current)
             else np.full(len(t.components), np.nan)
         )
+        counts = {}
+        for col in self.profile.columns:
+            values = current[col] if col in current.columns else pd.Series(dtype=float)
+            counts[col] = (len(values), int(values.isna().sum()))
+        return self._result(stats, counts, len(current))
+
+    def check_summary(self, summary: Any, source: str = "current batch") -> DriftResult:
+        """The check of a batch's rows summarised per time block and merged (a
+        :class:`~driftwatch.engine.block_summaries.BlockSummary` on the lattices of
+        ``block_lattices(self.profile)``): the same statistics, thresholds and result as
+        :meth:`check`, computed from counts (see block_summaries.py for which are exact)."""
+        from driftwatch.engine.block_summaries import block_statistics_summary, reference_summaries
+
+        t = self.thresholds
+        if summary is None or summary.rows == 0:
+            stats = np.full(len(t.components), np.nan)
+            counts = {col: (0, 0) for col in self.profile.columns}
+            return self._result(stats, counts, 0)
+        lattices = {
+            c: s.edges for c, s in summary.columns.items() if s.edges is not None and s.edges.size
+        }
+        refs = reference_summaries(self.profile, lattices)
+        stats = block_statistics_summary(self.profile, summary, refs)
+        counts = {c: (s.rows, s.missing) for c, s in summary.columns.items()}
+        return self._result(stats, counts, summary.rows)
+
+    def _result(
+        self, stats: np.ndarray, counts: dict[str, tuple[int, int]], rows: int
+    ) -> DriftResult:
+        """The verdict from every component's statistic; ``counts``: per column (rows, nulls)."""
+        t = self.thresholds
         by_column: dict[str, list[int]] = {c: [] for c in self.profile.columns}
         for j, name in enumerate(t.components):
             by_column[name.split(":")[0]].append(j)
         columns = []
         report_only = [c for c in self.profile.columns if not self._counts(c)]
         for col, idx in by_column.items():
-            columns.append(self._column(col, idx, stats, current))
+            columns.append(self._column(col, idx, stats, *counts.get(col, (0, 0))))
         counted = [c for c in columns if c.column not in report_only]
         tested = [c for c in counted if c.status != "insufficient_data"]
         n_drifted = sum(1 for c in tested if c.drifted)
@@ -919,7 +951,7 @@ class BlockDetector:
             n_drifted=n_drifted,
             share=share,
             dataset_drift=alarm,
-            rows_current=len(current),
+            rows_current=rows,
             rows_reference=self.reference_rows,
             reference_fingerprint=self.fingerprint,
             method="calibrated",
@@ -936,21 +968,19 @@ class BlockDetector:
         return self.counting is None or column in self.counting
 
     def _column(
-        self, col: str, idx: list[int], stats: np.ndarray, current: pd.DataFrame
+        self, col: str, idx: list[int], stats: np.ndarray, n_rows: int, n_null: int
     ) -> ColumnDrift:
         t = self.thresholds
         kind = self.profile.columns[col].kind
-        values = current[col] if col in current.columns else pd.Series(dtype=float)
-        n_null = int(values.isna().sum())
         finite = [j for j in idx if np.isfinite(stats[j])]
         base = {
             "column": col,
             "kind": kind,
             "rows_reference": int(self.profile.columns[col].counts.sum()),
-            "rows_current": len(values) - n_null,
+            "rows_current": n_rows - n_null,
             "dropped_current": n_null,
         }
-        if not len(values) or not finite:
+        if not n_rows or not finite:
             return ColumnDrift.not_judged("no rows to judge", **base)
 
         def severity(j: int) -> float:

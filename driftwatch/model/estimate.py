@@ -38,7 +38,7 @@ scikit-learn is imported inside the functions that fit (``driftwatch --help`` st
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from statistics import NormalDist
 from typing import Any
@@ -150,6 +150,24 @@ def _calibrate_log_interval(
 
 
 # ---------------------------------------------------------------- regression: DLE
+
+
+@dataclass
+class LossSums:
+    """A regression estimate's sufficient statistics over some rows: their count, the sum and
+    the sum of squares of the predicted losses, and per column the rows outside the holdout's
+    support. All add up (``merge``)."""
+
+    n: int = 0
+    loss: float = 0.0
+    loss2: float = 0.0
+    outside: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: LossSums) -> LossSums:
+        outside = dict(self.outside)
+        for c, k in other.outside.items():
+            outside[c] = outside.get(c, 0) + k
+        return LossSums(self.n + other.n, self.loss + other.loss, self.loss2 + other.loss2, outside)
 
 
 class LossEstimator:
@@ -285,6 +303,12 @@ class LossEstimator:
     def estimate(self, X: pd.DataFrame, y_pred: Any) -> Estimate:
         """The expected metric of the model on a batch (features as the model sees them, and
         its predictions), with the interval and the reliability verdict."""
+        return self.from_sums(self.sums(X, y_pred))
+
+    def sums(self, X: pd.DataFrame, y_pred: Any) -> LossSums:
+        """What the estimate needs from some rows, as sums that add up across partitions: a
+        big batch's workers each give theirs, and :meth:`from_sums` of the merged sums is the
+        estimate on the whole batch."""
         p = np.asarray(y_pred, dtype=float)
         if len(X) != len(p):
             raise ValueError(f"LossEstimator.estimate: X {len(X)} rows, y_pred {len(p)}")
@@ -292,16 +316,24 @@ class LossEstimator:
         X, p = X.loc[keep], p[keep]
         n = len(p)
         if n == 0:
-            raise ValueError("LossEstimator.estimate: no rows with a prediction")
+            return LossSums()
         missing = [c for c in self.columns_ if c not in X.columns]
         if missing:
             raise ValueError(f"LossEstimator.estimate: batch lacks column(s) {missing}")
         m = np.clip(self.loss_model_.predict(self._design(X, p)), 0, None)
-        mean = float(m.mean())
-        sampling = float(np.sqrt(self.kappa_ * np.sum(m**2)) / n)
+        outside = {c: round(share * n) for c, share in self.support_.outside(X).items()}
+        return LossSums(n, float(m.sum()), float(np.sum(m**2)), outside)
+
+    def from_sums(self, sums: LossSums) -> Estimate:
+        n = sums.n
+        if n == 0:
+            raise ValueError("LossEstimator.estimate: no rows with a prediction")
+        mean = sums.loss / n
+        sampling = float(np.sqrt(self.kappa_ * sums.loss2) / n)
         # On the log scale of the mean loss (see _calibrate_log_interval).
         sd = float(np.hypot(sampling / mean if mean > 0 else 0.0, self.model_error_))
-        reason = self.support_.problem(X, self.max_outside_share)
+        shares = {c: k / n for c, k in sums.outside.items()}
+        reason = self.support_.problem_in(shares, self.max_outside_share)
         return Estimate(
             metric=self.metric,
             value=self._to_metric(mean),

@@ -69,7 +69,10 @@ class Support:
         """One line naming the columns with more than ``max_share`` of rows outside, or None."""
         if X is None or not (self.ranges_ or self.categories_):
             return None
-        shares = self.outside(X)
+        return self.problem_in(self.outside(X), max_share)
+
+    def problem_in(self, shares: dict[str, float], max_share: float) -> str | None:
+        """:meth:`problem` from the shares of rows outside, per column (merged counts)."""
         bad = sorted(((s, c) for c, s in shares.items() if s > max_share), reverse=True)
         if not bad:
             return None

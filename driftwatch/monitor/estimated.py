@@ -137,6 +137,35 @@ def estimate_quality(
     return assess_estimate(est, baseline, plan.settings.quality)
 
 
+def estimate_summarised(
+    plan: Plan,
+    estimator: Any,
+    frame: pd.DataFrame,
+    predictions: pd.Series,
+    sums: Any,
+    why: str,
+) -> EstimatedQuality:
+    """:func:`estimate_quality` on a summarised batch: the big files' estimate sums (their
+    workers', :meth:`LossEstimator.sums`) merged with the rows read here. A classification
+    estimate (CBPE) needs every row's score together: none, said so."""
+    spec, metric = plan.settings.model, plan.metric
+    if estimator is None:
+        return no_estimate(metric, why)
+    if sums is None or not hasattr(estimator, "from_sums"):
+        return no_estimate(metric, "no estimate on a summarised batch (only regression's adds up)")
+    estimator.max_outside_share = plan.settings.quality.estimate.max_outside_share
+    try:
+        if len(frame):
+            keep = predictions.notna().to_numpy()
+            here = estimator.sums(features(frame[keep], spec), predictions.to_numpy()[keep])
+            sums = here.merge(sums)
+        est = estimator.from_sums(sums)
+    except ValueError as exc:
+        return no_estimate(metric, str(exc))
+    baseline = getattr(estimator, "holdout_value_", None)
+    return assess_estimate(est, baseline, plan.settings.quality)
+
+
 def estimated_metrics(e: EstimatedQuality | None) -> dict[str, float]:
     """MLflow metrics of an estimate: ``estimated_<metric>`` and its ``_low`` / ``_high``."""
     if e is None or e.value is None or not np.isfinite(e.value):

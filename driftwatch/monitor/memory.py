@@ -133,6 +133,11 @@ class MemoryBatches:
     def finish(self, batch: Batch, outcome: str) -> None:
         self.finished.update(dict.fromkeys(batch.files, outcome))
 
+    def reject(self, batch: Batch, path: str, exc: BaseException) -> Batch:
+        """In-memory batches are frames, never big files: nothing is summarised here."""
+        self.failed[path] = str(exc)
+        return replace(batch, files=[f for f in batch.files if f != path])
+
     def fail(self, batch: Batch | None, exc: BaseException) -> list[str]:
         """One batch per run: nothing to isolate."""
         if batch is not None:

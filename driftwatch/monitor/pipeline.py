@@ -28,12 +28,19 @@ from driftwatch.errors import describe_failure, infrastructure
 from driftwatch.faults import checkpoint
 from driftwatch.files import shown
 from driftwatch.model.estimators import predict, target, train
-from driftwatch.model.quality import EstimatedQuality, QualityResult, score, score_predictions
+from driftwatch.model.quality import (
+    EstimatedQuality,
+    QualityResult,
+    score,
+    score_predictions,
+)
 from driftwatch.model.quality import assess as assess_quality
 from driftwatch.model.schema import labelled
 from driftwatch.monitor.baseline import ServedBaseline, served_baseline
+from driftwatch.monitor.big import summarise_rows
 from driftwatch.monitor.estimated import (
     estimate_quality,
+    estimate_summarised,
     estimated_metrics,
     fit_estimator_for,
     fits,
@@ -47,6 +54,7 @@ from driftwatch.monitor.ports import (
     SERVED_BY,
     Batch,
     BatchSource,
+    BigBatches,
     Challenge,
     Champion,
     History,
@@ -144,7 +152,13 @@ def assess(
     horizons: tuple[DriftResult, ...] = ()
     seg_quality: tuple[QualityResult, ...] = ()
     seg_estimated: tuple[EstimatedQuality, ...] = ()
-    if batch.rows and blocks is not None:
+    summarised = batch.summary is not None
+    if batch.rows and blocks is not None and summarised:
+        # A big batch: each horizon on the merged hours of its newest span (monitor/big.py);
+        # segments and prediction drift need the rows (see README, "Known limits").
+        horizons = tuple(judge_summary_horizon(plan, batch, blocks, t) for t in blocks.thresholds)
+        drift = next((h for h in horizons if h.dataset_drift), horizons[0])
+    elif batch.rows and blocks is not None:
         horizons = tuple(judge_horizon(plan, batch, blocks, t) for t in blocks.thresholds)
         horizons += tuple(
             judge_segment(plan, batch, blocks, seg, t)
@@ -158,17 +172,32 @@ def assess(
         drift = detector.check(batch.frame, source=",".join(batch.files) or "batch")
     if batch.rows and champion is not None and model is not None:
         spec = plan.settings.model
-        predictions = pd.Series(predict(model, batch.frame, spec), index=batch.frame.index)
-        judged = judged_labels(
-            batch.frame, predictions, recent, champion.version, spec, batch.all_files
+        frame = batch.frame
+        predictions = pd.Series(
+            predict(model, frame, spec) if len(frame) else np.empty(0), index=frame.index
         )
+        judged = judged_labels(frame, predictions, recent, champion.version, spec, batch.all_files)
         y, p = judged[Y].to_numpy(dtype=float), judged[P].to_numpy(dtype=float)
         q = plan.settings.quality
-        segments = [g.segment for g in blocks.segments] if blocks is not None else []
+        segments = (
+            [g.segment for g in blocks.segments] if blocks is not None and not summarised else []
+        )
         baseline = champion.baseline
         if q.baseline == "served":
             baseline = served.scores if served is not None else {}
-        quality = assess_quality(score_predictions(y, p, spec), baseline, len(y), plan.metric, q)
+        if summarised and batch.summary.quality is not None:  # type: ignore[union-attr]
+            # The big files' rows scored per partition: the metrics' sums add up.
+            from driftwatch.model.partial_quality import QualitySums
+
+            sums = QualitySums.from_predictions(y, p, spec.task)
+            sums = sums.merge(batch.summary.quality)  # type: ignore[union-attr]
+            metrics, n_labelled = sums.metrics(), sums.n
+        else:
+            metrics, n_labelled = score_predictions(y, p, spec), len(y)
+        quality = assess_quality(metrics, baseline, n_labelled, plan.metric, q)
+        if summarised and n_labelled and plan.metric not in metrics:
+            why = f"{plan.metric} is not offered on a summarised batch (it ranks every score)"
+            quality = quality.model_copy(update={"reason": why})
         if q.baseline == "served" and served is not None:
             if quality.baseline is None and served.note:
                 # Too few labels is said first: it is the reason there is nothing to judge.
@@ -185,7 +214,16 @@ def assess(
                 champion.version,
                 served.segments if q.baseline == "served" and served is not None else None,
             )
-        if q.estimate.enabled:
+        if q.estimate.enabled and summarised:
+            estimated = estimate_summarised(
+                plan,
+                estimator,
+                batch.frame,
+                predictions,
+                batch.summary.estimate,  # type: ignore[union-attr]
+                no_estimator,
+            )
+        elif q.estimate.enabled:
             estimated = estimate_quality(
                 plan, estimator, model, batch.frame, predictions, no_estimator
             )
@@ -200,7 +238,7 @@ def assess(
                     segments,
                     champion.segments,
                 )
-        if reference is not None:
+        if reference is not None and not summarised:
             prediction = prediction_drift(plan, model, reference, batch.frame)
     decision = decide(
         list(horizons) or ([drift] if drift is not None else []),
@@ -273,16 +311,18 @@ def judged_labels(
     """:func:`labels_to_judge`'s rows as a frame: the label (``_y``), the prediction (``_p``)
     and the ``model.segments`` columns, so each segment is judged on its own rows of both."""
     keep = list(spec.segments)
-    has = frame[spec.target].notna().to_numpy()
-    parts = [
-        pd.DataFrame(
-            {
-                Y: target(frame[has], spec).to_numpy(dtype=float),
-                P: predictions.to_numpy()[has].astype(float),
-                **{c: frame.loc[has, c].astype(str).to_numpy() for c in keep},
-            }
+    parts: list[pd.DataFrame] = []
+    if spec.target in frame.columns:  # (a summarised batch of big files alone has no rows here)
+        has = frame[spec.target].notna().to_numpy()
+        parts.append(
+            pd.DataFrame(
+                {
+                    Y: target(frame[has], spec).to_numpy(dtype=float),
+                    P: predictions.to_numpy()[has].astype(float),
+                    **{c: frame.loc[has, c].astype(str).to_numpy() for c in keep},
+                }
+            )
         )
-    ]
     if recent is not None and len(recent) and PREDICTED in recent.columns:
         mine = recent[
             (recent[SERVED_BY].astype(str) == champion)
@@ -299,6 +339,8 @@ def judged_labels(
                 }
             )
         )
+    if not parts:
+        return pd.DataFrame({Y: np.empty(0), P: np.empty(0), **{c: np.empty(0, str) for c in keep}})
     return pd.concat(parts, ignore_index=True)
 
 
@@ -340,6 +382,42 @@ def judge_horizon(
         result = detector.check(rows.iloc[:0], source=",".join(batch.files) or "batch")
         return result.model_copy(update={"description": note})
     return detector.check(rows, source=",".join(batch.files) or "batch")
+
+
+def judge_summary_horizon(
+    plan: Plan, batch: Batch, blocks: BlockJudging, thresholds: BlockThresholds
+) -> DriftResult:
+    """:func:`judge_horizon` on a summarised batch (monitor/big.py): the merged summaries of the
+    hours of the newest ``span`` against that span's thresholds, with the same rules for "not
+    judged" (too few rows for the span, the span not yet covered)."""
+    summary = batch.summary
+    assert summary is not None
+    horizons = bool(plan.settings.drift.horizons)
+    window = summary.window(thresholds.span if horizons else None)
+    rows = window.rows if window is not None else 0
+    detector = BlockDetector(
+        blocks.profile, thresholds, plan.counting, blocks.fingerprint, blocks.profile.n_rows
+    )
+    least = plan.settings.drift.calibration.min_block_rows
+    label = span_label(thresholds.span)
+    typical = thresholds.median_rows
+    source = ",".join(batch.files) or "batch"
+    how = f"summarised per hour from {summary.partitions} partition(s)"
+    note = ""
+    if rows < max(least, typical / 4):
+        note = (
+            f"not judged at {label}: {rows} rows in the newest {label}"
+            f" (< {max(least, round(typical / 4))}; its quiet blocks hold ~{typical:.0f})"
+        )
+    elif horizons and summary.covered < thresholds.span - min(
+        thresholds.span / 4, pd.Timedelta("1h")
+    ):
+        note = f"not judged at {label}: the window holds only {summary.covered} of data so far"
+    if note:
+        result = detector.check_summary(None, source=source)
+        return result.model_copy(update={"description": f"{note} ({how})"})
+    result = detector.check_summary(window, source=source)
+    return result.model_copy(update={"description": f"{result.description} ({how})"})
 
 
 def judge_segment(
@@ -480,8 +558,11 @@ def monitor_result(
     run_id: str | None,
 ) -> MonitorResult:
     target, ts = plan.settings.model.target, plan.settings.model.timestamp
-    frame = batch.frame
+    frame = time_frame(plan, batch)
     times = frame[ts].dropna() if ts and ts in frame.columns and batch.rows else None
+    labelled = int(batch.frame[target].notna().sum()) if target in batch.frame.columns else 0
+    if batch.summary is not None:
+        labelled = batch.summary.labelled  # the small files' rows are in it
     return MonitorResult(
         start=str(times.min()) if times is not None and len(times) else None,
         end=str(times.max()) if times is not None and len(times) else None,
@@ -490,7 +571,7 @@ def monitor_result(
         files=batch.files,
         rows=batch.rows,
         window=batch.window,
-        labelled_rows=int(frame[target].notna().sum()) if target in frame.columns else 0,
+        labelled_rows=labelled,
         decision=findings.decision,
         drift=findings.drift,
         horizons=list(findings.horizons),
@@ -506,6 +587,16 @@ def monitor_result(
         labels=list(batch.labels),
         rejected=dict(batch.rejected),
     )
+
+
+def time_frame(plan: Plan, batch: Batch) -> pd.DataFrame:
+    """The batch's rows, or for a summarised batch its oldest and newest timestamps (all that
+    the champion's age, the served baseline and the result read of a big batch's rows)."""
+    ts = plan.settings.model.timestamp
+    summary = batch.summary
+    if summary is None or not ts or summary.first_utc is None:
+        return batch.frame
+    return pd.DataFrame({ts: pd.Series([summary.first_utc, summary.last_utc])})
 
 
 def retrain_outcome(
@@ -609,8 +700,10 @@ class MonitorCycle:
         reporter: Reporter,
         history: History,
         steps: Steps | None = None,
+        big: BigBatches | None = None,
     ) -> None:
         self.plan = plan
+        self.big = big
         self.batches = batches
         self.history = history
         self.references = references
@@ -709,6 +802,8 @@ class MonitorCycle:
             batch = step("load batch", self.batches.collect, run_id, alone, retry=True)
             notes, warned = step("take late labels", self.history.ingest_labels, batch, retry=True)
             batch = replace(batch, warnings=[*batch.warnings, *warned], labels=notes)
+            if batch.big:
+                batch = self.summarise_big(batch, champion, ref)
             findings = self.assess(batch, champion, ref)
             result = monitor_result(self.plan, batch, findings, champion, ref, started, run_id)
             result = step("report", self.reporter.report, result, batch, ref)
@@ -771,14 +866,15 @@ class MonitorCycle:
                     trained = reference
                     if trained is None:
                         trained = step("load reference", self.references.frame, ref, retry=True)
-                    age = champion_age(plan, trained, batch.frame, champion.validated_until)
+                    times = time_frame(plan, batch)
+                    age = champion_age(plan, trained, times, champion.validated_until)
                     if served_mode:
                         served = step(
                             "measure served baseline",
                             self.served_baseline,
                             champion,
                             trained,
-                            batch.frame,
+                            time_frame(plan, batch),
                             retry=True,
                         )
             if plan.time_blocks:
@@ -805,6 +901,82 @@ class MonitorCycle:
             served,
             estimator,
             no_estimator,
+        )
+
+    def summarise_big(self, batch: Batch, champion: Champion | None, ref: ReferenceHandle) -> Batch:
+        """The batch's big files summarised per local hour where their partitions are (one step
+        each), merged with its small files' rows: the batch judged from then on.
+
+        A big file that fails (a corrupt partition, a missing column: the line names the
+        partition's file) is charged alone, as a small file that cannot be read is, and the
+        others go on. A fault of the infrastructure fails the run as any step's does."""
+        step, plan, s = self.steps, self.plan, self.plan.settings
+        if not plan.time_blocks or self.big is None:
+            from driftwatch.errors import BatchError
+
+            why = (
+                "a big batch (a parquet directory, or a file above scale.summary_above_rows) is"
+                " judged in the monitor on time-block thresholds only: set"
+                " drift.calibration.quiet: time_blocks with drift.method: calibrated and a"
+                " model.timestamp, or check it with `driftwatch check`"
+            )
+            for path in list(batch.big):
+                batch = self.batches.reject(batch, path, BatchError(path, why))
+            return replace(batch, big=[])
+        profile = step("load reference profile", self.references.block_profile, ref, retry=True)
+        model = estimator = None
+        if champion is not None:
+            model, estimator, _ = step(
+                "load champion model", self.load_champion, champion, ref, retry=True
+            )
+            if not hasattr(estimator, "sums"):
+                estimator = None  # its estimate does not add up over partitions
+        longest = max((pd.Timedelta(h) for h in s.drift.horizons), default=None)
+        lattices = None
+        merged = None
+        for path in list(batch.big):
+            try:
+                part = step(
+                    f"summarise big batch {shown(path)}",
+                    self.big.summarise,
+                    path,
+                    profile,
+                    longest,
+                    model,
+                    estimator,
+                )
+            except Exception as exc:
+                if infrastructure(exc):
+                    raise
+                batch = self.batches.reject(batch, path, exc)
+                continue
+            merged = part if merged is None else merged.merge(part)
+            batch = replace(
+                batch,
+                warnings=[
+                    *batch.warnings,
+                    *part.notes,
+                    f"big batch {shown(path)}: {part.rows:,} rows summarised per hour on"
+                    f" {part.partitions} partition(s), not kept in history (retraining does not"
+                    " learn from them; README, 'Big batches in the hourly monitor')",
+                ],
+            )
+        if merged is None:  # every big file failed: the small files are judged as ever
+            return replace(batch, big=[])
+        if len(batch.frame):
+            from driftwatch.engine.block_summaries import block_lattices
+
+            lattices = block_lattices(profile, s.scale.points)
+            merged = merged.merge(summarise_rows(batch.frame, s.model, profile, lattices, longest))
+            merged.partitions -= 1  # the small files' rows are not a partition
+        notes = ["prediction drift is not judged on a summarised batch"]
+        if s.model.segments:
+            notes.append("segments are not judged on a summarised batch (whole batch only)")
+        return replace(
+            batch,
+            summary=merged,
+            new_rows=batch.new_rows + merged.rows - len(batch.frame),
+            warnings=[*batch.warnings, *notes],
         )
 
     def load_champion(self, champion: Champion, ref: ReferenceHandle) -> tuple[Any, Any, str]:
@@ -881,11 +1053,11 @@ class MonitorCycle:
         profile = step("load reference profile", self.references.block_profile, ref, retry=True)
         segments: list[Segment] = []
         rate = None
-        if plan.settings.model.segments:
+        if plan.settings.model.segments and batch.summary is None:
             frame = step("load reference", self.references.frame, ref, retry=True)
             segments = plan.segments(frame)
             rate = plan.segment_rate(len(segments))
-        spans = plan.spans(batch.frame)
+        spans = plan.spans(time_frame(plan, batch))
         thresholds = tuple(
             step(
                 f"calibrate thresholds {span_label(span)}",

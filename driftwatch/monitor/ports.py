@@ -18,6 +18,7 @@ import pandas as pd
 from driftwatch.engine.blocks import BlockProfile, BlockThresholds
 from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ReferenceProfile
+from driftwatch.monitor.big import HourSummaries
 from driftwatch.monitor.result import MonitorResult, PromotionDecision, RetrainOutcome
 
 T = TypeVar("T")
@@ -46,9 +47,17 @@ class Batch:
     origin: pd.Series | None = None
     # What the late labels taken at this tick did, one line per label file.
     labels: list[str] = field(default_factory=list)
+    # Files of ``files`` too big to read whole (a parquet directory, a parquet file above
+    # scale.summary_above_rows): summarised per hour where they are (monitor/big.py) ...
+    big: list[str] = field(default_factory=list)
+    # ... into this (with ``frame``'s rows merged in), once summarised
+    summary: HourSummaries | None = None
 
     @property
     def rows(self) -> int:
+        """The rows read (``frame``) and, for big files, the rows summarised but not read."""
+        if self.summary is not None:
+            return self.summary.rows
         return len(self.frame)
 
     @property
@@ -111,6 +120,23 @@ class BatchSource(Protocol):
     def collect(self, run_id: str | None, alone: str | None = None) -> Batch: ...
     def finish(self, batch: Batch, outcome: str) -> None: ...
     def fail(self, batch: Batch | None, exc: BaseException) -> list[str]: ...
+    def reject(self, batch: Batch, path: str, exc: BaseException) -> Batch:
+        """One big file of the batch failed to summarise: charged alone (as a file that fails
+        to read), and the batch without it."""
+        ...
+
+
+class BigBatches(Protocol):
+    """Where big landing items are summarised: per partition, on a Dask cluster or here."""
+
+    def summarise(
+        self,
+        path: str,
+        profile: BlockProfile,
+        keep: pd.Timedelta | None,
+        model: Any = None,
+        estimator: Any = None,
+    ) -> HourSummaries: ...
 
 
 class ReferenceStore(Protocol):

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from driftwatch.config import ModelSettings, ScaleSettings
+    from driftwatch.engine.blocks import BlockProfile
     from driftwatch.engine.drift import DriftDetector, DriftResult
     from driftwatch.engine.stattests import Kind
     from driftwatch.engine.summaries import BatchSummary
     from driftwatch.model.partial_quality import QualitySums
+    from driftwatch.monitor.big import HourSummaries
     from driftwatch.monitor.plan import Plan
     from driftwatch.store.partitions import Partition
 
@@ -80,7 +82,9 @@ def map_merge(
         return out
     # Shared inputs (lattices, a model) travel to each worker once, not once per task.
     # (Wrapped in a list: a dict given to scatter alone would be scattered item by item.)
-    shared = {k: client.scatter([v], broadcast=True)[0] for k, v in kwargs.items()}
+    shared = {
+        k: None if v is None else client.scatter([v], broadcast=True)[0] for k, v in kwargs.items()
+    }
     futures = client.map(func, list(parts), pure=False, **shared)
     while len(futures) > 1:
         futures = [
@@ -143,16 +147,46 @@ def check_big(
 def is_big(path: str | Path, scale: ScaleSettings) -> bool:
     """A directory (a partitioned dataset), or a parquet file of more than
     ``scale.summary_above_rows`` rows (read from its footer)."""
-    from driftwatch.store.batches import parquet_rows
-    from driftwatch.store.partitions import PARQUET_SUFFIXES, is_dataset
+    from driftwatch.store.partitions import is_big as big
 
-    path = Path(path)
-    if is_dataset(path):
-        return True
-    if path.suffix.lower() not in PARQUET_SUFFIXES or not path.is_file():
-        return False
-    rows = parquet_rows(path)
-    return rows is not None and rows > scale.summary_above_rows
+    return big(path, scale.summary_above_rows)
+
+
+class DaskBigBatches:
+    """The monitor's big-batch port (:class:`driftwatch.monitor.ports.BigBatches`): a landing
+    directory or big parquet file summarised per local hour where its partitions are, on the
+    cluster of config ``scale`` (``runner``: this process one partition at a time, a
+    LocalCluster started and stopped for the batch, or the scheduler at ``scale.address``)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def summarise(
+        self,
+        path: str,
+        profile: BlockProfile,
+        keep: Any,
+        model: Any = None,
+        estimator: Any = None,
+    ) -> HourSummaries:
+        from driftwatch.engine.block_summaries import block_lattices
+        from driftwatch.store.partitions import partitions, summarise_partition_hours
+
+        s = self.plan.settings
+        parts = partitions(path, s.scale.partition_rows)
+        lattices = block_lattices(profile, s.scale.points)
+        with dask_client(s.scale) as client:
+            return map_merge(
+                client,
+                summarise_partition_hours,
+                parts,
+                spec=s.model,
+                profile=profile,
+                lattices=lattices,
+                keep=keep,
+                model=model,
+                estimator=estimator,
+            )
 
 
 class _Loaded:

@@ -57,7 +57,7 @@ class PrefectReporter:
             # The page itself is written at `record`, from the final result (retrain included).
             page = page_path(self.settings, result)
             result = result.model_copy(update={"html_report": str(page)})
-            if self.settings.report.evidently:
+            if self.settings.report.evidently and batch.summary is None:  # needs the rows
                 evidently = self._evidently(result, batch, ref, page)
                 result = result.model_copy(update={"evidently_report": evidently})
         log = get_run_logger()

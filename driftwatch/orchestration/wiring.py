@@ -6,6 +6,7 @@ from __future__ import annotations
 from driftwatch.monitor.pipeline import MonitorCycle
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import Steps
+from driftwatch.orchestration.dask_cluster import DaskBigBatches
 from driftwatch.orchestration.reporting import PrefectReporter
 from driftwatch.store.calibrations import CalibrationStore
 from driftwatch.store.history import HistoryFiles
@@ -27,4 +28,5 @@ def production_cycle(plan: Plan, steps: Steps, batch_path: str | None = None) ->
         reporter=PrefectReporter(plan, references, registry),
         history=HistoryFiles(plan, batches.ledger),
         steps=steps,
+        big=DaskBigBatches(plan),
     )

@@ -164,6 +164,14 @@ class LandingFiles:
         that isolated it failed (in the same tick, see :meth:`fail`): only that file."""
         s = self.settings
         max_mb = s.landing.max_file_mb
+        if self.batch_path is not None and self._big(self.batch_path):
+            return Batch(
+                pd.DataFrame(),
+                [str(self.batch_path)],
+                False,
+                window="1 given file",
+                big=[self._checked_big(str(self.batch_path))],
+            )
         if self.batch_path is not None:
             notes: list[str] = []
             frame = read_validated(self.batch_path, s.model, max_mb, notes, s.landing)
@@ -182,6 +190,7 @@ class LandingFiles:
         self.ledger.claim(files, run_id, once_per_run=True, alone=by_itself)
         checkpoint("after-claim")
         frames, names, rejected, gone, changed = [], [], {}, [], []
+        big: list[str] = []
         quarantine = s.paths.state / "quarantine"
         for rec in claimed:
             path = rec.path
@@ -190,6 +199,9 @@ class LandingFiles:
                 continue
             notes = []
             try:
+                if self._big(path):  # summarised where it is, after the reference is known
+                    big.append(self._checked_big(path, rec))
+                    continue
                 frame = self._read(path, notes, rec)
             except ChangedFile as exc:  # not the file's fault, nor half of it: read next run
                 warnings.append(f"changed: {self.ledger.changed(path, exc.what)}")
@@ -222,7 +234,8 @@ class LandingFiles:
                     rec.first_seen < cutoff
                     or rec.path in files
                     or rec.outcome == "duplicate"  # its rows are in the window once already
-                    or not Path(rec.path).is_file()
+                    or not Path(rec.path).is_file()  # (a big batch's directory is not context)
+                    or self._big(rec.path)
                 ):
                     continue
                 try:
@@ -238,7 +251,53 @@ class LandingFiles:
                 f"last {hours:g} h of arrivals: {len(good)} new + {len(context)} earlier file(s)"
             )
         frame, origin = stack(frames, names, s.model.timestamp)
-        return Batch(frame, good, True, rejected, warnings, context, new_rows, window, origin)
+        return Batch(
+            frame, good, True, rejected, warnings, context, new_rows, window, origin, big=big
+        )
+
+    def _big(self, path: str | Path) -> bool:
+        """Too big to read whole: a parquet directory, or a parquet file above
+        ``scale.summary_above_rows`` (monitor/big.py summarises it where it is)."""
+        from driftwatch.store.partitions import is_big
+
+        return is_big(path, self.settings.scale.summary_above_rows)
+
+    def _checked_big(self, path: str, rec: FileRecord | None = None) -> str:
+        """A big item before it is summarised: still what the ledger recorded (ChangedFile if
+        not), and every parquet footer readable (a BatchError naming the file if not)."""
+        from driftwatch.store.ledger import content
+        from driftwatch.store.partitions import partitions
+
+        p = Path(path)
+        if rec is not None:
+            if p.is_dir():
+                if content(p) != (rec.size, rec.sha256):
+                    raise ChangedFile(path, "its parquet files are not what was recorded")
+            elif p.stat().st_size != rec.size:
+                raise ChangedFile(path, f"{rec.size} bytes when recorded, {p.stat().st_size} now")
+        partitions(path, self.settings.scale.partition_rows)
+        return path
+
+    def reject(self, batch: Batch, path: str, exc: BaseException) -> Batch:
+        """A big file of the batch that failed to summarise: charged alone with its own reason
+        (quarantined after ``landing.max_attempts``), and the batch without it."""
+        from dataclasses import replace
+
+        s = self.settings
+        line = file_failure(path, exc)
+        state = "failed"
+        if batch.from_landing:
+            quarantine = s.paths.state / "quarantine"
+            moved = self.ledger.fail([path], line, s.landing.max_attempts, quarantine)
+            state = "quarantined" if moved else "failed (will retry)"
+        log.warning("%s: %s", state, line)
+        return replace(
+            batch,
+            files=[f for f in batch.files if f != path],
+            big=[f for f in batch.big if f != path],
+            rejected={**batch.rejected, path: line},
+            warnings=[*batch.warnings, f"{state}: {line}"],
+        )
 
     def pick(
         self, run_id: str | None, warnings: list[str], alone: str | None = None
@@ -326,7 +385,7 @@ class LandingFiles:
             return False
         if not p.exists():
             reason = "deleted after it was claimed"
-        elif not p.is_file():
+        elif not p.is_file() and not p.is_dir():
             reason = "no longer a regular file (replaced after it was claimed)"
         elif not os.access(p, os.R_OK):
             reason = "no longer readable (permissions changed after it was claimed)"
@@ -338,6 +397,12 @@ class LandingFiles:
     def finish(self, batch: Batch, outcome: str) -> None:
         if batch.from_landing and batch.files:
             self.ledger.finish(batch.files, outcome)
+            for path in batch.big:  # said where the file's story is told, once
+                self.ledger.note(
+                    path,
+                    "summarised",
+                    f"{shown(path)}: summarised per hour, its rows not kept in history",
+                )
 
     def fail(self, batch: Batch | None, exc: BaseException) -> list[str]:
         """Record a failed run against its files, by cause; returns the files it isolated (to

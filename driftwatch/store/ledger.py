@@ -56,6 +56,16 @@ CREATE TABLE IF NOT EXISTS isolated (
 """
 
 
+def content(p: Path) -> tuple[int, str]:
+    """What the ledger records of a landing item: a file's size and sha256, or a parquet
+    directory's (a big batch) size and manifest hash (store/partitions.manifest)."""
+    if p.is_dir():
+        from driftwatch.store.partitions import manifest
+
+        return manifest(p)
+    return p.stat().st_size, file_hash(p)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -166,7 +176,12 @@ class Ledger:
             return warnings
         now = datetime.now(UTC).timestamp()
         for p in sorted(landing.iterdir()):
-            if p.name.startswith(".") or p.suffix.lower() not in BATCH_SUFFIXES:
+            if p.name.startswith(".") or p.name.endswith(".tmp"):
+                continue
+            if p.is_dir() and not p.is_symlink():
+                warnings.extend(self._scan_dataset(p, now, settle_seconds, duplicates))
+                continue
+            if p.suffix.lower() not in BATCH_SUFFIXES:
                 continue
             if p.is_symlink():
                 if self.get(p) is None:
@@ -208,9 +223,45 @@ class Ledger:
                 warnings.append(msg)
         return warnings
 
-    def _new(self, p: Path, size: int, duplicates: str) -> list[str]:
+    def _scan_dataset(
+        self, p: Path, now: float, settle_seconds: float, duplicates: str
+    ) -> list[str]:
+        """A directory in the landing dir: a partitioned parquet dataset (a big batch). It is
+        complete when it holds Spark's ``_SUCCESS`` marker, or when nothing under it changed
+        for ``settle_seconds`` (0: at once, so write it under a hidden name and rename it, as
+        a file); one without parquet files and without ``_SUCCESS`` is not a batch yet."""
+        from driftwatch.store.partitions import dataset_state
+
+        success, newest = dataset_state(p)
+        if not success and now - newest < settle_seconds:
+            return []
+        size, sha = content(p)
+        rec = self.get(p)
+        if rec is None:
+            if size == 0 and not success:
+                return []  # no parquet file yet
+            return self._new(p, size, duplicates, sha)
+        if (size, sha) == (rec.size, rec.sha256):
+            return []
+        if rec.status in ("pending", "failed", "processing"):
+            msg = (
+                f"{shown(p)}: changed before it was read (its parquet files are not what was"
+                " first recorded); its new content is recorded and read"
+            )
+            self._rehash(str(p), msg)
+            return [msg]
+        if rec.status == "missing":
+            self._reset(str(p), "reappeared", "the directory is back in the landing dir")
+            return []
+        if rec.status in ("done", "quarantined"):
+            msg = f"{shown(p)}: changed after it was processed ({rec.status}); not re-processed"
+            self._event(str(p), "changed", msg)
+            return [msg]
+        return []
+
+    def _new(self, p: Path, size: int, duplicates: str, sha: str | None = None) -> list[str]:
         """Register a new file: pending, or done as the duplicate of a file seen before."""
-        sha = file_hash(p)
+        sha = sha or file_hash(p)
         first = self._same_content(str(p), size, sha) if size else None  # empty: no rows
         if first is None:
             self._insert(str(p), size, sha, "pending", None)
@@ -242,11 +293,11 @@ class Ledger:
 
     def _rehash(self, path: str, detail: str) -> None:
         """A file not yet processed has new content: record its size and hash as they are."""
-        p = Path(path)
+        size, sha = content(Path(path))
         with self._conn() as c:
             c.execute(
                 "UPDATE files SET size=?, sha256=?, updated=? WHERE path=?",
-                (p.stat().st_size, file_hash(p), _now(), path),
+                (size, sha, _now(), path),
             )
             c.execute("DELETE FROM isolated WHERE path=?", (path,))  # new content: a new file
             c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, "changed", detail))
@@ -376,13 +427,13 @@ class Ledger:
             held = quarantine / target.name
             if target.exists():
                 raise ValueError(f"{name}: a file of that name is in the landing dir again")
-            if not held.is_file():
+            if not held.exists():
                 raise ValueError(f"{name}: not found in {shown(quarantine)}")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(held, target)
             (quarantine / (target.name + ".reason.txt")).unlink(missing_ok=True)
             note = f" (moved back from {shown(held)})"
-        elif not target.is_file():
+        elif not target.exists():
             raise ValueError(f"{name}: the file is no longer in the landing dir")
         was = "a duplicate" if duplicate else rec.status
         self._reset(rec.path, "requeued", f"was {was} after {rec.attempts} attempt(s)")
@@ -413,12 +464,12 @@ class Ledger:
 
     def _reset(self, path: str, event: str, detail: str) -> None:
         """Pending again, as new: size and hash of the file as it is now, no attempts, no error."""
-        p = Path(path)
+        size, sha = content(Path(path))
         with self._conn() as c:
             c.execute(
                 "UPDATE files SET status='pending', attempts=0, error=NULL, outcome=NULL,"
                 " flow_run_id=NULL, size=?, sha256=?, updated=? WHERE path=?",
-                (p.stat().st_size, file_hash(p), _now(), path),
+                (size, sha, _now(), path),
             )
             c.execute("DELETE FROM isolated WHERE path=?", (path,))
             c.execute("INSERT INTO events VALUES (?,?,?,?)", (_now(), path, event, detail))
@@ -492,6 +543,10 @@ class Ledger:
                 if event != "failed" or detail != error:
                     break
         return n + success
+
+    def note(self, path: str, event: str, detail: str) -> None:
+        """An event in a file's story that changes nothing (``summarised``: a big batch)."""
+        self._event(path, event, detail)
 
     def _event(self, path: str, event: str, detail: str) -> None:
         with self._conn() as c:

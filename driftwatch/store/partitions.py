@@ -19,9 +19,11 @@ from driftwatch.errors import BatchError
 
 if TYPE_CHECKING:
     from driftwatch.config import ModelSettings
+    from driftwatch.engine.blocks import BlockProfile
     from driftwatch.engine.stattests import Kind
     from driftwatch.engine.summaries import BatchSummary
     from driftwatch.model.partial_quality import QualitySums
+    from driftwatch.monitor.big import HourSummaries
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -172,3 +174,74 @@ def score_partition(part: Partition, model: Any, spec: ModelSettings) -> Quality
     frame = pd.concat([read_column(part, c) for c in wanted if c], axis=1)
     frame = validate_batch(frame, spec, part.label)
     return QualitySums.of(model, frame, spec)
+
+
+def summarise_partition_hours(
+    part: Partition,
+    spec: ModelSettings,
+    profile: BlockProfile,
+    lattices: Mapping[str, np.ndarray],
+    keep: pd.Timedelta | None,
+    model: Any = None,
+    estimator: Any = None,
+) -> HourSummaries:
+    """One partition's rows as hour summaries for the monitor (a Dask task): read with the
+    model's columns, validated as any landing file (every failure names the partition's file),
+    summarised per local hour, and scored by ``model`` where labelled."""
+    from driftwatch.model.schema import validate_batch
+    from driftwatch.monitor.big import summarise_rows
+    from driftwatch.store.batches import model_columns
+
+    wanted = [c for c in dict.fromkeys(model_columns(spec)) if c and c != spec.id_column]
+    frame = pd.concat([read_column(part, c) for c in wanted], axis=1)
+    notes: list[str] = []
+    frame = validate_batch(frame, spec, part.label, notes)
+    return summarise_rows(frame, spec, profile, dict(lattices), keep, model, notes, estimator)
+
+
+def is_big(path: str | Path, summary_above_rows: int) -> bool:
+    """A directory (a partitioned dataset), or a parquet file of more than
+    ``summary_above_rows`` rows (read from its footer)."""
+    from driftwatch.store.batches import parquet_rows
+
+    path = Path(path)
+    if is_dataset(path):
+        return True
+    if path.suffix.lower() not in PARQUET_SUFFIXES or not path.is_file():
+        return False
+    rows = parquet_rows(path)
+    return rows is not None and rows > summary_above_rows
+
+
+def manifest(path: str | Path) -> tuple[int, str]:
+    """A dataset directory's size (its parquet files' bytes) and a hash of its manifest: every
+    parquet file's relative name, size and modification time. Hashing the content would read a
+    big batch whole once more; a file rewritten in place changes its size or time."""
+    import hashlib
+
+    root = Path(path)
+    h = hashlib.sha256()
+    size = 0
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in PARQUET_SUFFIXES:
+            continue
+        rel = p.relative_to(root)
+        if any(part.startswith((".", "_")) for part in rel.parts):
+            continue
+        st = p.stat()
+        size += st.st_size
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return size, h.hexdigest()
+
+
+def dataset_state(path: str | Path) -> tuple[bool, float]:
+    """Whether a dataset directory has Spark's ``_SUCCESS`` marker, and the newest
+    modification time of anything under it (to tell whether it is still being written)."""
+    root = Path(path)
+    newest = root.stat().st_mtime
+    for p in root.rglob("*"):
+        try:
+            newest = max(newest, p.stat().st_mtime)
+        except OSError:  # removed while listed: it was changing
+            newest = float("inf")
+    return (root / "_SUCCESS").is_file(), newest
