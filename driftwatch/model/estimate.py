@@ -3,8 +3,8 @@
 Two estimators, fitted once per champion on its holdout (rows in time order, with the
 predictions of the model trained *without* the holdout, see below), then asked every tick:
 
-- ``LossEstimator`` (regression, Direct Loss Estimation): a second model, gradient boosting on the
-  features plus the monitored model's prediction, predicts each row's squared error (``rmse``) or
+- ``LossEstimator`` (regression, Direct Loss Estimation): a second model, gradient boosting
+  (LightGBM, ``driftwatch.model.loss_model``) on the features plus the monitored model's prediction, predicts each row's squared error (``rmse``) or
   absolute error (``mae``). The batch estimate is sqrt(mean predicted squared error) (or the mean
   predicted absolute error).
 - ``ConfidenceEstimator`` (classification, Confidence-Based Performance Estimation): the model's
@@ -68,7 +68,7 @@ _BOOT_MAX_ROWS = 20_000  # bigger batches: bootstrap on a sample, sd scaled by s
 # The RMSE interval away from the holdout (module docstring), on the log scale of the mean loss,
 # chosen on the June-July 2013 champion's weekly and daily periods (>= 90% inside at the least
 # width), checked on the January, March-April and September-October champions.
-_SHIFT_FLOOR = 0.2  # upper side: sd that does not shrink with rows, in quadrature
+_SHIFT_FLOOR = 0.1  # upper side: sd that does not shrink with rows, in quadrature
 _SHIFT_SLOPE = 0.5  # upper side: + slope x Support.distance(batch); lower side: - half of it
 
 
@@ -172,7 +172,7 @@ class LossEstimator:
 
     ``fit`` takes the holdout rows in time order: the features as the model sees them, the true
     target and the predictions of the model trained without the holdout. ``params`` go to the
-    loss model (scikit-learn's ``HistGradientBoostingRegressor``).
+    loss model (:class:`driftwatch.model.loss_model.LightGBMLoss`, LightGBM's parameter names).
     """
 
     def __init__(
@@ -193,30 +193,17 @@ class LossEstimator:
         self.max_outside_share = max_outside_share
         self.params = params
 
-    # The loss model: LightGBM's default capacity (20-row leaves, 31 leaves, learning rate 0.1,
-    # 100 rounds, no L2), which is what NannyML's DLE fits. A more regularised model (15 leaves of
-    # n/50 rows, rate 0.05, L2 1.0) was less accurate on the 2013 benchmark (weekly MAE 4.17 vs
-    # 3.68 with these settings; benchmarks/estimate_2013.py) and on the holdout itself (cross-
-    # fitted block error 0.301 vs 0.272). These are the library's defaults, not tuned on 2013;
-    # ``params`` override them. No early stopping: scikit-learn's "auto" turns it on above
-    # 10,000 rows (a 60-day window's holdout), which then trains on a random 90% and stops on
-    # the other 10%, what LightGBM never does; on the Sep-Oct 2013 champion it cost 12% of
-    # accuracy (weekly MAE 4.25 against 3.78 without).
+    # The loss model: LightGBM at its defaults (31 leaves of at least 20 rows, learning rate
+    # 0.1, 100 rounds, no L2, no early stopping), what NannyML's DLE fits; why LightGBM and not
+    # scikit-learn's HistGradientBoosting, see driftwatch/model/loss_model.py. A more
+    # regularised model (15 leaves of n/50 rows, rate 0.05, L2 1.0) was less accurate on the
+    # 2013 benchmark and on the holdout itself, and no other setting tried beat the defaults on
+    # the holdouts of four 2013 champions; ``params`` (LightGBM's names) override them.
     def _loss_model(self) -> Any:
-        from sklearn.ensemble import HistGradientBoostingRegressor
+        from driftwatch.model.loss_model import LightGBMLoss
 
-        kw: dict[str, Any] = {
-            "max_iter": 100,
-            "learning_rate": 0.1,
-            "max_leaf_nodes": 31,
-            "min_samples_leaf": 20,
-            "l2_regularization": 0.0,
-            "early_stopping": False,
-            "categorical_features": self.categorical_mask_,
-            "random_state": self.random_state,
-            **self.params,
-        }
-        return HistGradientBoostingRegressor(**kw)
+        categorical = [i for i, is_cat in enumerate(self.categorical_mask_) if is_cat]
+        return LightGBMLoss(categorical, random_state=self.random_state, **self.params)
 
     def _design(self, X: pd.DataFrame, y_pred: Any) -> np.ndarray:
         """The loss model's inputs: numerical columns as numbers, categories as codes of the
@@ -260,8 +247,9 @@ class LossEstimator:
                 f"LossEstimator.fit: {n} holdout rows with a label and a prediction (< 50)"
             )
         self.columns_ = [str(c) for c in X.columns]
-        # HistGradientBoosting takes at most 255 categories a column: the most frequent 254 keep
-        # their own code, rarer ones share "missing" (the loss model sees them as unknown).
+        # The most frequent 254 categories of a column keep their own code, rarer ones share
+        # "missing" (the loss model sees them as unknown): a bounded model for a column of ids,
+        # and a category seen in only a few holdout rows teaches the loss model nothing.
         self.codes_: dict[str, dict[str, int]] = {}
         for col in self.columns_:
             if is_categorical(X[col]):
