@@ -309,9 +309,12 @@ class LossEstimator:
         # On the log scale of the mean loss (see _calibrate_log_interval), widened away from
         # the holdout (module docstring).
         sd = float(np.hypot(sampling / mean if mean > 0 else 0.0, self.model_error_))
-        away = _SHIFT_SLOPE * self.support_.distance(X)
+        # The widening was chosen for the mean squared error; a mean absolute error moves about
+        # half as much on the log scale (|e| scales as sqrt(e^2)).
+        half = 1.0 if self.metric == "rmse" else 0.5
+        away = half * _SHIFT_SLOPE * self.support_.distance(X)
         low = self.multiplier_low_ * sd - away / 2
-        high = self.multiplier_ * float(np.hypot(sd, _SHIFT_FLOOR)) + away
+        high = self.multiplier_ * float(np.hypot(sd, half * _SHIFT_FLOOR)) + away
         reason = self.support_.problem(X, self.max_outside_share)
         return Estimate(
             metric=self.metric,
