@@ -4,9 +4,9 @@ Two estimators, fitted once per champion on its holdout (rows in time order, wit
 predictions of the model trained *without* the holdout, see below), then asked every tick:
 
 - ``LossEstimator`` (regression, Direct Loss Estimation): a second model, gradient boosting
-  (LightGBM, ``driftwatch.model.loss_model``) on the features plus the monitored model's prediction, predicts each row's squared error (``rmse``) or
-  absolute error (``mae``). The batch estimate is sqrt(mean predicted squared error) (or the mean
-  predicted absolute error).
+  (LightGBM, ``driftwatch.model.loss_model``) on the features plus the monitored model's
+  prediction, predicts each row's squared error (``rmse``) or absolute error (``mae``). The
+  batch estimate is sqrt(mean predicted squared error) (or the mean predicted absolute error).
 - ``ConfidenceEstimator`` (classification, Confidence-Based Performance Estimation): the model's
   scores are calibrated on the holdout; calibrated probabilities give the expected confusion
   matrix, hence expected accuracy and F1, and expected TPR/FPR per threshold, hence expected ROC
@@ -43,7 +43,8 @@ lower side by half that slope. The three numbers were chosen on one 2013 champio
 they cannot be measured on a holdout of a few days, which is why they are constants. A batch
 outside the holdout's support is still flagged unreliable (``Support``).
 
-scikit-learn is imported inside the functions that fit (``driftwatch --help`` stays instant).
+scikit-learn and lightgbm are imported inside the functions that use them (``driftwatch --help``
+stays instant).
 """
 
 from __future__ import annotations
