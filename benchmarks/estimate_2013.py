@@ -35,12 +35,11 @@ here) and the same periods (chunked by the period column)::
         [--nannyml /work/nannyml-venv/bin/python]
 
 ``--quick``: weekly periods only. Without the NannyML venv, driftwatch's figures alone.
-``--loss-params KEY=VALUE ...``: a variant of the loss model's settings (e.g. the regularised
-model driftwatch shipped before LightGBM's defaults: ``min_samples_leaf=100 max_leaf_nodes=15
-learning_rate=0.05 max_iter=150 l2_regularization=1``), written to ``estimate_2013_variant.json``.
+``--loss-params KEY=VALUE ...``: a variant of the loss model's settings, LightGBM's names (e.g.
+``cat_smooth=50 min_data_in_leaf=50``), written to ``estimate_2013_variant.json``.
 ``--champion-months 6 7``: the champion of a 60-day window ending in July (periods from August),
 as the monitor's would be: a check, on champions the settings were not chosen on, of what the
-January champion shows (``estimate_2013_champion_6-7[_variant]_quick.json``).
+January champion shows (``estimate_2013_champion_6-7[_variant][_quick].json``).
 Writes benchmarks/results/estimate_2013.json (``estimate_2013_quick.json`` with ``--quick``).
 
 "Degraded" verdicts are counted three ways: the point estimate beyond tolerance; that and the
@@ -502,8 +501,8 @@ def main() -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="a variant of LossEstimator's loss model (HistGradientBoostingRegressor settings,"
-        " e.g. min_samples_leaf=100); results go to estimate_2013_variant.json",
+        help="a variant of LossEstimator's loss model (LightGBM parameters, e.g."
+        " min_data_in_leaf=50); results go to estimate_2013_variant.json",
     )
     ap.add_argument(
         "--champion-months",

@@ -192,10 +192,10 @@ def instrument(timers: Timers) -> None:
     plan_task = mf.load_plan_task
     plan_task.fn = timed_body("load plan", plan_task.fn)
 
-    def load_plan(config_path: str) -> Any:
+    def load_plan(*args: Any, **kwargs: Any) -> Any:  # the flow passes (config_path, model)
         t0 = time.perf_counter()
         try:
-            return plan_task(config_path)
+            return plan_task(*args, **kwargs)
         finally:
             timers.add("task runs", time.perf_counter() - t0)
 

@@ -62,6 +62,29 @@ def test_interval_covers_about_its_level_on_data_like_the_holdout(loss_estimator
     assert (lambda e: e.high - e.low)(loss_estimator.estimate(X, p)) < est.high - est.low
 
 
+def test_interval_widens_away_from_the_holdout_mostly_upward_and_keeps_a_floor(loss_estimator):
+    """Away from the holdout the loss model errs more, mostly low (a stale model's concept
+    drift no feature shows: 2013's winds), and a day's errors do not shrink with its rows: the
+    RMSE interval widens with the batch's distance from the holdout, more above than below,
+    and never narrows to nothing (README, "Estimated performance")."""
+    rng = np.random.default_rng(8)
+    X, _, p = _regression(rng, 2000, 0, 7)
+    near = loss_estimator.estimate(X, p)
+    moved = X.assign(z=X["z"] + 1.0)  # z moved by one holdout sd; the loss does not depend on z
+    far = loss_estimator.estimate(moved, p)
+    assert loss_estimator.support_.distance(X) < 0.35 < loss_estimator.support_.distance(moved)
+    assert far.value == pytest.approx(near.value, rel=0.05)  # same loss, same estimate
+    assert far.high - far.value > near.high - near.value  # wider above
+    assert far.value - far.low > near.value - near.low  # and below
+    assert (far.high / far.value) / (near.high / near.value) > (near.low / near.value) / (
+        far.low / far.value
+    )  # more above than below
+    # A batch as big as the holdout itself still has an interval worth its name.
+    Xb, _, pb = _regression(rng, 20_000)
+    big = loss_estimator.estimate(Xb, pb)
+    assert big.high / big.value > 1.05
+
+
 def test_covariate_shift_that_keeps_the_loss_keeps_the_estimate():
     """x moves (feature drift), the noise depends on z only: the model's error does not move."""
     rng = np.random.default_rng(3)

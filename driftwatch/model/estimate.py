@@ -3,10 +3,10 @@
 Two estimators, fitted once per champion on its holdout (rows in time order, with the
 predictions of the model trained *without* the holdout, see below), then asked every tick:
 
-- ``LossEstimator`` (regression, Direct Loss Estimation): a second model, gradient boosting on the
-  features plus the monitored model's prediction, predicts each row's squared error (``rmse``) or
-  absolute error (``mae``). The batch estimate is sqrt(mean predicted squared error) (or the mean
-  predicted absolute error).
+- ``LossEstimator`` (regression, Direct Loss Estimation): a second model, gradient boosting
+  (LightGBM, ``driftwatch.model.loss_model``) on the features plus the monitored model's
+  prediction, predicts each row's squared error (``rmse``) or absolute error (``mae``). The
+  batch estimate is sqrt(mean predicted squared error) (or the mean predicted absolute error).
 - ``ConfidenceEstimator`` (classification, Confidence-Based Performance Estimation): the model's
   scores are calibrated on the holdout; calibrated probabilities give the expected confusion
   matrix, hence expected accuracy and F1, and expected TPR/FPR per threshold, hence expected ROC
@@ -30,10 +30,21 @@ estimated variance beyond the sampling part; for regression on the log scale of 
 which is right-skewed); the interval's multipliers are the ``level`` quantiles of the blocks'
 standardised errors, floored at the normal quantile (the blocks share
 the holdout's distribution and overlap, so a narrower multiplier would be optimism). That is how
-~``level`` of realised values fall inside on data like the holdout's; on data unlike it the
-estimate is flagged unreliable instead (``Support``).
+~``level`` of realised values fall inside on data like the holdout's.
 
-scikit-learn is imported inside the functions that fit (``driftwatch --help`` stays instant).
+**Away from the holdout** (regression) the loss model errs more, and mostly low: the monitored
+model also goes stale in ways no feature shows (2013's seasonal winds), and the holdout, a few
+days, cannot measure that. So the RMSE interval widens beyond what the holdout measured, on the
+log scale of the mean loss: its upper side by a floor that does not shrink with rows
+(``_SHIFT_FLOOR``, added in quadrature) and by ``_SHIFT_SLOPE`` times the batch's distance from
+the holdout (:meth:`Support.distance`: the mean standardised move of its numerical columns), its
+lower side by half that slope. The three numbers were chosen on one 2013 champion's periods
+(June-July, weekly and daily) and checked on three others (``benchmarks/estimate_2013.py``):
+they cannot be measured on a holdout of a few days, which is why they are constants. A batch
+outside the holdout's support is still flagged unreliable (``Support``).
+
+scikit-learn and lightgbm are imported inside the functions that use them (``driftwatch --help``
+stays instant).
 """
 
 from __future__ import annotations
@@ -55,6 +66,11 @@ _BLOCK_SIZES = 6  # block sizes (geometric) on which the interval is calibrated
 _BLOCKS_PER_SIZE = 60
 _BOOT = 100  # parametric bootstrap draws for a classification batch's sampling noise
 _BOOT_MAX_ROWS = 20_000  # bigger batches: bootstrap on a sample, sd scaled by sqrt(rows)
+# The RMSE interval away from the holdout (module docstring), on the log scale of the mean loss,
+# chosen on the June-July 2013 champion's weekly and daily periods (>= 90% inside at the least
+# width), checked on the January, March-April and September-October champions.
+_SHIFT_FLOOR = 0.1  # upper side: sd that does not shrink with rows, in quadrature
+_SHIFT_SLOPE = 0.5  # upper side: + slope x Support.distance(batch); lower side: - half of it
 
 
 @dataclass(frozen=True)
@@ -162,12 +178,21 @@ class LossSums:
     loss: float = 0.0
     loss2: float = 0.0
     outside: dict[str, int] = field(default_factory=dict)
+    # Per numerical column, the sum and count of its values (how far the batch moved from the
+    # holdout: Support.distance_from).
+    columns: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def merge(self, other: LossSums) -> LossSums:
         outside = dict(self.outside)
         for c, k in other.outside.items():
             outside[c] = outside.get(c, 0) + k
-        return LossSums(self.n + other.n, self.loss + other.loss, self.loss2 + other.loss2, outside)
+        columns = dict(self.columns)
+        for c, (total, count) in other.columns.items():
+            was = columns.get(c, (0.0, 0))
+            columns[c] = (was[0] + total, was[1] + count)
+        return LossSums(
+            self.n + other.n, self.loss + other.loss, self.loss2 + other.loss2, outside, columns
+        )
 
 
 class LossEstimator:
@@ -175,7 +200,7 @@ class LossEstimator:
 
     ``fit`` takes the holdout rows in time order: the features as the model sees them, the true
     target and the predictions of the model trained without the holdout. ``params`` go to the
-    loss model (scikit-learn's ``HistGradientBoostingRegressor``).
+    loss model (:class:`driftwatch.model.loss_model.LightGBMLoss`, LightGBM's parameter names).
     """
 
     def __init__(
@@ -196,26 +221,17 @@ class LossEstimator:
         self.max_outside_share = max_outside_share
         self.params = params
 
-    # The loss model: LightGBM's default capacity (20-row leaves, 31 leaves, learning rate 0.1,
-    # 100 rounds, no L2), which is what NannyML's DLE fits. A more regularised model (15 leaves of
-    # n/50 rows, rate 0.05, L2 1.0) was less accurate on the 2013 benchmark (weekly MAE 4.17 vs
-    # 3.68 with these settings; benchmarks/estimate_2013.py) and on the holdout itself (cross-
-    # fitted block error 0.301 vs 0.272). These are the library's defaults, not tuned on 2013;
-    # ``params`` override them.
+    # The loss model: LightGBM at its defaults (31 leaves of at least 20 rows, learning rate
+    # 0.1, 100 rounds, no L2, no early stopping), what NannyML's DLE fits; why LightGBM and not
+    # scikit-learn's HistGradientBoosting, see driftwatch/model/loss_model.py. A more
+    # regularised model (15 leaves of n/50 rows, rate 0.05, L2 1.0) was less accurate on the
+    # 2013 benchmark and on the holdout itself, and no other setting tried beat the defaults on
+    # the holdouts of four 2013 champions; ``params`` (LightGBM's names) override them.
     def _loss_model(self) -> Any:
-        from sklearn.ensemble import HistGradientBoostingRegressor
+        from driftwatch.model.loss_model import LightGBMLoss
 
-        kw: dict[str, Any] = {
-            "max_iter": 100,
-            "learning_rate": 0.1,
-            "max_leaf_nodes": 31,
-            "min_samples_leaf": 20,
-            "l2_regularization": 0.0,
-            "categorical_features": self.categorical_mask_,
-            "random_state": self.random_state,
-            **self.params,
-        }
-        return HistGradientBoostingRegressor(**kw)
+        categorical = [i for i, is_cat in enumerate(self.categorical_mask_) if is_cat]
+        return LightGBMLoss(categorical, random_state=self.random_state, **self.params)
 
     def _design(self, X: pd.DataFrame, y_pred: Any) -> np.ndarray:
         """The loss model's inputs: numerical columns as numbers, categories as codes of the
@@ -259,8 +275,9 @@ class LossEstimator:
                 f"LossEstimator.fit: {n} holdout rows with a label and a prediction (< 50)"
             )
         self.columns_ = [str(c) for c in X.columns]
-        # HistGradientBoosting takes at most 255 categories a column: the most frequent 254 keep
-        # their own code, rarer ones share "missing" (the loss model sees them as unknown).
+        # The most frequent 254 categories of a column keep their own code, rarer ones share
+        # "missing" (the loss model sees them as unknown): a bounded model for a column of ids,
+        # and a category seen in only a few holdout rows teaches the loss model nothing.
         self.codes_: dict[str, dict[str, int]] = {}
         for col in self.columns_:
             if is_categorical(X[col]):
@@ -322,7 +339,8 @@ class LossEstimator:
             raise ValueError(f"LossEstimator.estimate: batch lacks column(s) {missing}")
         m = np.clip(self.loss_model_.predict(self._design(X, p)), 0, None)
         outside = {c: round(share * n) for c, share in self.support_.outside(X).items()}
-        return LossSums(n, float(m.sum()), float(np.sum(m**2)), outside)
+        columns = self.support_.column_sums(X)
+        return LossSums(n, float(m.sum()), float(np.sum(m**2)), outside, columns)
 
     def from_sums(self, sums: LossSums) -> Estimate:
         n = sums.n
@@ -330,15 +348,22 @@ class LossEstimator:
             raise ValueError("LossEstimator.estimate: no rows with a prediction")
         mean = sums.loss / n
         sampling = float(np.sqrt(self.kappa_ * sums.loss2) / n)
-        # On the log scale of the mean loss (see _calibrate_log_interval).
+        # On the log scale of the mean loss (see _calibrate_log_interval), widened away from
+        # the holdout (module docstring).
         sd = float(np.hypot(sampling / mean if mean > 0 else 0.0, self.model_error_))
+        # The widening was chosen for the mean squared error; a mean absolute error moves about
+        # half as much on the log scale (|e| scales as sqrt(e^2)).
+        half = 1.0 if self.metric == "rmse" else 0.5
+        away = half * _SHIFT_SLOPE * self.support_.distance_from(sums.columns)
+        low = self.multiplier_low_ * sd - away / 2
+        high = self.multiplier_ * float(np.hypot(sd, half * _SHIFT_FLOOR)) + away
         shares = {c: k / n for c, k in sums.outside.items()}
         reason = self.support_.problem_in(shares, self.max_outside_share)
         return Estimate(
             metric=self.metric,
             value=self._to_metric(mean),
-            low=self._to_metric(mean * float(np.exp(self.multiplier_low_ * sd))),
-            high=self._to_metric(mean * float(np.exp(self.multiplier_ * sd))),
+            low=self._to_metric(mean * float(np.exp(low))),
+            high=self._to_metric(mean * float(np.exp(high))),
             level=self.level,
             rows=n,
             reliable=reason is None,

@@ -5,6 +5,9 @@ range: a July batch judged by a January loss model gets a confident number that 
 ``Support`` remembers each column's central range (numerical: the 1st-99th percentile; categorical:
 the categories seen) and says which columns of a batch lie outside it for more than a set share of
 its rows, so the estimate can be flagged unreliable instead of reported as if it were sure.
+It also measures how far a batch's numerical columns have moved from the holdout's
+(:meth:`Support.distance`), which widens the estimate's interval: the loss model's error grows
+with the distance (``driftwatch.model.estimate``).
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ class Support:
     quantile: float = 0.01
     ranges_: dict[str, tuple[float, float]] = field(default_factory=dict)
     categories_: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Numerical columns' holdout mean and standard deviation (columns with sd 0 left out).
+    centres_: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def fit(self, X: pd.DataFrame) -> Support:
-        self.ranges_, self.categories_ = {}, {}
+        self.ranges_, self.categories_, self.centres_ = {}, {}, {}
         for col in X.columns:
             values = X[col]
             if is_categorical(values):
@@ -45,7 +50,38 @@ class Support:
                 if len(v):
                     lo, hi = np.quantile(v, [self.quantile, 1 - self.quantile])
                     self.ranges_[str(col)] = (float(lo), float(hi))
+                    sd = float(np.std(v))
+                    if sd > 0:
+                        self.centres_[str(col)] = (float(np.mean(v)), sd)
         return self
+
+    def distance(self, X: pd.DataFrame) -> float:
+        """How far the batch moved: the mean over the numerical columns of |batch mean - holdout
+        mean| / holdout sd (0 for a batch like the holdout, ~1 when its columns moved by one sd
+        on average). Unlike :meth:`outside` it grows smoothly with the move, also inside the
+        1st-99th percentile range. 0 without known columns (an estimator stored before this
+        existed has no ``centres_``)."""
+        return self.distance_from(self.column_sums(X))
+
+    def column_sums(self, X: pd.DataFrame) -> dict[str, tuple[float, int]]:
+        """Per known numerical column, the sum and count of the batch's finite values: what
+        :meth:`distance_from` needs, as sums that add up across a big batch's partitions."""
+        out: dict[str, tuple[float, int]] = {}
+        for col in getattr(self, "centres_", {}):
+            if col in X.columns:
+                v = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=np.float64)
+                v = v[np.isfinite(v)]
+                out[col] = (float(v.sum()), len(v))
+        return out
+
+    def distance_from(self, sums: dict[str, tuple[float, int]]) -> float:
+        """:meth:`distance` from :meth:`column_sums` (merged, for a summarised batch)."""
+        gaps = []
+        for col, (mean, sd) in getattr(self, "centres_", {}).items():
+            total, count = sums.get(col, (0.0, 0))
+            if count:
+                gaps.append(abs(total / count - mean) / sd)
+        return float(np.mean(gaps)) if gaps else 0.0
 
     def outside(self, X: pd.DataFrame) -> dict[str, float]:
         """Share of the batch's rows outside the holdout's support, per known column present in
