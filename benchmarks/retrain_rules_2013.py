@@ -26,7 +26,7 @@ the weekly schedule's); then its second half (weeks 23-44) and whole year, on se
 hindsight oracle and the even schedules give the frame. Also printed: why the oracle's weeks are
 good (what staleness costs week by week, against the support signal).
 
-    .venv/bin/python benchmarks/retrain_rules_2013.py      # ~10 s; needs the oracle's caches
+    .venv/bin/python benchmarks/retrain_rules_2013.py   # ~1 min (data load); needs the oracle's caches
 
 Writes benchmarks/results/retrain_rules_2013.json.
 """
