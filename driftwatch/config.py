@@ -330,11 +330,23 @@ class RetrainSettings(_Strict):
     # rare lately. None: every row counts the same. Needs an estimator whose fit takes
     # sample_weight (the built-in ones do; a factory's that does not is refused at its retrain).
     half_life_days: float | None = Field(None, gt=0)
+    # Retrain when the newest data leaves the range the champion was trained on: more than
+    # support_share of the batch's rows beyond the 1st-99th percentile of the champion's
+    # training window (its drift reference) in any of these numerical features (finding
+    # "support"). Meant for a column that carries the season (temperature for flights): a
+    # model learns nothing about values it has not seen, and the retrain it asks for takes
+    # the new range into its window, so the finding does not repeat on the same evidence.
+    # [] (default): off. README, "Replay of 2013": what it buys on the 2013 replay.
+    support_columns: list[str] = Field(default_factory=list)
+    # The training window itself has ~1% of its rows beyond each end (by construction): 0.01
+    # asks for more rows past the range than the champion saw past it in training.
+    support_share: float = Field(0.01, gt=0, lt=1)
     # Which findings retrain (the others are reported and held): drift (the dataset rule),
-    # quality (realised or estimated, as quality.trigger says), age (max_age_days).
-    # [quality, age]: feature drift is reported, only performance (or age) retrains.
-    triggers: list[Literal["drift", "quality", "age"]] = Field(
-        default_factory=lambda: ["drift", "quality", "age"], min_length=1
+    # quality (realised or estimated, as quality.trigger says), age (max_age_days), support
+    # (support_columns). [quality, age]: feature drift is reported, only performance (or age)
+    # retrains.
+    triggers: list[Literal["drift", "quality", "age", "support"]] = Field(
+        default_factory=lambda: ["drift", "quality", "age", "support"], min_length=1
     )
 
 
@@ -570,12 +582,19 @@ class Settings(BaseSettings):
             *(("drift.columns", c) for c in columns),
             *(("drift.ignore", c) for c in self.drift.ignore),
             *(("drift.report_only", c) for c in self.drift.report_only),
+            *(("retrain.support_columns", c) for c in r.support_columns),
         ]
         for setting, col in named:
             if known and col not in known:
                 raise ValueError(
                     f"{setting}: {col!r} is not a model feature (model.numerical /"
                     f" model.categorical){_did_you_mean(col, known)}"
+                )
+        for col in r.support_columns:
+            if col in self.model.categorical:
+                raise ValueError(
+                    f"retrain.support_columns: {col!r} is categorical; the support is a numerical"
+                    " range (1st-99th percentile): name a column of model.numerical"
                 )
         if self.drift.method in ("bonferroni", "bh"):
             from driftwatch.engine.stattests import TESTS

@@ -208,3 +208,59 @@ def test_a_batch_with_nothing_judged_is_no_verdict_not_no_drift() -> None:
     # One judged horizon is enough for a verdict.
     judged = detector.check(ref.iloc[:200])
     assert decide([few, judged], None, None, True, 200, "monitor").action == "no_drift"
+
+
+def test_a_batch_beyond_the_champions_training_range_retrains_on_support() -> None:
+    """retrain.support_columns: more than support_share of the rows past the 1st-99th
+    percentile of the champion's training window retrains ("support"), waits for min_age like
+    drift and quality, and is reported only when retrain.triggers leaves it out."""
+    out = {"temp": 0.034, "dewp": 0.004}
+    hot = decide([], None, None, True, 100, "monitor", age=7.0, outside=out, support_share=0.01)
+    assert hot.action == "retrain" and hot.triggers == {"support"}
+    assert "leaves the champion's training range: temp 3.4% of rows" in hot.reason
+    assert "dewp" not in hot.reason and "(> retrain.support_share = 1.0%)" in hot.reason
+    inside = decide([], None, None, True, 100, "monitor", outside={"temp": 0.004})
+    assert inside.action == "no_drift" and not inside.triggers
+    held = decide([], None, None, True, 100, "monitor", age=3.0, min_age=12, outside=out)
+    assert held.action == "no_retrain" and held.triggers == {"support"}
+    only = decide([], None, None, True, 100, "monitor", outside=out, retrain_on=("quality",))
+    assert only.action == "no_retrain" and "reported only: support" in only.reason
+
+
+def test_support_columns_must_be_numerical_features(make_config: Callable[..., Path]) -> None:
+    from driftwatch.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"retrain\.support_columns: 'tmp' is not a model feature"
+    ):
+        Plan.load(make_config(retrain={"support_columns": ["tmp"]}))
+    with pytest.raises(ConfigError, match=r"retrain\.support_columns: 'origin' is categorical"):
+        Plan.load(make_config(retrain={"support_columns": ["origin"]}))
+
+
+def test_july_against_a_january_champion_retrains_on_support_alone(
+    make_config: Callable[..., Path], january: pd.DataFrame, july: pd.DataFrame
+) -> None:
+    """Through the monitor: the support is measured against the champion's training window (its
+    reference); a January day is inside it, a July day's temperatures are not."""
+    plan = Plan.load(
+        make_config(
+            model=FAST,
+            drift=WHOLE,
+            retrain={
+                "support_columns": ["temp"],
+                "triggers": ["support"],
+                "min_age_days": None,
+                "max_age_days": None,
+            },
+        )
+    )
+    items = [("jan-15", day(january, 15)), ("jan-16", day(january, 16)), ("jul", day(july, 10))]
+    cycle, _ = memory_cycle(plan, items)
+    assert cycle.run(run_id="a").decision.triggers == {"bootstrap"}
+    quiet = cycle.run(run_id="b").decision
+    assert "support" not in quiet.triggers and quiet.action in ("no_drift", "no_retrain")
+    hot = cycle.run(run_id="c")
+    assert hot.decision.action == "retrain" and "support" in hot.decision.triggers
+    assert "temp 100.0% of rows beyond its 1st-99th percentile" in hot.decision.reason
+    assert hot.retrain is not None

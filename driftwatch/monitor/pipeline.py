@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftwatch.config import ModelSettings
+from driftwatch.config import ModelSettings, Settings
 from driftwatch.engine.blocks import BlockDetector, BlockProfile, BlockThresholds, span_label
 from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ColumnDrift, DriftResult, ReferenceProfile
@@ -139,6 +139,7 @@ def assess(
     served: ServedBaseline | None = None,
     estimator: Any = None,
     no_estimator: str = "no estimator for this champion",
+    trained: pd.DataFrame | None = None,
 ) -> Findings:
     """Feature drift against the reference (per horizon on time-block thresholds), the
     champion's quality where labels have arrived, drift of its predictions, and the decision.
@@ -147,7 +148,9 @@ def assess(
     labels have arrived, with the champion's predictions made when they were served.
     ``served``: with ``quality.baseline: served``, the champion's realised baseline (no quality
     verdict while it is being measured). ``estimator``: the champion's performance estimator
-    (:mod:`driftwatch.monitor.estimated`), or None and ``no_estimator`` saying why."""
+    (:mod:`driftwatch.monitor.estimated`), or None and ``no_estimator`` saying why.
+    ``trained``: the champion's training window (its reference), for
+    ``retrain.support_columns``."""
     drift = quality = prediction = predictions = estimated = None
     horizons: tuple[DriftResult, ...] = ()
     seg_quality: tuple[QualityResult, ...] = ()
@@ -240,6 +243,9 @@ def assess(
                 )
         if reference is not None and not summarised:
             prediction = prediction_drift(plan, model, reference, batch.frame)
+    outside = None
+    if batch.rows and trained is not None:
+        outside = outside_support(plan.settings, trained, batch.frame)
     decision = decide(
         list(horizons) or ([drift] if drift is not None else []),
         quality,
@@ -253,8 +259,10 @@ def assess(
         estimated,
         plan.settings.quality.trigger,
         plan.settings.retrain.triggers,
-        seg_quality,
-        seg_estimated,
+        segment_quality=seg_quality,
+        segment_estimated=seg_estimated,
+        outside=outside,
+        support_share=plan.settings.retrain.support_share,
     )
     return Findings(
         drift,
@@ -267,6 +275,21 @@ def assess(
         seg_quality,
         seg_estimated,
     )
+
+
+def outside_support(
+    settings: Settings, trained: pd.DataFrame, frame: pd.DataFrame
+) -> dict[str, float] | None:
+    """Per ``retrain.support_columns`` column, the share of the batch's rows beyond the 1st-99th
+    percentile of the champion's training window (None when no column is set). The estimate's
+    support check (:class:`driftwatch.model.support.Support`) measures the same thing against
+    the holdout; here it is the whole window the champion learnt from."""
+    cols = [c for c in settings.retrain.support_columns if c in trained.columns]
+    if not cols or frame.empty:
+        return None
+    from driftwatch.model.support import Support
+
+    return Support().fit(trained[cols]).outside(frame[[c for c in cols if c in frame.columns]])
 
 
 def champion_age(
@@ -824,7 +847,7 @@ class MonitorCycle:
                     batch.all_files,
                     findings.decision.reason,
                     run_id,
-                    bool({"drift", "age"} & findings.decision.triggers),
+                    bool({"drift", "age", "support"} & findings.decision.triggers),
                 )
                 result = result.model_copy(
                     update={"retrain": outcome, "champion_version": outcome.champion_version}
@@ -848,6 +871,7 @@ class MonitorCycle:
         """Load what judging needs (only when there are rows), then the pure ``assess`` step."""
         step, plan = self.steps, self.plan
         model = profile = calibration = reference = blocks = recent = age = served = None
+        trained = None
         estimator, no_estimator = None, "no estimator for this champion"
         s = plan.settings
         if batch.rows:
@@ -862,7 +886,13 @@ class MonitorCycle:
                 if s.drift.prediction_drift:
                     reference = step("load reference", self.references.frame, ref, retry=True)
                 served_mode = s.quality.baseline == "served"
-                if s.retrain.max_age_days or s.retrain.min_age_days is not None or served_mode:
+                needs_window = bool(s.retrain.support_columns)
+                if (
+                    s.retrain.max_age_days
+                    or s.retrain.min_age_days is not None
+                    or served_mode
+                    or needs_window
+                ):
                     trained = reference
                     if trained is None:
                         trained = step("load reference", self.references.frame, ref, retry=True)
@@ -901,6 +931,7 @@ class MonitorCycle:
             served,
             estimator,
             no_estimator,
+            trained if s.retrain.support_columns else None,
         )
 
     def summarise_big(self, batch: Batch, champion: Champion | None, ref: ReferenceHandle) -> Batch:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from driftwatch.engine.drift import ColumnDrift, DriftResult
 from driftwatch.model.quality import EstimatedQuality, QualityResult, better
@@ -22,9 +22,11 @@ def decide(
     min_age: float | None = None,
     estimated: EstimatedQuality | None = None,
     quality_trigger: str = "realised",
-    retrain_on: Collection[str] = ("drift", "quality", "age"),
+    retrain_on: Collection[str] = ("drift", "quality", "age", "support"),
     segment_quality: Sequence[QualityResult] = (),
     segment_estimated: Sequence[EstimatedQuality] = (),
+    outside: Mapping[str, float] | None = None,
+    support_share: float = 0.01,
 ) -> Decision:
     """Retrain when features drifted (dataset rule) or the champion's quality degraded.
 
@@ -47,11 +49,19 @@ def decide(
     ``estimated``: the champion's estimated quality (no labels needed). ``quality_trigger``
     (``quality.trigger``) says which quality verdict may retrain: realised, estimated or either;
     the other is reported. ``retrain_on`` (``retrain.triggers``): the kinds of finding that
-    retrain (drift, quality, age); the others are reported and held (action ``no_retrain``).
+    retrain (drift, quality, age, support); the others are reported and held (action
+    ``no_retrain``).
 
     ``segment_quality`` / ``segment_estimated`` (``model.segments``): each segment's verdicts.
     Retraining stays per model: a degraded segment is a quality (or estimated) trigger of the
     model under the same conditions as the whole batch's, and the reason names the segment.
+
+    ``outside`` (``retrain.support_columns``): per column, the share of the batch's rows beyond
+    the 1st-99th percentile of the champion's training window; above ``support_share`` in any
+    column it retrains ("support": the model is asked about values it never learnt from). On
+    the 2013 replay it is the one online signal found that picks the weeks a retrain pays off
+    in (the spring and autumn temperature swings) better than an even schedule: README,
+    "Replay of 2013". Like drift and quality it waits for ``min_age``.
     """
     if rows == 0:
         return Decision(action="no_data", reason="no new data")
@@ -82,6 +92,14 @@ def decide(
         if se.degraded and quality_trigger != "realised":
             triggers.add("estimated")
             reasons.append(se.line())
+    beyond = sorted(((v, c) for c, v in (outside or {}).items() if v > support_share), reverse=True)
+    if beyond:
+        triggers.add("support")
+        named = ", ".join(f"{c} {v:.1%}" for v, c in beyond)
+        reasons.append(
+            f"the batch leaves the champion's training range: {named} of rows beyond its"
+            f" 1st-99th percentile (> retrain.support_share = {support_share:.1%})"
+        )
     old = age is not None and max_age is not None and age >= max_age
     if old:
         triggers.add("age")
@@ -153,7 +171,13 @@ def decide(
 
 
 # Which ``retrain.triggers`` entry lets each decision trigger retrain.
-_KIND = {"drift": "drift", "quality": "quality", "estimated": "quality", "age": "age"}
+_KIND = {
+    "drift": "drift",
+    "quality": "quality",
+    "estimated": "quality",
+    "age": "age",
+    "support": "support",
+}
 
 
 # The best value each metric can take: a champion scoring it on the holdout is saturated.

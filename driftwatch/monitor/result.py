@@ -22,8 +22,9 @@ from driftwatch.model.quality import EstimatedQuality, QualityResult
 Action = Literal["no_data", "no_verdict", "no_drift", "no_retrain", "retrain", "bootstrap"]
 # Why a retrain was started: drift (the dataset rule), quality (the champion degraded),
 # estimated (its estimated quality degraded, labels not needed), bootstrap (no champion yet),
-# schedule (retrain policy "always"), age (retrain.max_age_days).
-Trigger = Literal["drift", "quality", "estimated", "bootstrap", "schedule", "age"]
+# schedule (retrain policy "always"), age (retrain.max_age_days), support (the batch leaves the
+# champion's training range in a column of retrain.support_columns).
+Trigger = Literal["drift", "quality", "estimated", "bootstrap", "schedule", "age", "support"]
 
 
 class _Frozen(BaseModel):

@@ -193,7 +193,7 @@ def batch_row(result: MonitorResult) -> dict[str, Any]:
 
 def _trigger(result: MonitorResult) -> str:
     """What started the retrain, from the decision's triggers (data, not re-parsed text)."""
-    order = ["bootstrap", "drift", "quality", "estimated", "age", "schedule"]
+    order = ["bootstrap", "drift", "support", "quality", "estimated", "age", "schedule"]
     return "+".join(t for t in order if t in result.decision.triggers) or "-"
 
 
