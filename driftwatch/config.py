@@ -334,8 +334,10 @@ class RetrainSettings(_Strict):
     # support_share of the batch's rows beyond the 1st-99th percentile of the champion's
     # training window (its drift reference) in any of these numerical features (finding
     # "support"). Meant for a column that carries the season (temperature for flights): a
-    # model learns nothing about values it has not seen, and the retrain it asks for takes
-    # the new range into its window, so the finding does not repeat on the same evidence.
+    # model learns nothing about values it has not seen, and a promoted retrain takes the new
+    # range into its window, so the finding does not repeat on the same evidence (a lost
+    # challenge keeps the champion's window: it repeats at the next tick, as drift does; use
+    # it with retrain.min_age_days or promote: always).
     # [] (default): off. README, "Replay of 2013": what it buys on the 2013 replay.
     support_columns: list[str] = Field(default_factory=list)
     # The training window itself has ~1% of its rows beyond each end (by construction): 0.01

@@ -192,3 +192,18 @@ def test_bad_inputs_get_one_clear_line():
     with pytest.raises(ValueError, match="unknown task"):
         fit_estimator("ranking", "rmse", None, [], [])
     assert Estimate("rmse", 1, 0.5, 2, 0.9, 10, True, None).excludes(2.5)
+
+
+def test_an_estimator_stored_before_the_widening_is_fitted_again(loss_estimator):
+    """A loss estimator stored by an older driftwatch (no holdout centres: its interval would
+    not widen away from the holdout) is not current, so the monitor fits its champion a new
+    one where the window is at hand (``MonitorCycle.champion_estimator``)."""
+    import copy
+
+    from driftwatch.monitor.estimated import is_current
+
+    assert is_current(loss_estimator)
+    old = copy.deepcopy(loss_estimator)
+    del old.support_.centres_
+    assert not is_current(old)
+    assert old.support_.distance(pd.DataFrame({"x": [100.0]})) == 0.0

@@ -57,7 +57,7 @@ class Support:
 
     def distance(self, X: pd.DataFrame) -> float:
         """How far the batch moved: the mean over the numerical columns of |batch mean - holdout
-        mean| / holdout sd (0 for a batch like the holdout, ~1 when its columns moved by one sd
+        mean| / holdout sd (near 0 for a long batch like the holdout, ~1 when its columns moved by one sd
         on average). Unlike :meth:`outside` it grows smoothly with the move, also inside the
         1st-99th percentile range. 0 without known columns (an estimator stored before this
         existed has no ``centres_``)."""

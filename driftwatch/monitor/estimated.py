@@ -95,6 +95,19 @@ def fits(plan: Plan, estimator: Any) -> bool:
     )
 
 
+def is_current(estimator: Any) -> bool:
+    """Whether a stored estimator is of this version's kind: a loss estimator stored before the
+    LightGBM loss model has no holdout centres, so its interval would not widen away from the
+    holdout; it is fitted again where its champion's window is at hand (else still used)."""
+    from driftwatch.model.estimate import LossEstimator
+    from driftwatch.model.loss_model import LightGBMLoss
+
+    return not isinstance(estimator, LossEstimator) or (
+        hasattr(getattr(estimator, "support_", None), "centres_")
+        and isinstance(getattr(estimator, "loss_model_", None), LightGBMLoss)
+    )
+
+
 def estimate_quality(
     plan: Plan,
     estimator: Any,

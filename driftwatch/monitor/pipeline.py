@@ -44,6 +44,7 @@ from driftwatch.monitor.estimated import (
     estimated_metrics,
     fit_estimator_for,
     fits,
+    is_current,
     refit_estimator,
 )
 from driftwatch.monitor.plan import PREDICTION, Plan, Segment
@@ -244,7 +245,8 @@ def assess(
         if reference is not None and not summarised:
             prediction = prediction_drift(plan, model, reference, batch.frame)
     outside = None
-    if batch.rows and trained is not None:
+    if batch.rows and trained is not None and not summarised:
+        # (A summarised batch's rows are not at hand: support is not judged on it, said so.)
         outside = outside_support(plan.settings, trained, batch.frame)
     decision = decide(
         list(horizons) or ([drift] if drift is not None else []),
@@ -285,7 +287,9 @@ def outside_support(
     support check (:class:`driftwatch.model.support.Support`) measures the same thing against
     the holdout; here it is the whole window the champion learnt from."""
     cols = [c for c in settings.retrain.support_columns if c in trained.columns]
-    if not cols or frame.empty:
+    # A handful of rows is no evidence (one warm flight of five is 20%): as few rows as a
+    # horizon would not judge give no shares.
+    if not cols or len(frame) < settings.drift.calibration.min_block_rows:
         return None
     from driftwatch.model.support import Support
 
@@ -1001,6 +1005,8 @@ class MonitorCycle:
             merged = merged.merge(summarise_rows(batch.frame, s.model, profile, lattices, longest))
             merged.partitions -= 1  # the small files' rows are not a partition
         notes = ["prediction drift is not judged on a summarised batch"]
+        if s.retrain.support_columns:
+            notes.append("retrain.support_columns is not judged on a summarised batch")
         if s.model.segments:
             notes.append("segments are not judged on a summarised batch (whole batch only)")
         return replace(
@@ -1025,20 +1031,24 @@ class MonitorCycle:
         when it has none and its window is not at hand."""
         plan = self.plan
         found = self.registry.load_estimator(champion.version)
-        if fits(plan, found):
+        if not fits(plan, found):
+            found = None
+        elif is_current(found):
             return found, ""
+        # An estimator of an older kind (see ``is_current``) serves until a new one is fitted.
         key = (plan.name, champion.version, ref.sha256, plan.metric)
         if key in _NO_ESTIMATOR:
-            return None, _NO_ESTIMATOR[key]
+            return found, "" if found is not None else _NO_ESTIMATOR[key]
         if not champion.reference or ref.version == "shipped":  # its window is not stored
             why = f"champion v{champion.version} has no estimator and its training window is not stored"
             _NO_ESTIMATOR[key] = why
-            return None, why
-        log.info("champion v%s has no estimator: fitting one from its holdout", champion.version)
+            return found, "" if found is not None else why
+        what = "an estimator of an older kind" if found is not None else "no estimator"
+        log.info("champion v%s has %s: fitting one from its holdout", champion.version, what)
         fitted = refit_estimator(plan, self.references.frame(ref), model)
         if fitted is None:
             _NO_ESTIMATOR[key] = "its holdout could not fit one (see the log)"
-            return None, _NO_ESTIMATOR[key]
+            return found, "" if found is not None else _NO_ESTIMATOR[key]
         self.registry.store_estimator(champion.version, fitted)
         return fitted, ""
 

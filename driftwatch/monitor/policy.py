@@ -202,7 +202,7 @@ def promotion_decision(
     A tie at the ceiling: a champion with the metric's best value on the holdout (ROC AUC,
     accuracy or F1 of 1; RMSE or MAE of 0) cannot be beaten by any margin, so a drift alarm
     would retrain at every tick for ever. When the champion's reference is ``stale`` (the
-    retrain was triggered by drift or age: the data moved away from what it learnt from), a
+    retrain was triggered by drift, age or support: the data moved away from what it learnt from), a
     challenger that ties it at the ceiling is promoted, and its window becomes the reference.
     A quality retrain never meets this case (a saturated champion has not degraded)."""
     ch = challenger.get(metric)
@@ -231,7 +231,7 @@ def promotion_decision(
     if stale and at_ceiling(metric, cp) and at_ceiling(metric, ch):
         reason = (
             f"challenger {metric} {ch:.4g} ties champion {cp:.4g} at the ceiling, and the"
-            " champion's reference is stale (drift or age): promoted"
+            " champion's reference is stale (drift, age or support): promoted"
         )
         return PromotionDecision(promote=True, champion=cp, reason=reason, **base)
     reason = (

@@ -21,6 +21,6 @@ def retrain_flow(
     plan: Plan, batch_files: list[str], reason: str = "", key: str = "", stale: bool = False
 ) -> RetrainOutcome:
     """``key`` (the monitor run's id) makes every write of a retried run find the first try's;
-    ``stale``: drift or age triggered it (a tie at the ceiling may promote, see policy)."""
+    ``stale``: drift, age or support triggered it (a tie at the ceiling may promote, see policy)."""
     steps = PrefectSteps(plan, {})
     return production_cycle(plan, steps).retrain(batch_files, reason, key or "manual", stale)
