@@ -141,6 +141,7 @@ def main() -> int:
         "batch_rows": args.rows,
         "reference_rows": args.reference_rows,
         "max_parallel_models": args.workers,
+        "prefect_api": os.environ.get("PREFECT_API_URL") or "temporary local API (sqlite)",
     }
     rows: list[tuple[str, float, str, str]] = []
 
