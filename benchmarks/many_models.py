@@ -11,8 +11,10 @@ Every measured tick lands one 10,000-row quiet batch (labels included) per model
 2. ``one tick``: one parent run over the 20 models, a child run each, concurrently
    (``orchestration.max_parallel_models``): total wall time, and each model's child run's wall
    time (its steps and Prefect's per-run overhead).
-3. ``20 ticks``: the same work as 20 single-model runs one after another in the same process
-   (``driftwatch run --model NAME`` each; the Prefect API is already up).
+3. ``20 single runs``: the same work as 20 single-model runs one after another in the same
+   process (``driftwatch run --model NAME`` each; the Prefect API is already up). 2 and 3 are
+   measured in ``--repeats`` pairs, the order alternating, each with the load average at its
+   start (the machine is shared): compare within the run, medians over the repeats.
 4. ``20 processes``: ``python -m driftwatch run --model NAME`` in a process of its own, for
    ``--processes`` of the models (each pays its imports and a Prefect API start of its own),
    extrapolated to 20 and marked so.
@@ -114,6 +116,7 @@ def main() -> int:
     ap.add_argument("--reference-rows", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=4, help="orchestration.max_parallel_models")
     ap.add_argument("--processes", type=int, default=2, help="models run as separate processes")
+    ap.add_argument("--repeats", type=int, default=3, help="warm tick / single-runs pairs")
     ap.add_argument("--out", default=str(HERE / "results" / "many_models.json"))
     args = ap.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -138,6 +141,7 @@ def main() -> int:
         "batch_rows": args.rows,
         "reference_rows": args.reference_rows,
         "max_parallel_models": args.workers,
+        "prefect_api": os.environ.get("PREFECT_API_URL") or "temporary local API (sqlite)",
     }
     rows: list[tuple[str, float, str, str]] = []
 
@@ -160,6 +164,7 @@ def main() -> int:
             "failed": [r.model for r in runs if not r.ok],
             "outcomes": outcomes,
             "message": state.message,
+            "load_average_1min": round(os.getloadavg()[0], 1),
         }
         rows.append(
             (
@@ -173,39 +178,78 @@ def main() -> int:
         save()  # after every stage: a run cut short keeps what it measured
         return runs
 
+    def single_runs(label: str, tick_no: int) -> dict[str, Any]:
+        """The same work as one tick, as n single-model runs one after another."""
+        land(work, n, tick_no, args.rows)
+        t0 = time.perf_counter()
+        per, states = [], []
+        for i in range(n):
+            started = time.perf_counter()
+            state, _ = run_once(str(config), model=f"m{i:02d}")
+            per.append(time.perf_counter() - started)
+            states.append(state.name)
+        wall = time.perf_counter() - t0
+        out[label] = {
+            "wall_seconds": round(wall, 2),
+            "per_model_median_seconds": round(statistics.median(per), 2),
+            "per_model_max_seconds": round(max(per), 2),
+            "completed": states.count("Completed"),
+            "load_average_1min": round(os.getloadavg()[0], 1),
+        }
+        rows.append(
+            (
+                f"{label}, one after another (one process)",
+                wall,
+                f"{statistics.median(per):.1f} / {max(per):.1f}",
+                f"{states.count('Completed')}/{n} completed",
+            )
+        )
+        print(f"{label}: {wall:.1f} s", flush=True)
+        assert states.count("Completed") == n, states
+        save()
+        return out[label]
+
     tick(f"first tick (trains {n} champions)", 1)
     tick("second tick (calibrates thresholds for each champion's window)", 2)
-    tick("one tick, all models concurrently", 3)
 
-    # the same work as n single-model runs, one after another, in this process
-    land(work, n, 4, args.rows)
-    t0 = time.perf_counter()
-    per, states = [], []
-    for i in range(n):
-        started = time.perf_counter()
-        state, _ = run_once(str(config), model=f"m{i:02d}")
-        per.append(time.perf_counter() - started)
-        states.append(state.name)
-    wall = time.perf_counter() - t0
-    out["single runs in one process"] = {
-        "wall_seconds": round(wall, 2),
-        "per_model_median_seconds": round(statistics.median(per), 2),
-        "completed": states.count("Completed"),
+    # Warm: one tick over all models against the same work as n single-model runs one after
+    # another in this process (`driftwatch run --model NAME` each), measured in pairs, the
+    # order alternating, so that both see the same load (the machine is shared).
+    ticks, singles, loads = [], [], []
+    tick_no = 3
+    for rep in range(args.repeats):
+        for kind in ("tick", "single") if rep % 2 == 0 else ("single", "tick"):
+            loads.append(os.getloadavg()[0])
+            if kind == "tick":
+                tick(f"one tick, all models concurrently (repeat {rep + 1})", tick_no)
+                ticks.append(out[f"one tick, all models concurrently (repeat {rep + 1})"])
+            else:
+                singles.append(single_runs(f"{n} single runs (repeat {rep + 1})", tick_no))
+            tick_no += 1
+    summary = {
+        "repeats": args.repeats,
+        "load_average_1min": [round(x, 1) for x in loads],
+        "tick_wall_seconds": [t["wall_seconds"] for t in ticks],
+        "single_runs_wall_seconds": [s["wall_seconds"] for s in singles],
+        "tick_median_seconds": statistics.median(t["wall_seconds"] for t in ticks),
+        "single_runs_median_seconds": statistics.median(s["wall_seconds"] for s in singles),
     }
-    rows.append(
-        (
-            f"{n} single-model runs, one after another (one process)",
-            wall,
-            f"{statistics.median(per):.1f} / {max(per):.1f}",
-            f"{states.count('Completed')}/{n} completed",
-        )
+    summary["tick_over_single_runs"] = round(
+        summary["tick_median_seconds"] / summary["single_runs_median_seconds"], 2
     )
-    print(f"{n} single runs: {wall:.1f} s", flush=True)
+    out["warm: tick vs single runs"] = summary
+    print(
+        f"warm, median of {args.repeats}: tick {summary['tick_median_seconds']:.1f} s,"
+        f" {n} single runs {summary['single_runs_median_seconds']:.1f} s"
+        f" (x{summary['tick_over_single_runs']}); load average {min(loads):.1f}-{max(loads):.1f}",
+        flush=True,
+    )
     save()
 
     # separate processes: each pays its imports and a Prefect API start of its own
     k = min(args.processes, n)
-    land(work, n, 5, args.rows)
+    land(work, n, tick_no, args.rows)
+    tick_no += 1
     walls = []
     for i in range(k):
         t0 = time.perf_counter()
@@ -237,7 +281,7 @@ def main() -> int:
         run_models(str(config))
 
     # one model's file is corrupt: the others complete
-    runs = tick("one tick, one model's file corrupt", 6, corrupt=n // 2)
+    runs = tick("one tick, one model's file corrupt", tick_no, corrupt=n // 2)
     failed = [r.model for r in runs if not r.ok]
     assert failed == [f"m{n // 2:02d}"], failed
     assert sum(r.ok for r in runs) == n - 1, [(r.model, r.state) for r in runs]

@@ -6,6 +6,7 @@ real flights data."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,35 @@ def test_single_model_config_is_unchanged(make_config) -> None:
         load_settings(config, model="other")
 
 
+def test_a_child_runs_its_steps_inline_with_the_same_retries_and_their_times(
+    tmp_path: Path,
+) -> None:
+    """The children of a multi-model tick run their steps as plain calls (no task run each):
+    a step marked retry is tried orchestration.retries + 1 times, another fails at once, and
+    every step's time is in the run's closing line."""
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.orchestration.tasks import LoggedSteps
+
+    config = many_config(tmp_path, [{"name": "east"}], orchestration={"retries": 2})
+    steps = LoggedSteps(Plan.load(config, model="east"), {})
+    calls: list[str] = []
+
+    def flaky(x: int) -> int:
+        calls.append("flaky")
+        if len(calls) < 3:
+            raise OSError("MLflow is restarting")
+        return x + 1
+
+    assert steps("read champion", flaky, 1, retry=True) == 2
+    assert calls == ["flaky"] * 3  # two failures, retried, then done
+    calls.clear()
+    with pytest.raises(OSError, match="restarting"):
+        steps("assess batch", flaky, 1)  # not marked retry: its first failure is final
+    assert calls == ["flaky"]
+    assert steps.timings().startswith("; steps: read champion ")
+    assert "assess batch" not in steps.timings()  # only steps that finished
+
+
 # -- one tick over several models (slow: real Prefect and MLflow) ------------------------------
 def _write(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +228,34 @@ def test_models_stay_apart_and_a_failing_one_fails_alone(
         next(c for c in children if c.name == f"monitor {n}") for n in ("jan", "jul")
     )
     assert jan_run.start_time < jul_run.end_time and jul_run.start_time < jan_run.end_time
+    # each child runs its steps inline (no task run per step), its step times in its log
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    deadline = time.monotonic() + 120  # task runs and logs reach the API's database late
+    while True:
+        with get_client(sync_client=True) as client:
+            tasks = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[jan_run.id]))
+            )
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[jan_run.id]))
+            )
+        names = [t.name for t in tasks]
+        closing = [g.message for g in logs if "; steps: " in g.message]
+        if (any(n.startswith("load plan") for n in names) and closing) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(1)
+    assert any(n.startswith("load plan") for n in names), names
+    assert not any(n.startswith(("load batch", "assess batch", "report")) for n in names), names
+    assert closing and closing[0].startswith("outcome: retrained-promoted ("), closing
+    assert "; steps: read champion " in closing[0], closing
 
     # nothing leaks: ledgers, champions, references, history, runs are each model's own
     jan, jul = models["jan"], models["jul"]

@@ -2,7 +2,10 @@
 
 Each model's check is the ordinary monitor flow (:func:`monitor_flow`, with ``model=``), run as
 a child flow run from a task that Prefect's thread-pool task runner executes (at most
-``orchestration.max_parallel_models`` at once). A model whose run fails or is slow holds its own
+``orchestration.max_parallel_models`` at once). The child runs its steps inline, each step's
+time in its log (``step_tasks=False``): a task run per step is three state writes to the
+Prefect API, and on its default sqlite store twenty children's writes collide (README,
+"Several models"). A model whose run fails or is slow holds its own
 thread only: the others run and finish, its failure is its own Failed run (whose failure hook
 sends ``driftwatch.monitor.failed`` naming that model), and the parent run ends Failed with a
 message naming the models that failed, having waited for all of them.
@@ -15,6 +18,7 @@ from typing import Any
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingResult
 from prefect.states import Completed, Failed
 
 from driftwatch.config import model_names
@@ -33,11 +37,16 @@ def monitor_model_task(config_path: str, model: str) -> ModelRun:
     """One model's monitor flow as a child run named after it; its end, never its exception."""
     started = time.perf_counter()
     state = monitor_flow.with_options(flow_run_name=f"monitor {model}")(
-        config_path=config_path, model=model, return_state=True
+        config_path=config_path, model=model, step_tasks=False, return_state=True
     )
     seconds = round(time.perf_counter() - started, 3)
-    result = state.result(raise_on_failure=False) if state.is_completed() else None
     run_id = state.state_details.flow_run_id
+    result = None
+    if state.is_completed():
+        try:
+            result = state.result(raise_on_failure=False)
+        except MissingResult:  # the state came back from the API, without its data
+            result = recorded_result(config_path, model, str(run_id) if run_id else None)
     return ModelRun(
         model,
         state.name,
@@ -46,6 +55,18 @@ def monitor_model_task(config_path: str, model: str) -> ModelRun:
         result if isinstance(result, dict) else None,
         seconds,
     )
+
+
+def recorded_result(config_path: str, model: str, run_id: str | None) -> dict[str, Any] | None:
+    """The result a completed child run recorded in its state dir. Needed because Prefect can
+    hand back a Completed state without its data: when its answer to the run's final state
+    change is lost and the client's retry is refused as a duplicate, the state is the API's
+    copy (seen under load on the temporary local API), and the model would count as failed."""
+    from driftwatch.alerts.notify import stored_result
+    from driftwatch.config import load_settings
+
+    found = stored_result(load_settings(config_path, model=model), run_id)
+    return found.to_dict() if found is not None else None
 
 
 def ended(models: list[str], futures: Any) -> list[ModelRun]:

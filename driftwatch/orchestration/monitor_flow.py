@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
@@ -18,7 +18,13 @@ from driftwatch.errors import BatchError
 from driftwatch.monitor.pipeline import completion_message
 from driftwatch.orchestration.events import on_monitor_failure
 from driftwatch.orchestration.retrain_flow import retrain_flow
-from driftwatch.orchestration.tasks import PrefectSteps, emit_events_task, load_plan_task
+from driftwatch.orchestration.run_log import run_logger
+from driftwatch.orchestration.tasks import (
+    LoggedSteps,
+    PrefectSteps,
+    emit_events_task,
+    load_plan_task,
+)
 from driftwatch.orchestration.wiring import production_cycle
 from driftwatch.store import lock
 from driftwatch.store.landing import lock_path, owning
@@ -26,7 +32,10 @@ from driftwatch.store.landing import lock_path, owning
 
 @flow(name="driftwatch-monitor", validate_parameters=True, on_failure=[on_monitor_failure])
 def monitor_flow(
-    config_path: str = "config.yaml", batch: str | None = None, model: str | None = None
+    config_path: str = "config.yaml",
+    batch: str | None = None,
+    model: str | None = None,
+    step_tasks: bool = True,
 ) -> Any:
     """Check the newest data; retrain when features drift or the champion's quality degrades.
 
@@ -38,11 +47,15 @@ def monitor_flow(
     ``model``: which model of a config with ``models:`` (each is checked in a run of its own,
     as a child run of :func:`driftwatch.orchestration.models_flow.monitor_models_flow`).
 
+    ``step_tasks``: each step a Prefect task run of its own (the default), or, as the parent
+    of a multi-model tick runs its children, the steps inline with each step's time in the closing log line
+    (:class:`~driftwatch.orchestration.tasks.LoggedSteps`: far fewer writes to the API).
+
     Its findings are sent as Prefect events (README, "Events"); a failed run sends
     ``driftwatch.monitor.failed`` from its failure hook.
     """
     plan = load_plan_task(config_path, model)
-    steps = PrefectSteps(plan, {"retrain": retrain_flow})
+    steps = (PrefectSteps if step_tasks else LoggedSteps)(plan, {"retrain": retrain_flow})
     settings = plan.settings
     held = lock.exclusive(lock_path(settings.paths.state)) if batch else owning(settings)
     with held:
@@ -50,5 +63,5 @@ def monitor_flow(
     emit_events_task(plan, result)
     if result.rejected:  # the good files are done; the run is marked failed to flag the bad ones
         raise BatchError(", ".join(result.rejected), "; ".join(result.rejected.values()))
-    get_run_logger().info("outcome: %s (%.1f s)", result.outcome, result.seconds)
+    run_logger().info("outcome: %s (%.1f s)%s", result.outcome, result.seconds, steps.timings())
     return Completed(message=completion_message(result), data=result.to_dict())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from driftwatch.config import artifact_key
@@ -25,6 +24,7 @@ from driftwatch.monitor.ports import (
     ReferenceStore,
 )
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
+from driftwatch.orchestration.run_log import run_logger
 from driftwatch.report.page import page_path, write_page
 from driftwatch.report.text import (
     column_rows,
@@ -60,7 +60,7 @@ class PrefectReporter:
             if self.settings.report.evidently and batch.summary is None:  # needs the rows
                 evidently = self._evidently(result, batch, ref, page)
                 result = result.model_copy(update={"evidently_report": evidently})
-        log = get_run_logger()
+        log = run_logger()
         for line in report_lines(result):
             log.warning(line) if line.startswith("warning") else log.info(line)
         if not self.settings.report.artifacts:
@@ -105,7 +105,7 @@ class PrefectReporter:
     def report_challenge(self, c: Challenge) -> None:
         ts = self.settings.model.timestamp
         newest = c.holdout[ts].max() if ts and ts in c.holdout.columns else "-"
-        get_run_logger().info(
+        run_logger().info(
             "training window: %d rows (%d train, %d holdout, newest %s); %s",
             len(c.window),
             len(c.train_rows),
@@ -115,7 +115,7 @@ class PrefectReporter:
         )
 
     def report_retrain(self, outcome: RetrainOutcome) -> None:
-        log = get_run_logger()
+        log = run_logger()
         log.info(
             "challenger v%s %s=%s, champion %s -> %s: %s",
             outcome.challenger_version,
@@ -152,7 +152,7 @@ class PrefectReporter:
         url = self.registry.artifact_page(mlflow_run, f"reports/{name}")
         if url is None:
             return
-        get_run_logger().info("report page in MLflow: %s", url)
+        run_logger().info("report page in MLflow: %s", url)
         if self.settings.report.artifacts:
             create_link_artifact(
                 key=f"{self.key}-report",
