@@ -261,6 +261,14 @@ def test_july_against_a_january_champion_retrains_on_support_alone(
     quiet = cycle.run(run_id="b").decision
     assert "support" not in quiet.triggers and quiet.action in ("no_drift", "no_retrain")
     hot = cycle.run(run_id="c")
+    # The shares are in the result and MLflow's metrics every tick, not only in a reason.
+    from driftwatch.monitor.pipeline import monitor_metrics
+    from driftwatch.report.text import markdown, report_lines
+
+    assert hot.support == {"temp": 1.0}
+    assert monitor_metrics(hot)["support_outside.temp"] == 1.0
+    line = "support: rows beyond the champion's training range: temp 100.0%"
+    assert line in report_lines(hot) and f"- {line}" in markdown(hot)
     assert hot.decision.action == "retrain" and "support" in hot.decision.triggers
     assert "temp 100.0% of rows beyond its 1st-99th percentile" in hot.decision.reason
     assert hot.retrain is not None

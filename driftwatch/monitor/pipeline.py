@@ -97,6 +97,8 @@ class Findings:
     # model.segments: the realised and estimated quality of each segment (its own baseline).
     segment_quality: tuple[QualityResult, ...] = ()
     segment_estimated: tuple[EstimatedQuality, ...] = ()
+    # retrain.support_columns: per column, the share of rows beyond the champion's training range.
+    support: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,7 @@ def assess(
         estimated,
         seg_quality,
         seg_estimated,
+        outside,
     )
 
 
@@ -606,6 +609,7 @@ def monitor_result(
         estimated=findings.estimated,
         segment_quality=list(findings.segment_quality),
         segment_estimated=list(findings.segment_estimated),
+        support=dict(findings.support or {}),
         prediction=findings.prediction,
         champion_version=champion.version if champion else None,
         champion_holdout=dict(champion.baseline) if champion else {},
@@ -691,6 +695,8 @@ def monitor_metrics(result: MonitorResult) -> dict[str, float]:
         m[f"{key}.quality_labelled_rows"] = float(sq.labelled_rows)
     for se in result.segment_estimated:
         m |= {f"segment.{se.segment}.{k}": v for k, v in estimated_metrics(se).items()}
+    # retrain.support_columns: how close each column is to retrain.support_share, every tick.
+    m |= {f"support_outside.{c}": v for c, v in result.support.items()}
     if result.prediction is not None and result.prediction.score is not None:
         m["prediction_drift_score"] = float(result.prediction.score)
     m["retrained"] = float(result.retrain is not None)

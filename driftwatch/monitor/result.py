@@ -89,6 +89,10 @@ class MonitorResult(_Frozen):
     # and estimated quality, each against the segment's own baseline; ``segment`` names it.
     segment_quality: list[QualityResult] = Field(default_factory=list)
     segment_estimated: list[EstimatedQuality] = Field(default_factory=list)
+    # retrain.support_columns: per column, the share of the batch's rows beyond the 1st-99th
+    # percentile of the champion's training window (empty when off or not judged), so that a
+    # user sees how close each is to retrain.support_share before it retrains.
+    support: dict[str, float] = Field(default_factory=dict)
     prediction: ColumnDrift | None = None
     champion_version: str | None = None
     # The champion's scores on its holdout (the newest labelled rows it never trained on, or the

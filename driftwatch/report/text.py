@@ -85,6 +85,8 @@ def report_lines(result: MonitorResult) -> list[str]:
     if result.estimated is not None:
         lines.append(estimated_line(result))
     lines += [e.line() for e in result.segment_estimated]
+    if result.support:
+        lines.append(support_line(result))
     lines += result.labels
     for w in result.warnings:
         lines.append(f"warning: {w}")
@@ -96,6 +98,12 @@ def report_lines(result: MonitorResult) -> list[str]:
     if result.retrain is not None:
         lines.append(retrain_line(result))
     return lines
+
+
+def support_line(result: MonitorResult) -> str:
+    """``retrain.support_columns``: each column's share of rows beyond the champion's range."""
+    shares = ", ".join(f"{c} {v:.1%}" for c, v in sorted(result.support.items()))
+    return f"support: rows beyond the champion's training range: {shares}"
 
 
 def estimated_line(result: MonitorResult) -> str:
@@ -151,6 +159,8 @@ def markdown(result: MonitorResult) -> str:
     if result.estimated is not None:
         lines.append(f"- {estimated_line(result)}")
     lines += [f"- {e.line()}" for e in result.segment_estimated]
+    if result.support:
+        lines.append(f"- {support_line(result)}")
     lines.append(f"- {prediction_line(result.prediction)}")
     if result.retrain is not None:
         lines.append(f"- {retrain_line(result)}")
