@@ -42,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from driftwatch.store.flights import WEATHER_COLUMNS  # noqa: E402  (after the path insert)
+
 CACHE = HERE / ".cache" / "big_batches"
 PART_ROWS = 500_000
 CATEGORICAL = ["origin", "dest", "carrier"]
@@ -51,14 +53,7 @@ NUMERICAL = [
     "weekday_num",
     "month",
     "day",
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "precip",
-    "pressure",
-    "visib",
+    *WEATHER_COLUMNS,
     "air_time",
     "arr_delay",
     "dep_delay",

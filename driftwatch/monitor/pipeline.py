@@ -341,18 +341,20 @@ def judged_labels(
     """:func:`labels_to_judge`'s rows as a frame: the label (``_y``), the prediction (``_p``)
     and the ``model.segments`` columns, so each segment is judged on its own rows of both."""
     keep = list(spec.segments)
+
+    def judged(rows: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                Y: target(rows, spec).to_numpy(dtype=float),
+                P: np.asarray(p, dtype=float),
+                **{c: rows[c].astype(str).to_numpy() for c in keep},
+            }
+        )
+
     parts: list[pd.DataFrame] = []
     if spec.target in frame.columns:  # (a summarised batch of big files alone has no rows here)
         has = frame[spec.target].notna().to_numpy()
-        parts.append(
-            pd.DataFrame(
-                {
-                    Y: target(frame[has], spec).to_numpy(dtype=float),
-                    P: predictions.to_numpy()[has].astype(float),
-                    **{c: frame.loc[has, c].astype(str).to_numpy() for c in keep},
-                }
-            )
-        )
+        parts.append(judged(frame[has], predictions.to_numpy()[has]))
     if recent is not None and len(recent) and PREDICTED in recent.columns:
         mine = recent[
             (recent[SERVED_BY].astype(str) == champion)
@@ -360,15 +362,7 @@ def judged_labels(
             & recent[PREDICTED].notna()
             & ~recent[FROM_FILE].isin(in_batch or [])
         ]
-        parts.append(
-            pd.DataFrame(
-                {
-                    Y: target(mine, spec).to_numpy(dtype=float),
-                    P: mine[PREDICTED].to_numpy(dtype=float),
-                    **{c: mine[c].astype(str).to_numpy() for c in keep},
-                }
-            )
-        )
+        parts.append(judged(mine, mine[PREDICTED].to_numpy()))
     if not parts:
         return pd.DataFrame({Y: np.empty(0), P: np.empty(0), **{c: np.empty(0, str) for c in keep}})
     return pd.concat(parts, ignore_index=True)
@@ -1041,20 +1035,24 @@ class MonitorCycle:
             found = None
         elif is_current(found):
             return found, ""
-        # An estimator of an older kind (see ``is_current``) serves until a new one is fitted.
+
+        def kept(why: str) -> tuple[Any, str]:
+            # An estimator of an older kind (see ``is_current``) serves until a new one is fitted.
+            return (found, "") if found is not None else (None, why)
+
         key = (plan.name, champion.version, ref.sha256, plan.metric)
         if key in _NO_ESTIMATOR:
-            return found, "" if found is not None else _NO_ESTIMATOR[key]
+            return kept(_NO_ESTIMATOR[key])
         if not champion.reference or ref.version == "shipped":  # its window is not stored
             why = f"champion v{champion.version} has no estimator and its training window is not stored"
             _NO_ESTIMATOR[key] = why
-            return found, "" if found is not None else why
+            return kept(why)
         what = "an estimator of an older kind" if found is not None else "no estimator"
         log.info("champion v%s has %s: fitting one from its holdout", champion.version, what)
         fitted = refit_estimator(plan, self.references.frame(ref), model)
         if fitted is None:
             _NO_ESTIMATOR[key] = "its holdout could not fit one (see the log)"
-            return found, "" if found is not None else _NO_ESTIMATOR[key]
+            return kept(_NO_ESTIMATOR[key])
         self.registry.store_estimator(champion.version, fitted)
         return fitted, ""
 
