@@ -15,7 +15,7 @@ from typing import Any
 
 from driftwatch.config import QualitySettings
 from driftwatch.engine.drift import DriftResult
-from driftwatch.model.quality import LOWER_IS_BETTER, EstimatedQuality, QualityResult
+from driftwatch.model.quality import EstimatedQuality, QualityResult, better
 from driftwatch.monitor.result import MonitorResult, RetrainOutcome
 
 PREFIX = "driftwatch"
@@ -101,7 +101,7 @@ def _worse(e: EstimatedQuality) -> bool:
     """The estimate's point value is worse than its baseline (by any amount)."""
     if e.baseline is None or e.value is None:
         return True
-    return e.value > e.baseline if LOWER_IS_BETTER[e.metric] else e.value < e.baseline
+    return better(e.metric, e.baseline, e.value, 0.0)  # the baseline beats the estimate
 
 
 def drift_payload(result: MonitorResult, drift: DriftResult) -> dict[str, Any]:
