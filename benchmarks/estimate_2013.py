@@ -77,8 +77,14 @@ SIDE_SCRIPT = Path(__file__).resolve().parent / "nannyml_side.py"
 LEVEL = 0.9
 Z90 = 1.6448536269514722  # the normal quantile of a two-sided 90% interval
 PERIOD = "period"
-# How production cuts the year: weeks ending on Sunday (the replay's), calendar days; local time.
-GRANULARITIES = {"weekly": "W-SUN", "daily": "D"}
+# How production cuts the year: weeks ending on Sunday (the replay's), calendar days, and the
+# daemon's hours; local time.
+GRANULARITIES = {"weekly": "W-SUN", "daily": "D", "hourly": "h"}
+# Hours with fewer labelled flights are left out (a night hour's 5 flights have no RMSE or AUC
+# worth judging an interval by); counted in the results. NannyML is not run on hours (~8,000
+# chunks), its columns stay those of weeks and days.
+MIN_HOUR_ROWS = 30
+NANNYML_GRAINS = ("weekly", "daily")
 
 
 @dataclass
@@ -169,9 +175,14 @@ def metric(name: str, y: np.ndarray, p: np.ndarray) -> float:
 
 
 def periods(frame: pd.DataFrame, ts: str, freq: str) -> pd.Series:
-    """Each row's period in local time (weeks ending Sunday, or calendar days)."""
+    """Each row's period in local time (weeks ending Sunday, calendar days, or hours; an hour
+    with fewer than ``MIN_HOUR_ROWS`` rows gets "" and is left out)."""
     local = frame[ts].dt.tz_convert(FLIGHTS_TZ).dt.tz_localize(None)
-    return local.dt.to_period(freq).astype(str)
+    keys = local.dt.to_period(freq).astype(str)
+    if freq == "h":
+        sizes = keys.map(keys.value_counts())
+        keys = keys.where(sizes >= MIN_HOUR_ROWS, "")
+    return keys
 
 
 # -- driftwatch's estimators --------------------------------------------------------------------
@@ -209,6 +220,8 @@ def per_period_driftwatch(task: Task, est: Any, keys: pd.Series) -> pd.DataFrame
     y_all = target(task.later, task.spec).to_numpy(dtype=float)
     out = []
     for key, idx in task.later.groupby(keys.to_numpy(), sort=True).indices.items():
+        if key == "":  # an hour with too few flights
+            continue
         rows = task.later.iloc[idx]
         e = driftwatch_estimate(task, est, rows, task.later_pred[idx])
         verdict = assess_estimate(e, est.holdout_value_, task.settings.quality)
@@ -513,9 +526,17 @@ def main() -> None:
         help="the champion's window (default: 1, January); e.g. 6 7: a 60-day window ending in"
         " July, periods from August (a check on champions the settings were not chosen on)",
     )
+    ap.add_argument(
+        "--grains",
+        nargs="+",
+        choices=list(GRANULARITIES),
+        default=list(GRANULARITIES),
+        help="period lengths (default: weekly daily hourly; --quick: weekly)",
+    )
     args = ap.parse_args()
     loss_params = {k: _value(v) for k, v in (p.split("=", 1) for p in args.loss_params)}
-    grains = {"weekly": GRANULARITIES["weekly"]} if args.quick else GRANULARITIES
+    chosen = ["weekly"] if args.quick else args.grains
+    grains = {g: GRANULARITIES[g] for g in chosen}
     settings = load_settings(args.config)
     nml_python = Path(args.nannyml)
     machine = {
@@ -549,16 +570,27 @@ def main() -> None:
             est, fit_s = driftwatch_estimator(task, loss_params)
             keys = {g: periods(task.later, task.spec.timestamp, f) for g, f in grains.items()}
             nml: dict[str, Any] = {"error": f"NannyML venv not found: {nml_python}"}
-            if nml_python.exists():
-                nml = run_nannyml(task, keys, nml_python, Path(tmp))
+            nml_keys = {g: k for g, k in keys.items() if g in NANNYML_GRAINS}
+            if nml_python.exists() and nml_keys:
+                nml = run_nannyml(task, nml_keys, nml_python, Path(tmp))
                 if "error" in nml:
                     print(f"{task.name}: NannyML failed: {nml['error']}", flush=True)
             entry: dict[str, Any] = {"counts": task.counts, "metric": task.metric}
+            if "hourly" in keys:
+                small = keys["hourly"] == ""
+                entry["counts"]["hours_dropped"] = int(
+                    task.later.loc[small, task.spec.timestamp]
+                    .dt.tz_convert(FLIGHTS_TZ)
+                    .dt.floor("h")
+                    .nunique()
+                )
+                entry["counts"]["hours_kept"] = int(keys["hourly"][~small].nunique())
+                entry["counts"]["rows_in_dropped_hours"] = int(small.sum())
             nml_name = "NannyML DLE" if task.name == "regression" else "NannyML CBPE"
             for g in grains:
                 dw = per_period_driftwatch(task, est, keys[g])
                 tables = {"driftwatch": dw}
-                if "error" not in nml:
+                if "error" not in nml and g in nml:
                     n = nml[g].set_index(PERIOD)
                     nt = dw[[PERIOD, "month", "rows", "realised"]].join(n, on=PERIOD)
                     # NannyML's 90% interval from its sampling error (its band is 3 sigma).
