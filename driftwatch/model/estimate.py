@@ -30,7 +30,8 @@ estimated variance beyond the sampling part; for regression on the log scale of 
 which is right-skewed); the interval's multipliers are the ``level`` quantiles of the blocks'
 standardised errors, floored at the normal quantile (the blocks share
 the holdout's distribution and overlap, so a narrower multiplier would be optimism). That is how
-~``level`` of realised values fall inside on data like the holdout's.
+~``level`` of realised values fall inside this measured interval on data like the holdout's; the
+floors below, chosen for batches months away, widen it beyond that even there.
 
 **Away from the holdout** the estimator errs more: the monitored model also goes stale in ways
 no feature shows (2013's seasonal winds), and the holdout, a few days, cannot measure that. So
