@@ -4,7 +4,7 @@ The January champion is trained as the monitor trains one (``driftwatch.monitor.
 ``split_holdout``): the labelled flights of January 2013 (local time) in time order, the newest
 20% held out, the model (the shipped config's HistGradientBoosting and features) trained on the
 older 80%. The estimators are fitted on that holdout (never on the champion's training rows),
-then estimate the champion's performance on every weekly and every daily period of
+then estimate the champion's performance on every weekly, daily and hourly period of
 February-December 2013 (time-contiguous, as production sends data) from the features and the
 champion's predictions alone: the labels are hidden from them, and used only afterwards to
 compute the realised figure of each period.
@@ -34,6 +34,8 @@ here) and the same periods (chunked by the period column)::
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/estimate_2013.py [--quick]
         [--nannyml /work/nannyml-venv/bin/python]
 
+Periods: weekly, daily and hourly (the daemon's batches; hours with fewer than 30 labelled
+flights left out and counted; NannyML on weeks and days only). ``--grains weekly daily``: some.
 ``--quick``: weekly periods only. Without the NannyML venv, driftwatch's figures alone.
 ``--loss-params KEY=VALUE ...``: a variant of the loss model's settings, LightGBM's names (e.g.
 ``cat_smooth=50 min_data_in_leaf=50``), written to ``estimate_2013_variant.json``.
@@ -77,8 +79,14 @@ SIDE_SCRIPT = Path(__file__).resolve().parent / "nannyml_side.py"
 LEVEL = 0.9
 Z90 = 1.6448536269514722  # the normal quantile of a two-sided 90% interval
 PERIOD = "period"
-# How production cuts the year: weeks ending on Sunday (the replay's), calendar days; local time.
-GRANULARITIES = {"weekly": "W-SUN", "daily": "D"}
+# How production cuts the year: weeks ending on Sunday (the replay's), calendar days, and the
+# daemon's hours; local time.
+GRANULARITIES = {"weekly": "W-SUN", "daily": "D", "hourly": "h"}
+# Hours with fewer labelled flights are left out (a night hour's 5 flights have no RMSE or AUC
+# worth judging an interval by); counted in the results. NannyML is not run on hours (~8,000
+# chunks), its columns stay those of weeks and days.
+MIN_HOUR_ROWS = 30
+NANNYML_GRAINS = ("weekly", "daily")
 
 
 @dataclass
@@ -169,9 +177,14 @@ def metric(name: str, y: np.ndarray, p: np.ndarray) -> float:
 
 
 def periods(frame: pd.DataFrame, ts: str, freq: str) -> pd.Series:
-    """Each row's period in local time (weeks ending Sunday, or calendar days)."""
+    """Each row's period in local time (weeks ending Sunday, calendar days, or hours; an hour
+    with fewer than ``MIN_HOUR_ROWS`` rows gets "" and is left out)."""
     local = frame[ts].dt.tz_convert(FLIGHTS_TZ).dt.tz_localize(None)
-    return local.dt.to_period(freq).astype(str)
+    keys = local.dt.to_period(freq).astype(str)
+    if freq == "h":
+        sizes = keys.map(keys.value_counts())
+        keys = keys.where(sizes >= MIN_HOUR_ROWS, "")
+    return keys
 
 
 # -- driftwatch's estimators --------------------------------------------------------------------
@@ -209,6 +222,8 @@ def per_period_driftwatch(task: Task, est: Any, keys: pd.Series) -> pd.DataFrame
     y_all = target(task.later, task.spec).to_numpy(dtype=float)
     out = []
     for key, idx in task.later.groupby(keys.to_numpy(), sort=True).indices.items():
+        if key == "":  # an hour with too few flights
+            continue
         rows = task.later.iloc[idx]
         e = driftwatch_estimate(task, est, rows, task.later_pred[idx])
         verdict = assess_estimate(e, est.holdout_value_, task.settings.quality)
@@ -391,7 +406,7 @@ def cost(task: Task, est: Any, fit_s: float, repeats: int = 15) -> dict[str, Any
     tick = tick_seconds()
     for name, freq in (("daily", "D"), ("hourly", "h")):
         keys = periods(feb, ts, freq)
-        key = keys.value_counts().idxmax()
+        key = keys[keys != ""].value_counts().idxmax()  # "": the hours left out
         idx = np.flatnonzero((keys == key).to_numpy())
         rows = feb.iloc[idx]
         pred = predict(task.model, rows, task.spec)  # the tick predicts the batch anyway
@@ -513,9 +528,17 @@ def main() -> None:
         help="the champion's window (default: 1, January); e.g. 6 7: a 60-day window ending in"
         " July, periods from August (a check on champions the settings were not chosen on)",
     )
+    ap.add_argument(
+        "--grains",
+        nargs="+",
+        choices=list(GRANULARITIES),
+        default=list(GRANULARITIES),
+        help="period lengths (default: weekly daily hourly; --quick: weekly)",
+    )
     args = ap.parse_args()
     loss_params = {k: _value(v) for k, v in (p.split("=", 1) for p in args.loss_params)}
-    grains = {"weekly": GRANULARITIES["weekly"]} if args.quick else GRANULARITIES
+    chosen = ["weekly"] if args.quick else args.grains
+    grains = {g: GRANULARITIES[g] for g in chosen}
     settings = load_settings(args.config)
     nml_python = Path(args.nannyml)
     machine = {
@@ -542,6 +565,7 @@ def main() -> None:
     if loss_params:
         results["loss_params"] = loss_params
     report: list[str] = []
+    hourly: dict[str, pd.DataFrame] = {}  # driftwatch's hourly periods, per task
     with tempfile.TemporaryDirectory(prefix="driftwatch-estimate-") as tmp:
         for task in tasks(settings):
             prepare(task, flights, tuple(args.champion_months))
@@ -549,16 +573,27 @@ def main() -> None:
             est, fit_s = driftwatch_estimator(task, loss_params)
             keys = {g: periods(task.later, task.spec.timestamp, f) for g, f in grains.items()}
             nml: dict[str, Any] = {"error": f"NannyML venv not found: {nml_python}"}
-            if nml_python.exists():
-                nml = run_nannyml(task, keys, nml_python, Path(tmp))
+            nml_keys = {g: k for g, k in keys.items() if g in NANNYML_GRAINS}
+            if nml_python.exists() and nml_keys:
+                nml = run_nannyml(task, nml_keys, nml_python, Path(tmp))
                 if "error" in nml:
                     print(f"{task.name}: NannyML failed: {nml['error']}", flush=True)
             entry: dict[str, Any] = {"counts": task.counts, "metric": task.metric}
+            if "hourly" in keys:
+                small = keys["hourly"] == ""
+                entry["counts"]["hours_dropped"] = int(
+                    task.later.loc[small, task.spec.timestamp]
+                    .dt.tz_convert(FLIGHTS_TZ)
+                    .dt.floor("h")
+                    .nunique()
+                )
+                entry["counts"]["hours_kept"] = int(keys["hourly"][~small].nunique())
+                entry["counts"]["rows_in_dropped_hours"] = int(small.sum())
             nml_name = "NannyML DLE" if task.name == "regression" else "NannyML CBPE"
             for g in grains:
                 dw = per_period_driftwatch(task, est, keys[g])
                 tables = {"driftwatch": dw}
-                if "error" not in nml:
+                if "error" not in nml and g in nml:
                     n = nml[g].set_index(PERIOD)
                     nt = dw[[PERIOD, "month", "rows", "realised"]].join(n, on=PERIOD)
                     # NannyML's 90% interval from its sampling error (its band is 3 sigma).
@@ -570,11 +605,14 @@ def main() -> None:
                 figs = {k: figures(task, t) for k, t in tables.items()}
                 entry[g] = {
                     "figures": figs,
-                    "periods": {
+                }
+                if g == "hourly":  # ~5,000 rows a task: a compressed CSV beside the JSON
+                    hourly[task.name] = tables["driftwatch"]
+                else:
+                    entry[g]["periods"] = {
                         k: t.replace({np.nan: None}).to_dict(orient="records")
                         for k, t in tables.items()
-                    },
-                }
+                    }
                 title = f"{task.name}, {task.metric}, {g} periods (baseline {task.baseline:.3f})"
                 report.append(side_by_side(title, figs))
                 monthly_tables = {k: v for k, v in tables.items() if "band" not in k}
@@ -601,10 +639,21 @@ def main() -> None:
     name = "estimate_2013"
     if args.champion_months != [1]:
         name += "_champion_" + "-".join(str(m) for m in args.champion_months)
-    name += ("_variant" if loss_params else "") + ("_quick" if args.quick else "") + ".json"
-    out = ROOT / "benchmarks" / "results" / name
+    name += ("_variant" if loss_params else "") + ("_quick" if args.quick else "")
+    out = ROOT / "benchmarks" / "results" / f"{name}.json"
+    write_hourly(results, hourly, out.with_name(f"{name}_hourly.csv.gz"))
     out.write_text(json.dumps(results, indent=1, default=_json_default) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)} ({results['seconds']} s)")
+
+
+def write_hourly(results: dict[str, Any], hourly: dict[str, pd.DataFrame], path: Path) -> None:
+    """The hourly periods of both tasks in one compressed CSV (column ``task``), named in the
+    results (``hourly_periods_file``): as JSON records they made the file ~5 times bigger."""
+    if not hourly:
+        return
+    frame = pd.concat([t.assign(task=name) for name, t in hourly.items()], ignore_index=True)
+    frame.round(5).to_csv(path, index=False, compression="gzip")
+    results["hourly_periods_file"] = path.name
 
 
 def _value(text: str) -> Any:

@@ -3,6 +3,8 @@ truth is known, so every claim is checked against the analytic answer or the rea
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,16 +51,29 @@ def test_noisy_region_raises_the_estimate_and_the_truth_is_inside(loss_estimator
     assert inside >= 16  # a 90% interval: 18 of 20 expected
 
 
-def test_interval_covers_about_its_level_on_data_like_the_holdout(loss_estimator):
+def test_interval_covers_about_its_level_on_data_like_the_holdout(loss_estimator, monkeypatch):
+    """The holdout-measured interval (the widening's floors set to 0: on data like the holdout
+    the excess distance is ~0) holds about its level; the shipped floors, chosen for batches
+    months from the holdout, only add to it."""
+    from driftwatch.model import estimate as E
+
     rng = np.random.default_rng(2)
-    hits = []
+    hits, wide = [], []
     for _ in range(100):
         X, y, p = _regression(rng, 200)
-        est = loss_estimator.estimate(X, p)
-        hits.append(est.low <= _rmse(y, p) <= est.high)
+        r = _rmse(y, p)
+        wide.append(loss_estimator.estimate(X, p).low <= r <= loss_estimator.estimate(X, p).high)
+        with monkeypatch.context() as m:
+            m.setattr(E, "_SHIFT_FLOOR", 0.0)
+            m.setattr(E, "_SHIFT_FLOOR_LOW", 0.0)
+            est = loss_estimator.estimate(X, p)
+        hits.append(est.low <= r <= est.high)
     assert 0.8 <= np.mean(hits) <= 0.99
-    # The interval narrows as the batch grows (sampling noise shrinks with rows).
+    assert np.mean(wide) >= np.mean(hits)
+    # The measured interval narrows as the batch grows (sampling noise shrinks with rows).
     X, _, p = _regression(rng, 4000)
+    monkeypatch.setattr(E, "_SHIFT_FLOOR", 0.0)
+    monkeypatch.setattr(E, "_SHIFT_FLOOR_LOW", 0.0)
     assert (lambda e: e.high - e.low)(loss_estimator.estimate(X, p)) < est.high - est.low
 
 
@@ -207,3 +222,123 @@ def test_an_estimator_stored_before_the_widening_is_fitted_again(loss_estimator)
     del old.support_.centres_
     assert not is_current(old)
     assert old.support_.distance(pd.DataFrame({"x": [100.0]})) == 0.0
+
+
+def test_chance_distance_of_short_holdout_like_batches_gives_almost_no_widening(loss_estimator):
+    """A short batch's mean moves by chance even when its rows are like the holdout's: the
+    estimator learns that distance per batch size at fit (contiguous holdout blocks) and widens
+    only by what lies beyond it, so a 40-row batch like the holdout gets the interval of a
+    batch at distance 0, while a 40-row batch moved by one sd still widens."""
+    from driftwatch.model.estimate import beyond_chance
+
+    est = loss_estimator
+    chance = est.chance_distance_
+    assert chance.rows_[0] == 10 and chance.rows_ == sorted(chance.rows_)
+    # i.i.d. rows: a mean's chance move shrinks with rows (~1/sqrt(rows)).
+    assert chance.at(10) > 2 * chance.at(1000) > 0
+    assert chance.at(40) == pytest.approx(
+        float(np.interp(np.log(40), np.log(chance.rows_), chance.distance_))
+    )
+    rng = np.random.default_rng(11)
+    raw, excess, moved_excess, near_w, moved_w = [], [], [], [], []
+    for _ in range(60):
+        X, _, p = _regression(rng, 40)
+        d = est.support_.distance(X)
+        raw.append(d)
+        excess.append(beyond_chance(chance, d, 40))
+        e = est.estimate(X, p)
+        near_w.append(np.log(e.high / e.low))
+        moved = X.assign(z=X["z"] + 1.0)  # z moved by one holdout sd, the loss does not depend on z
+        moved_excess.append(beyond_chance(chance, est.support_.distance(moved), 40))
+        m = est.estimate(moved, p)
+        moved_w.append(np.log(m.high / m.low))
+    assert np.median(raw) > 0.08  # the chance part is real at 40 rows...
+    assert np.median(excess) == 0.0 and np.mean(np.array(excess) > 0.1) < 0.15  # ...and removed
+    assert np.median(moved_excess) > 0.3  # a real move is kept
+    assert np.median(moved_w) > np.median(near_w)  # and widens the interval
+
+
+def test_the_big_batch_sums_path_equals_the_in_memory_one(loss_estimator):
+    """A big batch's estimate is merged from its partitions' sums (``LossEstimator.sums``,
+    ``LossSums.merge``, ``from_sums``): the chance distance is read at the merged rows, so the
+    interval is the in-memory one, for a short batch and a long shifted one."""
+    rng = np.random.default_rng(12)
+    for n, shift in ((45, 0.0), (3000, 0.8)):
+        X, _, p = _regression(rng, n)
+        X = X.assign(z=X["z"] + shift)
+        whole = loss_estimator.estimate(X, p)
+        cuts = [0, n // 3, n // 2, n]
+        parts = [loss_estimator.sums(X.iloc[a:b], p[a:b]) for a, b in pairwise(cuts)]
+        merged = parts[0].merge(parts[1]).merge(parts[2])
+        got = loss_estimator.from_sums(merged)
+        assert got.rows == whole.rows == n
+        for f in ("value", "low", "high"):
+            assert getattr(got, f) == pytest.approx(getattr(whole, f), rel=1e-9)
+
+
+def test_cbpe_interval_widens_on_a_covariate_shift():
+    """CBPE's interval, too, widens away from the holdout (on the logit scale, both sides):
+    scores keep their calibration but the batch's feature moved by 1.5 holdout sd, so the
+    calibration map is asked about rows it learnt from few of. A batch like the holdout keeps
+    (nearly) its measured interval, and the ends never leave [0, 1]."""
+    from driftwatch.model import estimate as E
+
+    rng = np.random.default_rng(13)
+
+    def make(n: int, shift: float = 0.0) -> tuple:
+        x = rng.normal(shift, 1.0, n)
+        s = 1 / (1 + np.exp(-x))
+        y = (rng.uniform(size=n) < s).astype(int)
+        return pd.DataFrame({"x": x}), y, s
+
+    X, y, s = make(4000)
+    est = ConfidenceEstimator("roc_auc").fit(y, s, X=X)
+    assert est.chance_distance_.rows_
+    Xn, _, sn = make(400)
+    Xf, _, sf = make(400, shift=1.5)
+    near, far = est.estimate(sn, X=Xn), est.estimate(sf, X=Xf)
+    assert E._CBPE_SLOPE > 0 and E._CBPE_FLOOR >= 0
+    lo, hi = E.widen_logit(near.value, near.low, near.high, est.multiplier_, 0.0, 0.0, 0.0)
+    assert (lo, hi) == (near.low, near.high)  # no widening asked: the measured interval
+    w_near = E._logit(np.array([near.high]))[0] - E._logit(np.array([near.low]))[0]
+    w_far = E._logit(np.array([far.high]))[0] - E._logit(np.array([far.low]))[0]
+    assert w_far > w_near + E._CBPE_SLOPE  # 1.5 sd beyond chance: > one slope's worth wider
+    assert far.low < far.value < far.high
+    assert far.low >= 0.0 and far.high <= 1.0
+    # An accuracy of 1 stays inside [0, 1] however far the batch is.
+    assert E.widen_logit(1.0, 0.99, 1.0, 1.645, 5.0, 0.5, 1.0)[1] <= 1.0
+
+
+def test_an_estimator_stored_before_the_chance_distance_is_fitted_again(loss_estimator):
+    """An estimator stored before the chance distance was learnt is not current (the monitor
+    fits its champion a new one where the window is at hand); until then it still estimates,
+    widening by the whole distance as before. Both kinds; and skops loads the new state."""
+    import copy
+
+    import skops.io as sio
+
+    from driftwatch.monitor.estimated import is_current
+
+    rng = np.random.default_rng(14)
+    X, _, p = _regression(rng, 40)
+    old = copy.deepcopy(loss_estimator)
+    del old.chance_distance_
+    assert not is_current(old) and is_current(loss_estimator)
+    was, now = old.estimate(X, p), loss_estimator.estimate(X, p)
+    assert was.value == now.value and was.high >= now.high
+    s, yb = _known_probability(rng, 2000)
+    cbpe = ConfidenceEstimator("roc_auc").fit(yb, s, X=pd.DataFrame({"s": s}))
+    old_cbpe = copy.deepcopy(cbpe)
+    del old_cbpe.chance_distance_
+    assert is_current(cbpe) and not is_current(old_cbpe)
+    assert old_cbpe.estimate(s[:50], X=pd.DataFrame({"s": s[:50]})).value == pytest.approx(
+        cbpe.estimate(s[:50], X=pd.DataFrame({"s": s[:50]})).value
+    )
+    data = sio.dumps(loss_estimator)
+    types = sio.get_untrusted_types(data=data)
+    from driftwatch.store.registry import _ESTIMATOR_TYPES
+
+    assert all(t.startswith(_ESTIMATOR_TYPES) for t in types)
+    back = sio.loads(data, trusted=types)
+    assert back.chance_distance_ == loss_estimator.chance_distance_
+    assert back.estimate(X, p) == now

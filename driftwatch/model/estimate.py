@@ -30,17 +30,27 @@ estimated variance beyond the sampling part; for regression on the log scale of 
 which is right-skewed); the interval's multipliers are the ``level`` quantiles of the blocks'
 standardised errors, floored at the normal quantile (the blocks share
 the holdout's distribution and overlap, so a narrower multiplier would be optimism). That is how
-~``level`` of realised values fall inside on data like the holdout's.
+~``level`` of realised values fall inside this measured interval on data like the holdout's; the
+floors below, chosen for batches months away, widen it beyond that even there.
 
-**Away from the holdout** (regression) the loss model errs more, and mostly low: the monitored
-model also goes stale in ways no feature shows (2013's seasonal winds), and the holdout, a few
-days, cannot measure that. So the RMSE interval widens beyond what the holdout measured, on the
-log scale of the mean loss: its upper side by a floor that does not shrink with rows
-(``_SHIFT_FLOOR``, added in quadrature) and by ``_SHIFT_SLOPE`` times the batch's distance from
-the holdout (:meth:`Support.distance`: the mean standardised move of its numerical columns), its
-lower side by half that slope. The three numbers were chosen on one 2013 champion's periods
-(June-July, weekly and daily) and checked on three others (``benchmarks/estimate_2013.py``):
-they cannot be measured on a holdout of a few days, which is why they are constants. A batch
+**Away from the holdout** the estimator errs more: the monitored model also goes stale in ways
+no feature shows (2013's seasonal winds), and the holdout, a few days, cannot measure that. So
+the interval widens beyond what the holdout measured, by a floor that does not shrink with rows
+(added in quadrature) and a slope times the batch's *excess distance* from the holdout: its
+distance (:meth:`Support.distance`, the mean standardised move of its numerical columns) minus
+the distance a contiguous block of the holdout with as many rows shows by chance (learnt at fit,
+``chance_distance_``: an hour's mean moves ~0.7 sd from a week-long holdout's by its weather
+alone, and that is no sign of a shift), never below 0.
+- RMSE / MAE, on the log scale of the mean loss: the loss model errs mostly low away from the
+  holdout, so the upper side gets the floor (``_SHIFT_FLOOR``) and ``_SHIFT_SLOPE`` x excess,
+  the lower side half the slope term.
+- ROC AUC / accuracy / F1 (CBPE), on the logit scale of the metric (a bounded number: the
+  interval never leaves [0, 1], and a move means more near 1 than near 0.5): both sides get the
+  floor (``_CBPE_FLOOR``, in quadrature) and ``_CBPE_SLOPE`` x excess alike (:func:`widen_logit`),
+  since a ranking can get better as well as worse under a covariate shift.
+The four numbers cannot be measured on a holdout of a few days, which is why they are constants:
+chosen on one 2013 champion's periods (weekly, daily and hourly: the narrowest interval with 90%
+inside on each, ``benchmarks/estimate_widening.py``) and checked on three others. A batch
 outside the holdout's support is still flagged unreliable (``Support``).
 
 scikit-learn and lightgbm are imported inside the functions that use them (``driftwatch --help``
@@ -57,7 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftwatch.model.support import Support, is_categorical
+from driftwatch.model.support import ChanceDistance, Support, is_categorical
 
 REGRESSION_METRICS = ("rmse", "mae")
 CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1")
@@ -66,11 +76,17 @@ _BLOCK_SIZES = 6  # block sizes (geometric) on which the interval is calibrated
 _BLOCKS_PER_SIZE = 60
 _BOOT = 100  # parametric bootstrap draws for a classification batch's sampling noise
 _BOOT_MAX_ROWS = 20_000  # bigger batches: bootstrap on a sample, sd scaled by sqrt(rows)
-# The RMSE interval away from the holdout (module docstring), on the log scale of the mean loss,
-# chosen on the June-July 2013 champion's weekly and daily periods (>= 90% inside at the least
-# width), checked on the January, March-April and September-October champions.
-_SHIFT_FLOOR = 0.1  # upper side: sd that does not shrink with rows, in quadrature
-_SHIFT_SLOPE = 0.5  # upper side: + slope x Support.distance(batch); lower side: - half of it
+# The interval away from the holdout (module docstring), chosen on the January 2013 champion's
+# weekly, daily and hourly periods (the narrowest with >= 90% inside on each,
+# benchmarks/estimate_widening.py), checked on the March-April, June-July and September-October
+# champions. RMSE, on the log scale of the mean squared error:
+_SHIFT_FLOOR = 0.5  # upper side: sd that does not shrink with rows, in quadrature
+_SHIFT_FLOOR_LOW = 0.2  # lower side: the same
+_SHIFT_SLOPE = 0.25  # upper side: + slope x excess distance; lower side: - half of it
+# CBPE, on the logit scale of the metric, both sides alike (widen_logit):
+_CBPE_FLOOR = 0.4  # sd in logits that does not shrink with rows, in quadrature
+_CBPE_SLOPE = 0.25  # logits per unit of excess distance
+_CHANCE_SIZES = 8  # batch sizes (geometric, 10 rows to a quarter of the holdout) of the chance
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,88 @@ def _block_sizes(n_rows: int) -> list[int]:
     top = max(n_rows // 4, 2)
     bottom = min(30, max(top // 10, 2))
     return sorted({round(float(s)) for s in np.geomspace(bottom, top, _BLOCK_SIZES)})
+
+
+def _chance_sizes(n_rows: int) -> list[int]:
+    """Batch sizes at which the chance distance is measured: geometric from 10 rows (a quiet
+    hour's flights) to a quarter of the holdout."""
+    top = max(n_rows // 4, 11)
+    return sorted({round(float(s)) for s in np.geomspace(10, top, _CHANCE_SIZES)})
+
+
+def _fit_chance(support: Support, X: pd.DataFrame, random_state: int) -> ChanceDistance:
+    """How far contiguous holdout blocks move from the holdout by chance, per block size (its
+    own random stream: the interval's blocks stay as they were)."""
+    rng = np.random.default_rng([random_state, 1])
+    n = len(X)
+    return ChanceDistance().fit(
+        support,
+        X.reset_index(drop=True),
+        _chance_sizes(n),
+        lambda size: _block_starts(n, size, _BLOCKS_PER_SIZE, rng),
+    )
+
+
+def beyond_chance(chance: ChanceDistance | None, distance: float, rows: int) -> float:
+    """A batch's distance from the holdout beyond what a holdout block of its rows shows by
+    chance, never below 0 (an estimator stored before the chance was learnt: the whole distance)."""
+    return max(0.0, distance - (chance.at(rows) if chance is not None else 0.0))
+
+
+def widen_logit(
+    value: Any,
+    low: Any,
+    high: Any,
+    multiplier: float,
+    excess: Any,
+    floor: float,
+    slope: float,
+) -> tuple[Any, Any]:
+    """A bounded metric's interval widened away from the holdout, on the logit scale (a move of
+    0.05 means more near 1 than near 0.5, and the ends never leave [0, 1]): each side's distance
+    from the estimate, in logits, gets ``multiplier * floor`` in quadrature and ``slope *
+    excess`` added. Both sides alike: under a covariate shift a ranking can get better as well
+    as worse (a batch spread over more weather separates delays more easily). Floats or arrays
+    (the benchmark that chose the numbers evaluates every period at once)."""
+    v, lo, hi, x = (np.asarray(a, dtype=float) for a in (value, low, high, excess))
+    lv, a, b = _logit(v), _logit(lo), _logit(hi)
+    add = slope * x
+    with np.errstate(invalid="ignore", over="ignore"):
+        down = np.hypot(lv - a, multiplier * floor) + add
+        up = np.hypot(b - lv, multiplier * floor) + add
+        keep = ~np.isfinite(v) | ((floor == 0) & (add == 0))
+        new_lo = np.where(keep, lo, 1.0 / (1.0 + np.exp(down - lv)))
+        new_hi = np.where(keep, hi, 1.0 / (1.0 + np.exp(-(lv + up))))
+    if new_lo.ndim == 0:
+        return float(new_lo), float(new_hi)
+    return new_lo, new_hi
+
+
+def log_bounds(
+    sd: Any,
+    excess: Any,
+    multiplier_low: float,
+    multiplier: float,
+    half: float = 1.0,
+    floor: float | None = None,
+    floor_low: float | None = None,
+    slope: float | None = None,
+) -> tuple[Any, Any]:
+    """A mean loss's interval on the log scale, widened away from the holdout (module
+    docstring): (log low / estimate, log high / estimate). ``sd``: the holdout-measured sd on
+    that scale; ``half``: 0.5 for a mean absolute error (it moves about half as much on the log
+    scale as a mean squared error: |e| scales as sqrt(e^2)). Floats or arrays."""
+    floor = _SHIFT_FLOOR if floor is None else floor
+    floor_low = _SHIFT_FLOOR_LOW if floor_low is None else floor_low
+    slope = _SHIFT_SLOPE if slope is None else slope
+    away = half * slope * np.asarray(excess, dtype=float)
+    low = multiplier_low * np.hypot(sd, half * floor_low) - away / 2
+    high = multiplier * np.hypot(sd, half * floor) + away
+    return low, high
+
+
+def _expit(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))
 
 
 def _calibrate_interval(
@@ -285,6 +383,7 @@ class LossEstimator:
                 self.codes_[col] = {c: i for i, c in enumerate(sorted(top))}
         self.categorical_mask_ = [c in self.codes_ for c in self.columns_] + [False]
         self.support_ = Support().fit(X)
+        self.chance_distance_ = _fit_chance(self.support_, X, self.random_state)
         Z = self._design(X, p)
         loss = self._loss(y, p)
 
@@ -354,9 +453,9 @@ class LossEstimator:
         # The widening was chosen for the mean squared error; a mean absolute error moves about
         # half as much on the log scale (|e| scales as sqrt(e^2)).
         half = 1.0 if self.metric == "rmse" else 0.5
-        away = half * _SHIFT_SLOPE * self.support_.distance_from(sums.columns)
-        low = self.multiplier_low_ * sd - away / 2
-        high = self.multiplier_ * float(np.hypot(sd, half * _SHIFT_FLOOR)) + away
+        chance = getattr(self, "chance_distance_", None)
+        distance = beyond_chance(chance, self.support_.distance_from(sums.columns), n)
+        low, high = log_bounds(sd, distance, self.multiplier_low_, self.multiplier_, half)
         shares = {c: k / n for c, k in sums.outside.items()}
         reason = self.support_.problem_in(shares, self.max_outside_share)
         return Estimate(
@@ -576,6 +675,9 @@ class ConfidenceEstimator:
         if n < 50:
             raise ValueError(f"ConfidenceEstimator.fit: {n} holdout rows (< 50)")
         self.support_ = Support().fit(X) if X is not None else Support()
+        self.chance_distance_ = (
+            _fit_chance(self.support_, X, self.random_state) if X is not None else ChanceDistance()
+        )
         self.calibrators_ = self._fit_maps(score, y)
         self.calibration_ = sorted({getattr(m, "method_", "constant") for m in self.calibrators_})
 
@@ -616,11 +718,24 @@ class ConfidenceEstimator:
         reason = self.support_.problem(X, self.max_outside_share)
         if not np.isfinite(value):
             reason = reason or f"{self.metric} undefined: the calibrated scores give one class only"
+        low = float(max(0.0, value - half)) if np.isfinite(value) else value
+        high = float(min(1.0, value + half)) if np.isfinite(value) else value
+        # Away from the holdout (module docstring): the excess distance of the batch's features.
+        excess = (
+            0.0
+            if X is None
+            else beyond_chance(
+                getattr(self, "chance_distance_", None), self.support_.distance(X), n
+            )
+        )
+        low, high = widen_logit(
+            value, low, high, self.multiplier_, excess, _CBPE_FLOOR, _CBPE_SLOPE
+        )
         return Estimate(
             metric=self.metric,
             value=value,
-            low=float(max(0.0, value - half)) if np.isfinite(value) else value,
-            high=float(min(1.0, value + half)) if np.isfinite(value) else value,
+            low=low,
+            high=high,
             level=self.level,
             rows=n,
             reliable=reason is None,

@@ -96,12 +96,17 @@ def fits(plan: Plan, estimator: Any) -> bool:
 
 
 def is_current(estimator: Any) -> bool:
-    """Whether a stored estimator is of this version's kind: a loss estimator stored before the
-    LightGBM loss model has no holdout centres, so its interval would not widen away from the
-    holdout; it is fitted again where its champion's window is at hand (else still used)."""
+    """Whether a stored estimator is of this version's kind; one that is not is fitted again
+    where its champion's window is at hand (else still used, as it behaved before: its whole
+    distance from the holdout widens the interval). Not current: a loss estimator stored before
+    the LightGBM loss model (no holdout centres: no widening away from the holdout), and any
+    estimator stored before the chance distance was learnt (``chance_distance_``: a short batch
+    would be widened for the distance its rows show by chance)."""
     from driftwatch.model.estimate import LossEstimator
     from driftwatch.model.loss_model import LightGBMLoss
 
+    if estimator is None or not hasattr(estimator, "chance_distance_"):
+        return False
     return not isinstance(estimator, LossEstimator) or (
         hasattr(getattr(estimator, "support_", None), "centres_")
         and isinstance(getattr(estimator, "loss_model_", None), LightGBMLoss)
