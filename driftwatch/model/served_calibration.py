@@ -1,0 +1,146 @@
+"""The estimate's interval re-calibrated on the champion's own served, labelled periods.
+
+The interval of :mod:`driftwatch.model.estimate` is calibrated on the champion's holdout, a few
+days of data; months later whether ~90% of realised values still fall inside it depends on luck
+(2013: 82-100% across champions, tasks and period lengths). But in production the labels of past
+periods do arrive, late, and each realised period says how far off its estimate was.
+:class:`ServedCalibration` learns from those pairs (the estimate with its interval, the realised
+value) a factor on the interval's half-widths so that the level holds on them: wider where the
+holdout was too confident, narrower where it was too cautious (narrowing is what lets an interval
+exclude the baseline again, the estimated trigger's recall), never narrower than the batch's own
+sampling part.
+
+The method is split conformal prediction on the most recent ``max_periods`` periods, the
+fixed-weight case of *nonexchangeable* conformal prediction (Barber, Candès, Ramdas & Tibshirani,
+"Conformal prediction beyond exchangeability", Ann. Statist. 2023): weight 1 on the newest K
+periods, 0 on older ones, so the coverage gap is bounded by how much the estimator's errors
+changed over those K periods, not by how far the champion has come since its holdout. The
+score of a period is the factor its interval needed to hold the realised value, the larger of
+the two sides' (the CQR score of Romano, Patterson & Candès 2019, multiplicative here):
+
+    s_i = max((r_i - e_i) / (h_i - e_i), (e_i - r_i) / (e_i - l_i))
+
+on the estimator's scale (regression: the log of the mean loss, where its interval is built;
+classification: the metric itself), and the factor is the ceil(level x (K + 1))-th smallest
+score. One factor for both sides keeps the base interval's asymmetry and needs 9 periods for a
+90% level; separate factors at 95% a side would need 19 and be the largest score below 39.
+With fewer than ``min_periods`` labelled periods nothing is adjusted (factor 1: the holdout's
+interval); between ``min_periods`` and the 9 that conformal needs, the largest score stands in
+for the (infinite) conformal quantile, said in ``note``.
+
+Pure: numpy only, no I/O; the monitor (:mod:`driftwatch.monitor.served_interval`) and the
+benchmark (``benchmarks/estimate_served_2013.py``) feed it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+# Metrics whose interval estimate.py builds on the log scale of a mean loss.
+_LOG_SCALE = {"rmse": 2.0, "mae": 1.0}  # metric = mean_loss ** (1 / power): log(loss) = power * log
+_BOUNDED = {"roc_auc", "accuracy", "f1"}  # in [0, 1]
+
+
+def to_scale(metric: str, x: Any) -> np.ndarray:
+    """A metric's values on the scale its interval is built on: log of the mean loss for RMSE
+    (2 log RMSE) and MAE (log MAE), the metric itself for classification."""
+    a = np.asarray(x, dtype=float)
+    if metric in _LOG_SCALE:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _LOG_SCALE[metric] * np.log(a)
+    return a
+
+
+def from_scale(metric: str, z: Any) -> np.ndarray:
+    a = np.asarray(z, dtype=float)
+    if metric in _LOG_SCALE:
+        return np.exp(a / _LOG_SCALE[metric])
+    return a
+
+
+class ServedCalibration:
+    """A factor on the estimate interval's half-widths, fitted on served, labelled periods.
+
+    ``fit`` takes, oldest first, each period's estimate, interval and realised value (metric
+    scale); only the newest ``max_periods`` count. ``adjust`` applies the factor to a new
+    :class:`driftwatch.model.estimate.Estimate`. Fitted state: ``factor_`` (1.0 when not
+    adjusted), ``periods_`` (labelled periods used), ``scores_`` and ``note``.
+    """
+
+    def __init__(self, level: float = 0.9, min_periods: int = 8, max_periods: int = 30) -> None:
+        if not 0 < level < 1:
+            raise ValueError(f"level {level!r}: must lie between 0 and 1")
+        if min_periods < 1 or max_periods < min_periods:
+            raise ValueError(
+                f"min_periods {min_periods}, max_periods {max_periods}: need 1 <= min <= max"
+            )
+        self.level = level
+        self.min_periods = min_periods
+        self.max_periods = max_periods
+
+    def fit(
+        self, metric: str, estimate: Any, low: Any, high: Any, realised: Any
+    ) -> ServedCalibration:
+        e, lo, hi, r = (to_scale(metric, v) for v in (estimate, low, high, realised))
+        if not (len(e) == len(lo) == len(hi) == len(r)):
+            raise ValueError(
+                f"ServedCalibration.fit: estimate {len(e)}, low {len(lo)}, high {len(hi)},"
+                f" realised {len(r)} periods differ"
+            )
+        ok = np.isfinite(e) & np.isfinite(lo) & np.isfinite(hi) & np.isfinite(r)
+        e, lo, hi, r = (v[ok][-self.max_periods :] for v in (e, lo, hi, r))
+        self.metric_ = metric
+        self.periods_ = len(e)
+        self.scores_ = _scores(e, lo, hi, r)
+        self.factor_ = 1.0
+        n = self.periods_
+        if n < self.min_periods:
+            self.note = (
+                f"interval from the holdout: {n} served period(s) labelled"
+                f" (< {self.min_periods} to calibrate on)"
+            )
+            return self
+        k = math.ceil(self.level * (n + 1))  # the conformal rank (Barber et al. 2023, eq. 1)
+        ordered = np.sort(self.scores_)
+        self.factor_ = float(ordered[k - 1] if k <= n else ordered[-1])
+        # A score can be <= 0 (every period's realised value on the estimate's side): the
+        # factor 0 collapses the interval to the sampling floor that ``adjust`` keeps.
+        self.factor_ = max(self.factor_, 0.0)
+        few = "" if k <= n else f", the largest score: {n} < {k} periods for the exact rank"
+        self.note = f"interval calibrated on {n} served periods (x{self.factor_:.2g}{few})"
+        return self
+
+    @property
+    def adjusted(self) -> bool:
+        return self.periods_ >= self.min_periods
+
+    def adjust(self, estimate: Any, floor: float = 0.0) -> Any:
+        """``estimate`` (an Estimate) with each half-width times ``factor_``, on the estimator's
+        scale, each at least the normal quantile times ``floor`` (the batch's own sampling sd on
+        that scale: no number of served periods makes one batch's rows less noisy)."""
+        if not self.adjusted or not np.isfinite(estimate.value):
+            return estimate
+        m = self.metric_
+        e, lo, hi = (float(to_scale(m, v)) for v in (estimate.value, estimate.low, estimate.high))
+        z = NormalDist().inv_cdf(0.5 + self.level / 2)
+        least = z * max(float(floor), 0.0)
+        down = max(self.factor_ * (e - lo), least)
+        up = max(self.factor_ * (hi - e), least)
+        low, high = float(from_scale(m, e - down)), float(from_scale(m, e + up))
+        if m in _BOUNDED:
+            low, high = max(0.0, low), min(1.0, high)
+        return replace(estimate, low=low, high=high)
+
+
+def _scores(e: np.ndarray, lo: np.ndarray, hi: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Per period, the factor on its half-widths that just holds the realised value."""
+    tiny = np.finfo(float).tiny
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = (r - e) / np.maximum(hi - e, tiny)
+        down = (e - r) / np.maximum(e - lo, tiny)
+    return np.maximum(up, down)
