@@ -17,7 +17,9 @@ inside the interval), mean width, and precision / recall of "degraded" by the es
 (the point estimate worse than the baseline beyond ``quality.relative_tolerance`` and the
 interval excluding the baseline), with the holdout's interval alone and with the served
 calibration; over all periods, and split into the first periods (fewer than ``min_periods``
-labelled: the holdout's interval stands in both columns) and the calibrated ones.
+labelled: the holdout's interval stands in both columns) and the calibrated ones. Periods of
+fewer than ``quality.min_labelled_rows`` (30) flights are left out, as the monitor leaves them
+out of the calibration (night hours, mostly).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/estimate_served_2013.py [--hourly]
 
@@ -74,7 +76,10 @@ def per_period(task: Task, est: Any, keys: pd.Series) -> pd.DataFrame:
     y_all = target(task.later, task.spec).to_numpy(dtype=float)
     x_all = task.later[task.spec.features]
     out = []
+    least = task.settings.quality.min_labelled_rows
     for key, idx in task.later.groupby(keys.to_numpy(), sort=True).indices.items():
+        if len(idx) < least:  # as the monitor: no period of fewer labelled rows is judged
+            continue
         x, p = x_all.iloc[idx], task.later_pred[idx]
         if task.name == "regression":
             sums = est.sums(x, p)
@@ -159,6 +164,44 @@ def compare(task: Task, t: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def cost(task: Task, est: Any, ticks: int = 12) -> dict[str, Any]:
+    """Seconds of the monitor's own calibration step (:func:`fit_served_calibration`: cut the
+    history into periods, estimate and score those not cached, fit) at hourly ticks: history is
+    every labelled flight of the month after the champion's, served by it; the first tick after
+    a start estimates all its periods (cold), each later one only the hour that came in (warm;
+    median of ``ticks``). Against the warm no-drift tick of ``process_speed.json``."""
+    from estimate_2013 import tick_seconds
+
+    from driftwatch.monitor import served_interval
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.monitor.ports import PREDICTED, SERVED_BY
+
+    plan = Plan(settings=task.settings)
+    ts = task.spec.timestamp
+    rows = task.later.assign(**{PREDICTED: task.later_pred, SERVED_BY: "1"})
+    hours = rows[ts].dt.floor("h")
+    starts = sorted(hours.unique())[120 : 120 + ticks + 1]  # 5 days of history at the first
+    served_interval._CACHE.clear()
+    times, periods = [], 0
+    for start in starts:
+        batch = rows.loc[hours == start, ts]
+        history = rows[rows[ts] < start]
+        t0 = time.perf_counter()
+        cal = served_interval.fit_served_calibration(plan, est, task.model, history, "1", batch)
+        times.append(time.perf_counter() - t0)
+        periods = cal.periods_
+    tick = tick_seconds()
+    warm = float(np.median(times[1:]))
+    return {
+        "periods": periods,
+        "cold_s": round(times[0], 3),
+        "warm_s": round(warm, 4),
+        "tick_s": tick,
+        "warm_share_of_tick": round(warm / tick, 4) if tick else None,
+        "cold_share_of_tick": round(times[0] / tick, 4) if tick else None,
+    }
+
+
 def fmt(v: Any, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -218,6 +261,15 @@ def main() -> None:
         for task in tasks(settings):
             prepare(task, flights, months)
             est, _ = driftwatch_estimator(task)
+            if months == (1,):
+                c = cost(task, est)
+                results.setdefault("cost", {})[task.name] = c
+                print(
+                    f"{task.name}: calibration at an hourly tick ({c['periods']} periods):"
+                    f" {c['cold_s']} s cold, {c['warm_s']} s warm = {pct(c['warm_share_of_tick'])}"
+                    f" of a warm no-drift tick ({c['tick_s']} s)",
+                    flush=True,
+                )
             for grain, (freq, lag) in grains.items():
                 t1 = time.perf_counter()
                 keys = periods(task.later, task.spec.timestamp, freq)

@@ -85,10 +85,34 @@ def test_only_the_newest_periods_count() -> None:
     """Conformal on the newest ``max_periods``: old misses no longer widen the interval."""
     rng = np.random.default_rng(3)
     old = _periods(rng, 40, 0.5, 0.1, "rmse")  # months ago the estimate was far off
-    new = _periods(rng, 30, 0.06, 0.1, "rmse")  # lately it is right
+    new = _periods(rng, 60, 0.06, 0.1, "rmse")  # lately it is right
     both = [np.r_[a, b] for a, b in zip(old, new, strict=True)]
     cal = ServedCalibration(0.9, min_periods=8, max_periods=30).fit("rmse", *both)
-    assert cal.periods_ == 30 and cal.factor_ < 1.5
+    assert cal.periods_ == 90 and cal.calibrated_on == 30  # replayed 3 x 30, quantile on 30
+    assert cal.factor_ < 1.5, cal.factor_
+    assert "interval calibrated on 30 served periods (x" in cal.note
+
+
+def test_errors_that_keep_growing_are_tracked() -> None:
+    """A stale champion's estimate errs more every period (2013's June-July champion): a
+    window of past periods lags the trend, quantile tracking catches up with much of it (the
+    sd of the error grows tenfold over 120 periods here; four seeds)."""
+
+    def inside(step: float, seed: int) -> float:
+        rng = np.random.default_rng(seed)
+        e = np.full(120, 0.5)
+        r = e + rng.normal(0, 1, 120) * np.linspace(0.05, 0.5, 120)
+        hits = []
+        for t in range(30, 120):
+            cal = ServedCalibration(0.9, min_periods=8, max_periods=30, step=step)
+            cal.fit("roc_auc", e[:t], e[:t] - 0.1, e[:t] + 0.1, r[:t])
+            a = cal.adjust(Estimate("roc_auc", 0.5, 0.4, 0.6, 0.9, 100, True, None))
+            hits.append(a.low <= r[t] <= a.high)
+        return float(np.mean(hits))
+
+    tracked = np.mean([inside(0.2, seed) for seed in range(4, 8)])
+    window_only = np.mean([inside(0.0, seed) for seed in range(4, 8)])
+    assert tracked >= 0.83 and tracked > window_only + 0.04, (tracked, window_only)
 
 
 def test_bad_arguments_are_named() -> None:
@@ -123,9 +147,11 @@ def test_labelled_periods_outside_the_interval_widen_the_next_ticks_interval(
     import yaml
 
     from driftwatch.model.estimators import features
+    from driftwatch.monitor.estimated import estimated_metrics
     from driftwatch.monitor.memory import ResultLog
     from driftwatch.monitor.pipeline import MonitorCycle
     from driftwatch.monitor.plan import Plan
+    from driftwatch.monitor.result import MonitorResult
     from driftwatch.report.text import report_lines
     from driftwatch.store.calibrations import CalibrationStore
     from driftwatch.store.history import HistoryFiles
@@ -200,6 +226,10 @@ def test_labelled_periods_outside_the_interval_widen_the_next_ticks_interval(
         assert e.low <= realised <= e.high  # the calibrated one holds it
     line = next(x for x in report_lines(results[4]) if x.startswith("estimated rmse"))
     assert "interval calibrated on 4 served periods" in line
+    metrics = estimated_metrics(results[4].estimated)
+    assert metrics["estimated_served_periods"] == 4 and metrics["estimated_interval_factor"] > 1.5
+    again = MonitorResult.from_dict(results[4].to_dict())  # the result JSON keeps both
+    assert again.estimated.served_periods == 4
 
 
 def rows_pred(plan, rows):

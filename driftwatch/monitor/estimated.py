@@ -178,7 +178,7 @@ def calibrated(e: EstimatedQuality, calibration: Any) -> EstimatedQuality:
     return e.model_copy(
         update={
             "reason": f"{e.reason}; {calibration.note}",
-            "served_periods": calibration.periods_,
+            "served_periods": calibration.calibrated_on,
             "interval_factor": calibration.factor_ if calibration.adjusted else None,
         }
     )
@@ -217,11 +217,15 @@ def estimate_summarised(
 
 
 def estimated_metrics(e: EstimatedQuality | None) -> dict[str, float]:
-    """MLflow metrics of an estimate: ``estimated_<metric>`` and its ``_low`` / ``_high``."""
+    """MLflow metrics of an estimate: ``estimated_<metric>`` and its ``_low`` / ``_high``; with
+    the served calibration, ``estimated_served_periods`` and ``estimated_interval_factor``."""
     if e is None or e.value is None or not np.isfinite(e.value):
         return {}
     out = {f"estimated_{e.metric}": float(e.value), "estimated_reliable": float(e.reliable)}
     if e.low is not None and e.high is not None:
         out[f"estimated_{e.metric}_low"] = float(e.low)
         out[f"estimated_{e.metric}_high"] = float(e.high)
+    if e.served_periods is not None:  # quality.estimate.served: what calibrated the interval
+        out["estimated_served_periods"] = float(e.served_periods)
+        out["estimated_interval_factor"] = float(e.interval_factor or 1.0)
     return out

@@ -6,7 +6,8 @@ batch's span as a horizon takes it), ending where the batch begins: the newest p
 one just before the batch, the way production sends data. A period counts once it has
 ``quality.min_labelled_rows`` labelled rows; each is estimated as the batch is (the champion's
 estimator on its stored features and predictions) and scored realised on the same rows, and the
-newest ``max_periods`` fit the calibration (:mod:`driftwatch.model.served_calibration`).
+newest ``3 x max_periods`` fit the calibration (:mod:`driftwatch.model.served_calibration`:
+the newest ``max_periods`` give the conformal factor, all of them its online correction).
 
 Rows are served by one champion only: a new champion starts from its holdout's interval, and
 the periods it serves calibrate it from then on. A period's estimate is cached in the process
@@ -25,6 +26,7 @@ import pandas as pd
 from driftwatch.engine.blocks import span_of
 from driftwatch.model.estimators import target
 from driftwatch.model.quality import score_predictions
+from driftwatch.model.served_calibration import TRACKED
 from driftwatch.monitor.plan import Plan
 from driftwatch.monitor.ports import PREDICTED, SERVED_BY
 
@@ -46,10 +48,11 @@ def period_length(plan: Plan, batch_times: pd.Series) -> pd.Timedelta:
 
 
 def read_days(plan: Plan, length: pd.Timedelta) -> float:
-    """How many days of history the served periods need: ``max_periods`` of them, half as many
-    again for periods whose labels are still on their way, and a day."""
-    periods = plan.settings.quality.estimate.served.max_periods
-    return 1.5 * periods * (length / pd.Timedelta(days=1)) + 1.0
+    """How many days of history the served periods need: the calibration's replay of
+    ``3 x max_periods`` of them, half ``max_periods`` more for periods whose labels are still
+    on their way, and a day."""
+    periods = (TRACKED + 0.5) * plan.settings.quality.estimate.served.max_periods
+    return periods * (length / pd.Timedelta(days=1)) + 1.0
 
 
 def served_periods(
@@ -57,7 +60,8 @@ def served_periods(
 ) -> list[tuple[pd.Timestamp, pd.DataFrame]]:
     """The champion's labelled served rows before ``start``, cut into periods of ``length``
     ending at ``start``: (period start, its labelled rows), oldest first; only periods with at
-    least ``quality.min_labelled_rows`` labelled rows, the newest ``max_periods`` of them."""
+    least ``quality.min_labelled_rows`` labelled rows, the newest ``3 x max_periods`` of them
+    (what the calibration replays)."""
     s = plan.settings
     spec, opts = s.model, s.quality.estimate.served
     ts = spec.timestamp
@@ -77,7 +81,7 @@ def served_periods(
     for back, group in sorted(mine.groupby(k.to_numpy()), key=lambda kv: -kv[0]):
         if len(group) >= s.quality.min_labelled_rows:
             out.append((start - (back + 1) * length, group))
-    return out[-opts.max_periods :]
+    return out[-TRACKED * opts.max_periods :]
 
 
 def fit_served_calibration(
