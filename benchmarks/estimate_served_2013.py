@@ -112,7 +112,7 @@ def served(table: pd.DataFrame, metric_name: str, lag: int, lo: int, hi: int) ->
     for i in range(len(t)):
         known = slice(0, max(i - lag + 1, 0))
         cal = ServedCalibration(LEVEL, lo, hi).fit(
-            metric_name, e[known], low[known], high[known], real[known]
+            metric_name, e[known], low[known], high[known], real[known], lag=lag
         )
         base = Estimate(metric_name, e[i], low[i], high[i], LEVEL, int(t["rows"][i]), True, None)
         adj = cal.adjust(base, float(t["floor"][i]))
@@ -136,6 +136,9 @@ def figures(task: Task, t: pd.DataFrame, low: str, high: str) -> dict[str, Any]:
         "periods": len(t),
         "coverage": float(inside.mean()) if len(t) else None,
         "mean_width": float(np.mean(hi - lo)) if len(t) else None,
+        # The median too: a few hours' calibrated upper bound is many times the estimate (an
+        # hour's RMSE is one bad flight away from anything), which a mean cannot show.
+        "median_width": float(np.median(hi - lo)) if len(t) else None,
         "precision": a["precision"],
         "recall": a["recall"],
         "flagged": a["flagged"],
@@ -176,7 +179,8 @@ def cost(task: Task, est: Any, ticks: int = 12) -> dict[str, Any]:
     from driftwatch.monitor.plan import Plan
     from driftwatch.monitor.ports import PREDICTED, SERVED_BY
 
-    plan = Plan(settings=task.settings)
+    quality = task.settings.quality.model_copy(update={"metric": task.metric})
+    plan = Plan(settings=task.settings.model_copy(update={"quality": quality}))
     ts = task.spec.timestamp
     rows = task.later.assign(**{PREDICTED: task.later_pred, SERVED_BY: "1"})
     hours = rows[ts].dt.floor("h")
@@ -209,7 +213,7 @@ def fmt(v: Any, digits: int = 3) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| champion | task | periods | labels known | inside: holdout / served | calibrated"
-        " periods only: holdout / served | first periods: inside | width: holdout / served | degraded recall: holdout"
+        " periods only: holdout / served | first periods: inside | median width: holdout / served | degraded recall: holdout"
         " / served | precision: holdout / served | factor (median, range) |"
     )
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -224,7 +228,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f" {pct(a['holdout']['coverage'])} / {pct(a['served']['coverage'])} |"
             f" {pct(c['holdout']['coverage'])} / {pct(c['served']['coverage'])} |"
             f" {pct(first['coverage'])} of {first['periods']} |"
-            f" {fmt(a['holdout']['mean_width'])} / {fmt(a['served']['mean_width'])} |"
+            f" {fmt(a['holdout']['median_width'])} / {fmt(a['served']['median_width'])} |"
             f" {pct(a['holdout']['recall'])} / {pct(a['served']['recall'])}"
             f" (of {a['holdout']['degraded']}) |"
             f" {pct(a['holdout']['precision'])} / {pct(a['served']['precision'])} | {factor} |"

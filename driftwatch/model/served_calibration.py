@@ -35,7 +35,9 @@ of the level): replaying the labelled periods in time order, each period's inter
 the periods before it gave, and after each, ``log c += step x (missed - (1 - level))``. Over any
 sequence of periods, the share missed tends to ``1 - level`` (their Proposition 1: the gap is at
 most (bound + step) / (step x periods)), whether the errors drift or not. The replay runs over
-the newest ``3 x max_periods`` periods (what the monitor reads; the cost stays bounded).
+the newest ``3 x max_periods`` periods (what the monitor reads; the cost stays bounded), each
+with the interval it had when it was served: labels ``lag`` periods late (hourly batches whose
+labels land hours later) give it the periods labelled by then.
 
 With fewer than ``min_periods`` labelled periods nothing is adjusted (factor 1: the holdout's
 interval); between ``min_periods`` and the 9 that conformal needs at 90%, the largest score
@@ -107,8 +109,10 @@ class ServedCalibration:
         self.step = step
 
     def fit(
-        self, metric: str, estimate: Any, low: Any, high: Any, realised: Any
+        self, metric: str, estimate: Any, low: Any, high: Any, realised: Any, lag: int = 1
     ) -> ServedCalibration:
+        """``lag``: how many periods after its own a period's labels are known (1: from the
+        next period on), so the replay gives each period the interval it had when served."""
         e, lo, hi, r = (to_scale(metric, v) for v in (estimate, low, high, realised))
         if not (len(e) == len(lo) == len(hi) == len(r)):
             raise ValueError(
@@ -128,15 +132,21 @@ class ServedCalibration:
                 f" (< {self.min_periods} to calibrate on)"
             )
             return self
-        # Quantile tracking: replay the periods after the first min_periods in time order.
-        miss_rate = 1 - self.level
-        log_c = 0.0
-        for m in range(self.min_periods, n):
-            before = self.scores_[max(0, m - k_max) : m]
-            missed = self.scores_[m] > self._conformal(before) * np.exp(log_c)
-            log_c += self.step * (float(missed) - miss_rate)
+        # Quantile tracking: replay the periods in time order, each with the interval it had
+        # when served (the periods labelled ``lag`` periods before it, the correction from
+        # those), and correct after each: log c += step x (missed - (1 - level)).
+        miss_rate, lag = 1 - self.level, max(int(lag), 1)
+        log_c = np.zeros(n + 1)  # log_c[j + 1]: the correction once periods <= j are labelled
+        for m in range(n):
+            known = m - lag + 1  # periods [0, known) were labelled when m was served
+            step = 0.0
+            if known >= self.min_periods:
+                before = self.scores_[max(0, known - k_max) : known]
+                missed = self.scores_[m] > self._conformal(before) * np.exp(log_c[known])
+                step = self.step * (float(missed) - miss_rate)
+            log_c[m + 1] = log_c[m] + step
         recent = self.scores_[-k_max:]
-        self.correction_ = float(np.exp(log_c))
+        self.correction_ = float(np.exp(log_c[n]))
         self.factor_ = self._conformal(recent) * self.correction_
         exact = math.ceil(self.level * (len(recent) + 1)) <= len(recent)
         few = "" if exact else f"; {len(recent)} periods: the largest score for the exact rank"

@@ -104,7 +104,10 @@ def fit_served_calibration(
     start, length = batch_times.min(), period_length(plan, batch_times)
     spec, metric, level = s.model, plan.metric, s.quality.estimate.level
     values = []
-    for begins, group in served_periods(plan, rows, champion, start, length):
+    periods = served_periods(plan, rows, champion, start, length)
+    # How late labels come, in periods: the newest labelled period is this many before the batch.
+    lag = round((start - periods[-1][0]) / length) if periods else 1
+    for begins, group in periods:
         key = (id(estimator), plan.name, champion, metric, level, begins, length, len(group))
         if key not in _CACHE:
             p = group[PREDICTED].to_numpy(dtype=float)
@@ -121,5 +124,5 @@ def fit_served_calibration(
         values.append(_CACHE[key])
     a = np.asarray(values, dtype=float).reshape(-1, 4)
     return ServedCalibration(level, opts.min_periods, opts.max_periods).fit(
-        metric, a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+        metric, a[:, 0], a[:, 1], a[:, 2], a[:, 3], lag=lag
     )
