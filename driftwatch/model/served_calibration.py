@@ -124,7 +124,7 @@ class ServedCalibration:
         self.metric_ = metric
         self.periods_ = len(e)
         self.scores_ = _scores(e, lo, hi, r)
-        self.factor_, self.correction_ = 1.0, 0.0
+        self.factor_, self.correction_ = 1.0, 1.0
         n, k_max = self.periods_, self.max_periods
         if n < self.min_periods:
             self.note = (
