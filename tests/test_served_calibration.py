@@ -238,3 +238,47 @@ def rows_pred(plan, rows):
     from driftwatch.store.models import RegistryModels
 
     return predict(RegistryModels(plan).load_model("1"), rows, plan.settings.model)
+
+
+def test_the_backtests_in_memory_history_calibrates_the_same_way(tmp_path, make_config) -> None:
+    """The backtest's ports (in-memory history, labels in the batches): the same code path, so
+    the same periods calibrate the interval and the result says so."""
+    import yaml
+
+    from driftwatch.monitor.plan import Plan
+    from tests.test_pipeline import memory_cycle
+
+    rng = np.random.default_rng(5)
+    reference = tmp_path / "synthetic.parquet"
+    _hidden_noise(rng, "2024-01-01", 6000, 1.0).to_parquet(reference, index=False)
+    config = make_config(
+        model={
+            "name": "synthetic",
+            "target": "y",
+            "numerical": ["x", "z"],
+            "categorical": [],
+            "estimator": "linear",
+            "params": {},
+            "timezone": "UTC",
+            "id_column": None,
+        },
+        drift={"calibration": {"quiet": "rows", "batches": 200}},
+        retrain={"min_age_days": None, "max_age_days": None, "triggers": ["age"]},
+        quality={"baseline": "holdout", "estimate": {"served": {"min_periods": 3}}},
+    )
+    raw = yaml.safe_load(config.read_text())
+    raw["paths"]["reference"] = str(reference)
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    plan = Plan.load(config)
+    items = [("boot", _hidden_noise(rng, "2024-01-05", 500, 1.0).drop(columns="id"))]
+    items += [
+        (f"hour-{h}", _hidden_noise(rng, f"2024-01-06 {h:02d}:00", 60, 2.0).drop(columns="id"))
+        for h in range(5)
+    ]
+    cycle, _ = memory_cycle(plan, items)
+    results = [cycle.run(run_id=str(i)) for i in range(len(items))]
+    assert results[0].retrain.promoted
+    served = [r.estimated.served_periods for r in results[1:]]
+    assert served == [0, 1, 2, 3, 4]  # each hour's labels came with it
+    last = results[-1].estimated
+    assert last.interval_factor > 1.5 and "interval calibrated on 4 served periods" in last.reason

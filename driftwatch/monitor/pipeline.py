@@ -1123,7 +1123,7 @@ class MonitorCycle:
 
     def served_history(self, batch: Batch) -> pd.DataFrame | None:
         """History rows for the estimate's served calibration (``quality.estimate.served``):
-        enough days for its newest ``max_periods`` periods of the batch's length."""
+        enough days for the periods of the batch's length it replays (3 x ``max_periods``)."""
         times = batch_times(self.plan, batch)
         if not len(times):
             return None
