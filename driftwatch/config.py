@@ -258,6 +258,47 @@ class DriftSettings(_Strict):
         return v
 
 
+class ServedIntervalSettings(_Strict):
+    """The estimate's interval re-calibrated on the champion's served periods whose labels have
+    arrived (README, "The interval learns from the labels that arrive")."""
+
+    # Calibrate the interval on the champion's own labelled periods from history.
+    enabled: bool = True
+    # Below this many labelled periods the holdout's interval stands (a new champion starts
+    # from it); from here the interval's half-widths are scaled so that the level holds on them.
+    min_periods: int = Field(8, ge=1)
+    # Only the newest this many labelled periods count (conformal on a recent window: the
+    # estimator's errors change over months; and the cost per tick is bounded).
+    max_periods: int = Field(30, ge=1)
+    # A served period's length, e.g. "1h", "1D", "7D". None: the batch's span as a horizon
+    # takes it (the smallest of 1h, 6h, 1D, 7D that holds it): periods judged like the batch.
+    period: str | None = None
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: str | None) -> str | None:
+        import pandas as pd
+
+        if v is None:
+            return v
+        try:
+            length = pd.Timedelta(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a time span (e.g. 1h, 1D, 7D)") from None
+        if length < pd.Timedelta("1min"):
+            raise ValueError(f"{v!r}: a served period must be at least a minute")
+        return v
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ServedIntervalSettings:
+        if self.max_periods < self.min_periods:
+            raise ValueError(
+                f"max_periods {self.max_periods} < min_periods {self.min_periods}: it could"
+                " never calibrate"
+            )
+        return self
+
+
 class EstimateSettings(_Strict):
     """Estimated performance without labels (README, "Estimated performance")."""
 
@@ -270,6 +311,8 @@ class EstimateSettings(_Strict):
     # the batch's rows lies outside the holdout's support in some column (numerical: beyond
     # its 1st-99th percentile; categorical: a category the holdout never had).
     max_outside_share: float = Field(0.2, gt=0, le=1)
+    # Re-calibrate the interval on the champion's served periods once their labels arrive.
+    served: ServedIntervalSettings = Field(default_factory=ServedIntervalSettings)
 
 
 class QualitySettings(_Strict):

@@ -469,6 +469,11 @@ class LossEstimator:
             reason=reason,
         )
 
+    def sampling_part(self, sums: LossSums) -> float:
+        """The batch's sampling sd on the interval's scale (the log of the mean loss): the
+        part no calibration on served periods may narrow (``driftwatch.model.served_calibration``)."""
+        return float(np.sqrt(self.kappa_ * sums.loss2) / sums.loss) if sums.loss > 0 else 0.0
+
 
 # ---------------------------------------------------------------- classification: CBPE
 
@@ -741,6 +746,13 @@ class ConfidenceEstimator:
             reliable=reason is None,
             reason=reason,
         )
+
+    def sampling_part(self, proba: Any) -> float:
+        """The batch's sampling sd of the metric (the bootstrap ``estimate`` uses): the part no
+        calibration on served periods may narrow (``driftwatch.model.served_calibration``)."""
+        score = self._scores(proba)
+        c = self._calibrated(score, self.calibrators_)
+        return self._sampling_sd(score, c, _BOOT, np.random.default_rng(self.random_state))
 
 
 def fit_estimator(

@@ -197,6 +197,11 @@ class EstimatedQuality(BaseModel):
     reason: str
     # model.segments: the segment estimated (``origin=EWR``); None for the whole batch.
     segment: str | None = None
+    # quality.estimate.served: the champion's labelled served periods the interval was
+    # calibrated on (None: not asked), and the factor on its half-widths (None: not adjusted,
+    # fewer periods than quality.estimate.served.min_periods).
+    served_periods: int | None = None
+    interval_factor: float | None = None
 
     def line(self) -> str:
         """``estimated rmse 12.3 [11.1, 13.6] on 1,234 rows (reliable)``, or why there is none

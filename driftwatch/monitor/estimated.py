@@ -121,38 +121,72 @@ def estimate_quality(
     predictions: pd.Series,
     why: str,
     baseline: float | None | EllipsisType = ...,
+    calibration: Any = None,
 ) -> EstimatedQuality:
     """The champion's estimated metric on the batch and its verdict against the estimator's
     baseline: the realised metric on the holdout it was fitted on (the same predictions it
     learnt the errors of, so a quiet batch estimates it, not a better or worse number).
-    ``baseline``: another one (a segment's, on its rows of the holdout)."""
-    spec, metric = plan.settings.model, plan.metric
+    ``baseline``: another one (a segment's, on its rows of the holdout). ``calibration``: a
+    :class:`~driftwatch.model.served_calibration.ServedCalibration` fitted on the champion's
+    served periods, which rescales the interval (the verdict uses the rescaled one)."""
+    metric = plan.metric
     if estimator is None:
         return no_estimate(metric, why)
     keep = predictions.notna().to_numpy()
     rows, p = frame[keep], predictions.to_numpy()[keep]
     if not len(rows):
         return no_estimate(metric, "no row has a prediction")
-    X = features(rows, spec)
     if hasattr(estimator, "max_outside_share"):
         # A judgement setting, not learnt state: the configured share applies to an estimator
         # stored before it changed (refitting every champion for it would be wasted work).
         estimator.max_outside_share = plan.settings.quality.estimate.max_outside_share
     try:
-        if spec.task == "regression":
-            est = estimator.estimate(X, p)
-        elif spec.task == "binary":
-            est = estimator.estimate(np.asarray(p, dtype=float), X=X)
-        else:
-            found = predict_proba(model, rows, spec)
-            if found is None:
-                return no_estimate(metric, "the model has no predict_proba")
-            est = estimator.estimate(found[0], X=X)
+        est, floor = estimate_rows(plan, estimator, model, rows, p, floor=calibration is not None)
     except ValueError as exc:  # a batch the estimator cannot read: said, not fatal
         return no_estimate(metric, str(exc))
+    if calibration is not None:
+        est = calibration.adjust(est, floor)
     if baseline is ...:
         baseline = getattr(estimator, "holdout_value_", None)
-    return assess_estimate(est, baseline, plan.settings.quality)
+    return calibrated(assess_estimate(est, baseline, plan.settings.quality), calibration)
+
+
+def estimate_rows(
+    plan: Plan, estimator: Any, model: Any, rows: pd.DataFrame, p: np.ndarray, floor: bool = False
+) -> tuple[Any, float]:
+    """The estimator's :class:`~driftwatch.model.estimate.Estimate` on ``rows`` (each with the
+    champion's prediction ``p``) and, with ``floor``, the batch's sampling sd on the interval's
+    scale (what a served calibration may not narrow below; else 0). Raises ValueError when the
+    estimator cannot read the rows."""
+    spec = plan.settings.model
+    X = features(rows, spec)
+    if spec.task == "regression":
+        sums = estimator.sums(X, p)
+        est = estimator.from_sums(sums)
+        return est, (estimator.sampling_part(sums) if floor else 0.0)
+    if spec.task == "binary":
+        proba = np.asarray(p, dtype=float)
+    else:
+        found = predict_proba(model, rows, spec)
+        if found is None:
+            raise ValueError("the model has no predict_proba")
+        proba = found[0]
+    est = estimator.estimate(proba, X=X)
+    return est, (estimator.sampling_part(proba) if floor else 0.0)
+
+
+def calibrated(e: EstimatedQuality, calibration: Any) -> EstimatedQuality:
+    """The verdict with what the served calibration did to its interval (its note, the number
+    of periods and the factor), when there was one."""
+    if calibration is None or e.value is None:
+        return e
+    return e.model_copy(
+        update={
+            "reason": f"{e.reason}; {calibration.note}",
+            "served_periods": calibration.calibrated_on,
+            "interval_factor": calibration.factor_ if calibration.adjusted else None,
+        }
+    )
 
 
 def estimate_summarised(
@@ -162,6 +196,7 @@ def estimate_summarised(
     predictions: pd.Series,
     sums: Any,
     why: str,
+    calibration: Any = None,
 ) -> EstimatedQuality:
     """:func:`estimate_quality` on a summarised batch: the big files' estimate sums (their
     workers', :meth:`LossEstimator.sums`) merged with the rows read here. A classification
@@ -178,18 +213,24 @@ def estimate_summarised(
             here = estimator.sums(features(frame[keep], spec), predictions.to_numpy()[keep])
             sums = here.merge(sums)
         est = estimator.from_sums(sums)
+        if calibration is not None:
+            est = calibration.adjust(est, estimator.sampling_part(sums))
     except ValueError as exc:
         return no_estimate(metric, str(exc))
     baseline = getattr(estimator, "holdout_value_", None)
-    return assess_estimate(est, baseline, plan.settings.quality)
+    return calibrated(assess_estimate(est, baseline, plan.settings.quality), calibration)
 
 
 def estimated_metrics(e: EstimatedQuality | None) -> dict[str, float]:
-    """MLflow metrics of an estimate: ``estimated_<metric>`` and its ``_low`` / ``_high``."""
+    """MLflow metrics of an estimate: ``estimated_<metric>`` and its ``_low`` / ``_high``; with
+    the served calibration, ``estimated_served_periods`` and ``estimated_interval_factor``."""
     if e is None or e.value is None or not np.isfinite(e.value):
         return {}
     out = {f"estimated_{e.metric}": float(e.value), "estimated_reliable": float(e.reliable)}
     if e.low is not None and e.high is not None:
         out[f"estimated_{e.metric}_low"] = float(e.low)
         out[f"estimated_{e.metric}_high"] = float(e.high)
+    if e.served_periods is not None:  # quality.estimate.served: what calibrated the interval
+        out["estimated_served_periods"] = float(e.served_periods)
+        out["estimated_interval_factor"] = float(e.interval_factor or 1.0)
     return out

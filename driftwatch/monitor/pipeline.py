@@ -75,6 +75,7 @@ from driftwatch.monitor.segment_quality import (
     segment_quality,
     segment_scores,
 )
+from driftwatch.monitor.served_interval import fit_served_calibration, period_length, read_days
 from driftwatch.monitor.window import recency_weights, split_holdout, training_window
 
 log = logging.getLogger("driftwatch.monitor")
@@ -143,6 +144,7 @@ def assess(
     estimator: Any = None,
     no_estimator: str = "no estimator for this champion",
     trained: pd.DataFrame | None = None,
+    served_rows: pd.DataFrame | None = None,
 ) -> Findings:
     """Feature drift against the reference (per horizon on time-block thresholds), the
     champion's quality where labels have arrived, drift of its predictions, and the decision.
@@ -153,7 +155,8 @@ def assess(
     verdict while it is being measured). ``estimator``: the champion's performance estimator
     (:mod:`driftwatch.monitor.estimated`), or None and ``no_estimator`` saying why.
     ``trained``: the champion's training window (its reference), for
-    ``retrain.support_columns``."""
+    ``retrain.support_columns``. ``served_rows``: history rows the estimate's interval is
+    calibrated on (``quality.estimate.served``: the champion's labelled served periods)."""
     drift = quality = prediction = predictions = estimated = None
     horizons: tuple[DriftResult, ...] = ()
     seg_quality: tuple[QualityResult, ...] = ()
@@ -220,6 +223,11 @@ def assess(
                 champion.version,
                 served.segments if q.baseline == "served" and served is not None else None,
             )
+        served_interval = None
+        if q.estimate.enabled and served_rows is not None and estimator is not None:
+            served_interval = fit_served_calibration(
+                plan, estimator, model, served_rows, champion.version, batch_times(plan, batch)
+            )
         if q.estimate.enabled and summarised:
             estimated = estimate_summarised(
                 plan,
@@ -228,10 +236,17 @@ def assess(
                 predictions,
                 batch.summary.estimate,  # type: ignore[union-attr]
                 no_estimator,
+                served_interval,
             )
         elif q.estimate.enabled:
             estimated = estimate_quality(
-                plan, estimator, model, batch.frame, predictions, no_estimator
+                plan,
+                estimator,
+                model,
+                batch.frame,
+                predictions,
+                no_estimator,
+                calibration=served_interval,
             )
             if segments and estimator is not None:  # without one, the batch's line says why
                 seg_estimated = segment_estimates(
@@ -614,6 +629,16 @@ def monitor_result(
     )
 
 
+def batch_times(plan: Plan, batch: Batch) -> pd.Series:
+    """The batch's timestamps (its rows', or a summarised batch's hours); empty without a
+    ``model.timestamp``."""
+    ts = plan.settings.model.timestamp
+    frame = time_frame(plan, batch)
+    if not ts or ts not in frame.columns:
+        return pd.Series(dtype="datetime64[ns, UTC]")
+    return frame[ts].dropna()
+
+
 def time_frame(plan: Plan, batch: Batch) -> pd.DataFrame:
     """The batch's rows, or for a summarised batch its oldest and newest timestamps (all that
     the champion's age, the served baseline and the result read of a big batch's rows)."""
@@ -875,7 +900,7 @@ class MonitorCycle:
         """Load what judging needs (only when there are rows), then the pure ``assess`` step."""
         step, plan = self.steps, self.plan
         model = profile = calibration = reference = blocks = recent = age = served = None
-        trained = None
+        trained = served_rows = None
         estimator, no_estimator = None, "no estimator for this champion"
         s = plan.settings
         if batch.rows:
@@ -887,6 +912,10 @@ class MonitorCycle:
                 )
                 if s.quality.lookback_hours:
                     recent = step("read recent history", self.recent_history, retry=True)
+                if estimator is not None and s.quality.estimate.served.enabled:
+                    served_rows = step(
+                        "read served history", self.served_history, batch, retry=True
+                    )
                 if s.drift.prediction_drift:
                     reference = step("load reference", self.references.frame, ref, retry=True)
                 served_mode = s.quality.baseline == "served"
@@ -936,6 +965,7 @@ class MonitorCycle:
             estimator,
             no_estimator,
             trained if s.retrain.support_columns else None,
+            served_rows,
         )
 
     def summarise_big(self, batch: Batch, champion: Champion | None, ref: ReferenceHandle) -> Batch:
@@ -1090,6 +1120,14 @@ class MonitorCycle:
         if rows.empty or not ts or ts not in rows.columns:
             return rows
         return rows[rows[ts] > rows[ts].max() - pd.Timedelta(hours=hours)]
+
+    def served_history(self, batch: Batch) -> pd.DataFrame | None:
+        """History rows for the estimate's served calibration (``quality.estimate.served``):
+        enough days for the periods of the batch's length it replays (3 x ``max_periods``)."""
+        times = batch_times(self.plan, batch)
+        if not len(times):
+            return None
+        return self.history.rows(days=read_days(self.plan, period_length(self.plan, times)))
 
     def block_judging(self, batch: Batch, ref: ReferenceHandle) -> BlockJudging:
         """The reference's block profile and each horizon's thresholds (cached per span); with
