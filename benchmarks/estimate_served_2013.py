@@ -101,7 +101,7 @@ def per_period(task: Task, est: Any, keys: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def served(table: pd.DataFrame, metric_name: str, lag: int, lo: int, hi: int) -> pd.DataFrame:
+def served(table: pd.DataFrame, metric_name: str, lag: int, opts: Any) -> pd.DataFrame:
     """The table with each period's interval calibrated on the periods labelled by then (those
     ``lag`` or more periods before it), the number it was calibrated on and the factor."""
     t = table.reset_index(drop=True)
@@ -111,9 +111,9 @@ def served(table: pd.DataFrame, metric_name: str, lag: int, lo: int, hi: int) ->
     new_low, new_high, used, factor = [], [], [], []
     for i in range(len(t)):
         known = slice(0, max(i - lag + 1, 0))
-        cal = ServedCalibration(LEVEL, lo, hi).fit(
-            metric_name, e[known], low[known], high[known], real[known], lag=lag
-        )
+        cal = ServedCalibration(
+            LEVEL, opts.min_periods, opts.max_periods, narrow_after=opts.narrow_after
+        ).fit(metric_name, e[known], low[known], high[known], real[known], lag=lag)
         base = Estimate(metric_name, e[i], low[i], high[i], LEVEL, int(t["rows"][i]), True, None)
         adj = cal.adjust(base, float(t["floor"][i]))
         new_low.append(adj.low)
@@ -122,7 +122,7 @@ def served(table: pd.DataFrame, metric_name: str, lag: int, lo: int, hi: int) ->
         factor.append(cal.factor_)
     return t.assign(
         served_low=new_low, served_high=new_high, calibrated_on=used, factor=factor
-    ).assign(calibrated=lambda d: d["calibrated_on"] >= lo)
+    ).assign(calibrated=lambda d: d["calibrated_on"] >= opts.min_periods)
 
 
 def figures(task: Task, t: pd.DataFrame, low: str, high: str) -> dict[str, Any]:
@@ -252,6 +252,7 @@ def main() -> None:
         "level": LEVEL,
         "min_periods": opts.min_periods,
         "max_periods": opts.max_periods,
+        "narrow_after": opts.narrow_after,
         "machine": {"cpus": os.cpu_count(), "load_at_start": round(os.getloadavg()[0], 2)},
         "rows": [],
     }
@@ -278,7 +279,7 @@ def main() -> None:
                 t1 = time.perf_counter()
                 keys = periods(task.later, task.spec.timestamp, freq)
                 base = per_period(task, est, keys)
-                t = served(base, task.metric, lag, opts.min_periods, opts.max_periods)
+                t = served(base, task.metric, lag, opts)
                 row = {
                     "champion": name,
                     "task": f"{task.name} {task.metric}",

@@ -70,6 +70,24 @@ def test_a_too_wide_holdout_interval_narrows_but_not_below_the_sampling_part(met
     assert width == pytest.approx(least, rel=1e-3)
 
 
+def test_a_too_wide_interval_is_narrowed_only_from_narrow_after_periods() -> None:
+    """Below ``narrow_after`` labelled periods the factor may widen, never narrow: a 90% rank
+    among a dozen scores is too noisy to claim more confidence than the holdout did."""
+    rng = np.random.default_rng(5)
+    sd, half = 0.1, 1.645 * 0.1 * 3  # three times too cautious
+    est = Estimate("rmse", 12.0, 10.0, 15.0, 0.9, 100, True, None)
+    twelve = ServedCalibration(0.9, min_periods=8).fit("rmse", *_periods(rng, 12, sd, half, "rmse"))
+    kept = twelve.adjust(est)
+    assert twelve.adjusted and twelve.factor_ < 1
+    assert (kept.low, kept.high) == pytest.approx((est.low, est.high))
+    thirty = ServedCalibration(0.9, min_periods=8).fit("rmse", *_periods(rng, 30, sd, half, "rmse"))
+    assert thirty.factor_ < 1 and thirty.adjust(est).high < est.high
+    early = ServedCalibration(0.9, min_periods=8, narrow_after=None).fit(
+        "rmse", *_periods(rng, 12, sd, half, "rmse")
+    )
+    assert early.adjust(est).high < est.high
+
+
 def test_fewer_than_the_minimum_periods_leave_the_interval_as_it_is() -> None:
     rng = np.random.default_rng(2)
     cal = ServedCalibration(0.9, min_periods=8).fit("rmse", *_periods(rng, 7, 0.3, 0.01, "rmse"))

@@ -102,7 +102,12 @@ class ServedCalibration:
     """
 
     def __init__(
-        self, level: float = 0.9, min_periods: int = 8, max_periods: int = 30, step: float = 0.2
+        self,
+        level: float = 0.9,
+        min_periods: int = 8,
+        max_periods: int = 30,
+        step: float = 0.2,
+        narrow_after: int | None = 20,
     ) -> None:
         if not 0 < level < 1:
             raise ValueError(f"level {level!r}: must lie between 0 and 1")
@@ -117,6 +122,9 @@ class ServedCalibration:
         # miss, ~2% after a hit at 90%. Chosen on 2013 (0.1-0.3 tried; weekly and daily
         # coverage, four champions), a setting of the method, not of a deployment.
         self.step = step
+        # Narrowed only from this many labelled periods (None: from min_periods); before, the
+        # factor is at least 1: see ServedIntervalSettings.narrow_after.
+        self.narrow_after = narrow_after
 
     def fit(
         self, metric: str, estimate: Any, low: Any, high: Any, realised: Any, lag: int = 1
@@ -198,8 +206,11 @@ class ServedCalibration:
             v = min(max(float(estimate.value), _EDGE), 1 - _EDGE)
             floor /= v * (1 - v)
         least = z * floor
-        down = max(self.factor_ * (e - lo), least)
-        up = max(self.factor_ * (hi - e), least)
+        factor = self.factor_
+        if self.narrow_after is not None and self.periods_ < self.narrow_after:
+            factor = max(factor, 1.0)
+        down = max(factor * (e - lo), least)
+        up = max(factor * (hi - e), least)
         with np.errstate(over="ignore"):
             low, high = float(from_scale(m, e - down)), float(from_scale(m, e + up))
         if not (np.isfinite(low) and np.isfinite(high)):  # a side beyond any number: as it was

@@ -123,6 +123,6 @@ def fit_served_calibration(
             _CACHE[key] = (est.value, est.low, est.high, float(real))
         values.append(_CACHE[key])
     a = np.asarray(values, dtype=float).reshape(-1, 4)
-    return ServedCalibration(level, opts.min_periods, opts.max_periods).fit(
-        metric, a[:, 0], a[:, 1], a[:, 2], a[:, 3], lag=lag
-    )
+    return ServedCalibration(
+        level, opts.min_periods, opts.max_periods, narrow_after=opts.narrow_after
+    ).fit(metric, a[:, 0], a[:, 1], a[:, 2], a[:, 3], lag=lag)
