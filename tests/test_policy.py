@@ -370,3 +370,15 @@ def test_support_span_through_the_monitor_and_the_champions_range_fitted_once(
     # One champion, two ticks judged: its range was fitted once (the estimator's own support
     # check fits other columns: counted apart).
     assert fitted.count(["temp"]) == 1
+
+
+def test_support_hours_needs_a_timestamp(make_config: Callable[..., Path]) -> None:
+    from driftwatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"retrain\.support_hours needs model\.timestamp"):
+        Plan.load(
+            make_config(
+                model={"timestamp": None},
+                retrain={"support_columns": ["temp"], "support_hours": 168},
+            )
+        )
