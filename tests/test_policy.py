@@ -291,6 +291,8 @@ def test_support_hours_judges_the_newest_hours_of_history_with_the_batch(
     t0 = pd.Timestamp("2013-07-10 12:00", tz="UTC")
     cool = pd.DataFrame({"temp": np.linspace(20.0, 40.0, 500)})
     support = champion_range("sha-of-a-cool-window", cool, ["temp"])
+    # Learnt once per champion (its reference's content hash): the same object at every tick.
+    assert champion_range("sha-of-a-cool-window", cool, ["temp"]) is support
     hot, mild = 95.0, 30.0
     history = pd.DataFrame(
         {
