@@ -392,6 +392,11 @@ class RetrainSettings(_Strict):
     # The training window itself has ~1% of its rows beyond each end (by construction): 0.01
     # asks for more rows past the range than the champion saw past it in training.
     support_share: float = Field(0.01, gt=0, lt=1)
+    # The span the share is judged on: the newest N hours of history up to the batch's newest
+    # row (the batch's rows and the history rows before them; features are in history whether
+    # or not their labels have come). None: the batch alone. With hourly or daily ticks, 168
+    # asks what a weekly file asks: one warm day is not a season (README, "Replay of 2013").
+    support_hours: float | None = Field(None, gt=0)
     # Which findings retrain (the others are reported and held): drift (the dataset rule),
     # quality (realised or estimated, as quality.trigger says), age (max_age_days), support
     # (support_columns). [quality, age]: feature drift is reported, only performance (or age)
@@ -641,6 +646,11 @@ class Settings(BaseSettings):
                     f"{setting}: {col!r} is not a model feature (model.numerical /"
                     f" model.categorical){_did_you_mean(col, known)}"
                 )
+        if r.support_hours is not None and r.support_columns and not self.model.timestamp:
+            raise ValueError(
+                "retrain.support_hours needs model.timestamp (the span is the newest hours up to"
+                " the batch's newest row): set model.timestamp, or support_hours: null (the batch)"
+            )
         for col in r.support_columns:
             if col in self.model.categorical:
                 raise ValueError(

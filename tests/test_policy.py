@@ -267,8 +267,120 @@ def test_july_against_a_january_champion_retrains_on_support_alone(
 
     assert hot.support == {"temp": 1.0}
     assert monitor_metrics(hot)["support_outside.temp"] == 1.0
-    line = "support: rows beyond the champion's training range: temp 100.0%"
+    span = f"the batch ({hot.rows:,} rows)"  # retrain.support_hours null: the batch alone
+    assert hot.support_span == span and hot.support_hours is None
+    line = f"support: rows of {span} beyond the champion's training range: temp 100.0%"
     assert line in report_lines(hot) and f"- {line}" in markdown(hot)
     assert hot.decision.action == "retrain" and "support" in hot.decision.triggers
-    assert "temp 100.0% of rows beyond its 1st-99th percentile" in hot.decision.reason
+    assert f"{span} leaves the champion's training range: temp 100.0%" in hot.decision.reason
     assert hot.retrain is not None
+
+
+def test_support_hours_judges_the_newest_hours_of_history_with_the_batch(
+    make_config: Callable[..., Path], january: pd.DataFrame
+) -> None:
+    """retrain.support_hours: the shares are measured on every row of the newest N hours, the
+    history rows before the batch included (features are in history whatever the labels),
+    history rows of files judged again in the batch counted once, rows older than the span
+    left out; with support_hours null, on the batch alone."""
+    from driftwatch.monitor.support_span import champion_range, outside_support, support_span
+
+    settings = Plan.load(
+        make_config(model=FAST, retrain={"support_columns": ["temp"], "support_hours": 24})
+    ).settings
+    t0 = pd.Timestamp("2013-07-10 12:00", tz="UTC")
+    cool = pd.DataFrame({"temp": np.linspace(20.0, 40.0, 500)})
+    support = champion_range("sha-of-a-cool-window", cool, ["temp"])
+    # Learnt once per champion (its reference's content hash): the same object at every tick.
+    assert champion_range("sha-of-a-cool-window", cool, ["temp"]) is support
+    hot, mild = 95.0, 30.0
+    history = pd.DataFrame(
+        {
+            "temp": [hot] * 60 + [hot] * 40 + [hot] * 50,
+            "time_hour": [t0 - pd.Timedelta(hours=3)] * 60  # in the span: counted
+            + [t0 - pd.Timedelta(hours=2)] * 40  # from a file the batch judges again
+            + [t0 - pd.Timedelta(hours=30)] * 50,  # older than 24 h: out of the span
+            FROM_FILE: ["a"] * 60 + ["context"] * 40 + ["a"] * 50,
+        }
+    )
+    batch = pd.DataFrame({"temp": [mild] * 40, "time_hour": [t0] * 40})
+    span = support_span(settings, batch, history, ["context", "new"])
+    assert len(span.frame) == 100 and span.hours == 24
+    assert span.label == "the newest 24 h (100 rows)"
+    assert outside_support(settings, support, span) == {"temp": 0.6}
+    alone = support_span(settings.model_copy(deep=True), batch, None)
+    assert alone.label == "the newest 24 h (40 rows)"
+    settings.retrain.support_hours = None
+    batch_only = support_span(settings, batch, history)
+    assert batch_only.label == "the batch (40 rows)"
+    assert outside_support(settings, support, batch_only) == {"temp": 0.0}
+    # A span shorter than a block (drift.calibration.min_block_rows) is not judged.
+    few = support_span(settings, batch.iloc[:5], history)
+    assert outside_support(settings, support, few) is None
+
+
+def test_support_span_through_the_monitor_and_the_champions_range_fitted_once(
+    make_config: Callable[..., Path], january: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Daily ticks with support_hours 168: the result, its log line, the MLflow metrics and the
+    decision name the span (batch and history rows); a tick of a handful of rows is judged on
+    the span it ends; the champion's percentiles are learnt once per champion, not per tick."""
+    from driftwatch.model.support import Support
+    from driftwatch.monitor import support_span as module
+    from driftwatch.monitor.pipeline import monitor_metrics
+    from driftwatch.report.text import report_lines
+
+    fitted: list[list[str]] = []
+    fit = Support.fit
+
+    def counted(self: Support, X: pd.DataFrame) -> Support:
+        fitted.append(list(X.columns))
+        return fit(self, X)
+
+    monkeypatch.setattr(Support, "fit", counted)
+    module._RANGES.clear()
+    plan = Plan.load(
+        make_config(
+            model=FAST,
+            drift=WHOLE,
+            retrain={
+                "support_columns": ["temp"],
+                "support_hours": 168,
+                "triggers": ["support"],
+                "min_age_days": None,
+                "max_age_days": None,
+            },
+        )
+    )
+    d15, d16, d17 = day(january, 15), day(january, 16), day(january, 17)
+    few = d17.sort_values("time_hour").iloc[:5]  # an hourly tick's worth
+    assert len(few) < plan.settings.drift.calibration.min_block_rows
+    items = [("jan-15", d15), ("jan-16", d16), ("jan-17", few)]
+    cycle, _ = memory_cycle(plan, items)
+    assert cycle.run(run_id="a").decision.triggers == {"bootstrap"}
+    second = cycle.run(run_id="b")
+    n = len(d15) + len(d16)  # the bootstrap's batch is history now
+    assert second.support_span == f"the newest 168 h ({n:,} rows)"
+    assert second.support_rows == n and second.support_hours == 168
+    assert "temp" in second.support and "support" not in second.decision.triggers
+    line = f"support: rows of the newest 168 h ({n:,} rows) beyond the champion's training range"
+    assert any(x.startswith(line) for x in report_lines(second))
+    metrics = monitor_metrics(second)
+    assert metrics["support_rows"] == n and metrics["support_hours"] == 168
+    third = cycle.run(run_id="c")
+    assert third.rows == 5 and third.support_rows == n + 5 and "temp" in third.support
+    # One champion, two ticks judged: its range was fitted once (the estimator's own support
+    # check fits other columns: counted apart).
+    assert fitted.count(["temp"]) == 1
+
+
+def test_support_hours_needs_a_timestamp(make_config: Callable[..., Path]) -> None:
+    from driftwatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"retrain\.support_hours needs model\.timestamp"):
+        Plan.load(
+            make_config(
+                model={"timestamp": None},
+                retrain={"support_columns": ["temp"], "support_hours": 168},
+            )
+        )

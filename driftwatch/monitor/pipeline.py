@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftwatch.config import ModelSettings, Settings
+from driftwatch.config import ModelSettings
 from driftwatch.engine.blocks import BlockDetector, BlockProfile, BlockThresholds, span_label
 from driftwatch.engine.calibration import Calibration
 from driftwatch.engine.drift import ColumnDrift, DriftResult, ReferenceProfile
@@ -36,6 +36,7 @@ from driftwatch.model.quality import (
 )
 from driftwatch.model.quality import assess as assess_quality
 from driftwatch.model.schema import labelled
+from driftwatch.model.support import Support
 from driftwatch.monitor.baseline import ServedBaseline, served_baseline
 from driftwatch.monitor.big import summarise_rows
 from driftwatch.monitor.estimated import (
@@ -76,6 +77,12 @@ from driftwatch.monitor.segment_quality import (
     segment_scores,
 )
 from driftwatch.monitor.served_interval import fit_served_calibration, period_length, read_days
+from driftwatch.monitor.support_span import (
+    SupportSpan,
+    champion_range,
+    outside_support,
+    support_span,
+)
 from driftwatch.monitor.window import recency_weights, split_holdout, training_window
 
 log = logging.getLogger("driftwatch.monitor")
@@ -98,8 +105,10 @@ class Findings:
     # model.segments: the realised and estimated quality of each segment (its own baseline).
     segment_quality: tuple[QualityResult, ...] = ()
     segment_estimated: tuple[EstimatedQuality, ...] = ()
-    # retrain.support_columns: per column, the share of rows beyond the champion's training range.
+    # retrain.support_columns: per column, the share of rows beyond the champion's training range
+    # over ``support_span`` (the batch, or the newest retrain.support_hours of history).
     support: dict[str, float] | None = None
+    support_span: SupportSpan | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +152,8 @@ def assess(
     served: ServedBaseline | None = None,
     estimator: Any = None,
     no_estimator: str = "no estimator for this champion",
-    trained: pd.DataFrame | None = None,
+    support: Support | None = None,
+    span: pd.DataFrame | None = None,
     served_rows: pd.DataFrame | None = None,
 ) -> Findings:
     """Feature drift against the reference (per horizon on time-block thresholds), the
@@ -154,9 +164,11 @@ def assess(
     ``served``: with ``quality.baseline: served``, the champion's realised baseline (no quality
     verdict while it is being measured). ``estimator``: the champion's performance estimator
     (:mod:`driftwatch.monitor.estimated`), or None and ``no_estimator`` saying why.
-    ``trained``: the champion's training window (its reference), for
-    ``retrain.support_columns``. ``served_rows``: history rows the estimate's interval is
-    calibrated on (``quality.estimate.served``: the champion's labelled served periods)."""
+    ``support``: the champion's range in ``retrain.support_columns`` (learnt once per champion
+    from its training window, :func:`champion_range`); ``span``: the history rows of the newest
+    ``retrain.support_hours`` (None: judged on the batch alone). ``served_rows``: history rows
+    the estimate's interval is calibrated on (``quality.estimate.served``: the champion's
+    labelled served periods)."""
     drift = quality = prediction = predictions = estimated = None
     horizons: tuple[DriftResult, ...] = ()
     seg_quality: tuple[QualityResult, ...] = ()
@@ -261,10 +273,12 @@ def assess(
                 )
         if reference is not None and not summarised:
             prediction = prediction_drift(plan, model, reference, batch.frame)
-    outside = None
-    if batch.rows and trained is not None and not summarised:
+    outside, judged_span = None, None
+    if batch.rows and support is not None and not summarised:
         # (A summarised batch's rows are not at hand: support is not judged on it, said so.)
-        outside = outside_support(plan.settings, trained, batch.frame)
+        judged_span = support_span(plan.settings, batch.frame, span, batch.all_files)
+        outside = outside_support(plan.settings, support, judged_span)
+        judged_span = judged_span if outside is not None else None
     decision = decide(
         list(horizons) or ([drift] if drift is not None else []),
         quality,
@@ -282,6 +296,7 @@ def assess(
         segment_estimated=seg_estimated,
         outside=outside,
         support_share=plan.settings.retrain.support_share,
+        support_span=judged_span.label if judged_span is not None else "the batch",
     )
     return Findings(
         drift,
@@ -294,24 +309,15 @@ def assess(
         seg_quality,
         seg_estimated,
         outside,
+        judged_span,
     )
 
 
-def outside_support(
-    settings: Settings, trained: pd.DataFrame, frame: pd.DataFrame
-) -> dict[str, float] | None:
-    """Per ``retrain.support_columns`` column, the share of the batch's rows beyond the 1st-99th
-    percentile of the champion's training window (None when no column is set). The estimate's
-    support check (:class:`driftwatch.model.support.Support`) measures the same thing against
-    the holdout; here it is the whole window the champion learnt from."""
-    cols = [c for c in settings.retrain.support_columns if c in trained.columns]
-    # A handful of rows is no evidence (one warm flight of five is 20%): as few rows as a
-    # horizon would not judge give no shares.
-    if not cols or len(frame) < settings.drift.calibration.min_block_rows:
-        return None
-    from driftwatch.model.support import Support
-
-    return Support().fit(trained[cols]).outside(frame[[c for c in cols if c in frame.columns]])
+def newest_hours(rows: pd.DataFrame, ts: str | None, hours: float) -> pd.DataFrame:
+    """The rows of the newest ``hours`` up to the newest row (all of them without a timestamp)."""
+    if rows.empty or not ts or ts not in rows.columns:
+        return rows
+    return rows[rows[ts] > rows[ts].max() - pd.Timedelta(hours=hours)]
 
 
 def champion_age(
@@ -619,6 +625,9 @@ def monitor_result(
         segment_quality=list(findings.segment_quality),
         segment_estimated=list(findings.segment_estimated),
         support=dict(findings.support or {}),
+        support_span=findings.support_span.label if findings.support_span else "",
+        support_rows=len(findings.support_span.frame) if findings.support_span else 0,
+        support_hours=findings.support_span.hours if findings.support_span else None,
         prediction=findings.prediction,
         champion_version=champion.version if champion else None,
         champion_holdout=dict(champion.baseline) if champion else {},
@@ -716,6 +725,9 @@ def monitor_metrics(result: MonitorResult) -> dict[str, float]:
         m |= {f"segment.{se.segment}.{k}": v for k, v in estimated_metrics(se).items()}
     # retrain.support_columns: how close each column is to retrain.support_share, every tick.
     m |= {f"support_outside.{c}": v for c, v in result.support.items()}
+    if result.support:  # the span they were judged on: its rows and hours (0: the batch alone)
+        m["support_rows"] = float(result.support_rows)
+        m["support_hours"] = float(result.support_hours or 0)
     if result.prediction is not None and result.prediction.score is not None:
         m["prediction_drift_score"] = float(result.prediction.score)
     m["retrained"] = float(result.retrain is not None)
@@ -900,7 +912,7 @@ class MonitorCycle:
         """Load what judging needs (only when there are rows), then the pure ``assess`` step."""
         step, plan = self.steps, self.plan
         model = profile = calibration = reference = blocks = recent = age = served = None
-        trained = served_rows = None
+        trained = support = span = served_rows = None
         estimator, no_estimator = None, "no estimator for this champion"
         s = plan.settings
         if batch.rows:
@@ -910,8 +922,14 @@ class MonitorCycle:
                 model, estimator, no_estimator = step(
                     "load champion model", self.load_champion, champion, ref, retry=True
                 )
-                if s.quality.lookback_hours:
-                    recent = step("read recent history", self.recent_history, retry=True)
+                span_hours = s.retrain.support_hours if s.retrain.support_columns else None
+                if s.quality.lookback_hours or span_hours:
+                    # One read for both spans (the quality lookback, the support span).
+                    hours = max(s.quality.lookback_hours or 0, span_hours or 0)
+                    rows = step("read recent history", self.recent_history, hours, retry=True)
+                    span = rows if span_hours else None
+                    if s.quality.lookback_hours:
+                        recent = newest_hours(rows, s.model.timestamp, s.quality.lookback_hours)
                 if estimator is not None and s.quality.estimate.served.enabled:
                     served_rows = step(
                         "read served history", self.served_history, batch, retry=True
@@ -931,6 +949,8 @@ class MonitorCycle:
                         trained = step("load reference", self.references.frame, ref, retry=True)
                     times = time_frame(plan, batch)
                     age = champion_age(plan, trained, times, champion.validated_until)
+                    if needs_window:  # fitted once per champion (cached by its reference)
+                        support = champion_range(ref.sha256, trained, s.retrain.support_columns)
                     if served_mode:
                         served = step(
                             "measure served baseline",
@@ -964,7 +984,8 @@ class MonitorCycle:
             served,
             estimator,
             no_estimator,
-            trained if s.retrain.support_columns else None,
+            support,
+            span,
             served_rows,
         )
 
@@ -1112,14 +1133,12 @@ class MonitorCycle:
         }
         return replace(whole, segments=segments)
 
-    def recent_history(self) -> pd.DataFrame:
-        """History rows of the quality lookback (the newest ``quality.lookback_hours``)."""
-        hours = self.plan.settings.quality.lookback_hours or 0
+    def recent_history(self, hours: float | None = None) -> pd.DataFrame:
+        """History rows of the newest ``hours`` (default: the quality lookback,
+        ``quality.lookback_hours``)."""
+        hours = hours or self.plan.settings.quality.lookback_hours or 0
         rows = self.history.rows(days=hours / 24)
-        ts = self.plan.settings.model.timestamp
-        if rows.empty or not ts or ts not in rows.columns:
-            return rows
-        return rows[rows[ts] > rows[ts].max() - pd.Timedelta(hours=hours)]
+        return newest_hours(rows, self.plan.settings.model.timestamp, hours)
 
     def served_history(self, batch: Batch) -> pd.DataFrame | None:
         """History rows for the estimate's served calibration (``quality.estimate.served``):

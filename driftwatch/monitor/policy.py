@@ -27,6 +27,7 @@ def decide(
     segment_estimated: Sequence[EstimatedQuality] = (),
     outside: Mapping[str, float] | None = None,
     support_share: float = 0.01,
+    support_span: str = "the batch",
 ) -> Decision:
     """Retrain when features drifted (dataset rule) or the champion's quality degraded.
 
@@ -61,7 +62,8 @@ def decide(
     column it retrains ("support": the model is asked about values it never learnt from). On
     the 2013 replay it is the one online signal found that picks the weeks a retrain pays off
     in (the spring and autumn temperature swings) better than an even schedule: README,
-    "Replay of 2013". Like drift and quality it waits for ``min_age``.
+    "Replay of 2013". Like drift and quality it waits for ``min_age``. ``support_span`` names
+    the rows the shares were judged on (the batch, or the newest ``retrain.support_hours``).
     """
     if rows == 0:
         return Decision(action="no_data", reason="no new data")
@@ -97,7 +99,7 @@ def decide(
         triggers.add("support")
         named = ", ".join(f"{c} {v:.1%}" for v, c in beyond)
         reasons.append(
-            f"the batch leaves the champion's training range: {named} of rows beyond its"
+            f"{support_span} leaves the champion's training range: {named} of rows beyond its"
             f" 1st-99th percentile (> retrain.support_share = {support_share:.1%})"
         )
     old = age is not None and max_age is not None and age >= max_age

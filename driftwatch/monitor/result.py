@@ -93,6 +93,12 @@ class MonitorResult(_Frozen):
     # percentile of the champion's training window (empty when off or not judged), so that a
     # user sees how close each is to retrain.support_share before it retrains.
     support: dict[str, float] = Field(default_factory=dict)
+    # The rows those shares were judged on: "the batch (2,345 rows)", or with
+    # retrain.support_hours "the newest 168 h (6,789 rows)" (batch and history); its rows and
+    # hours (None: the batch alone).
+    support_span: str = ""
+    support_rows: int = 0
+    support_hours: float | None = None
     prediction: ColumnDrift | None = None
     champion_version: str | None = None
     # The champion's scores on its holdout (the newest labelled rows it never trained on, or the

@@ -101,9 +101,11 @@ def report_lines(result: MonitorResult) -> list[str]:
 
 
 def support_line(result: MonitorResult) -> str:
-    """``retrain.support_columns``: each column's share of rows beyond the champion's range."""
+    """``retrain.support_columns``: each column's share of rows beyond the champion's range,
+    and the span judged (the batch, or the newest ``retrain.support_hours``)."""
     shares = ", ".join(f"{c} {v:.1%}" for c, v in sorted(result.support.items()))
-    return f"support: rows beyond the champion's training range: {shares}"
+    span = f" of {result.support_span}" if result.support_span else ""
+    return f"support: rows{span} beyond the champion's training range: {shares}"
 
 
 def estimated_line(result: MonitorResult) -> str:
