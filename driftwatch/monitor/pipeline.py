@@ -923,17 +923,18 @@ class MonitorCycle:
                     "load champion model", self.load_champion, champion, ref, retry=True
                 )
                 span_hours = s.retrain.support_hours if s.retrain.support_columns else None
-                if s.quality.lookback_hours or span_hours:
-                    # One read for both spans (the quality lookback, the support span).
-                    hours = max(s.quality.lookback_hours or 0, span_hours or 0)
+                served_hours = None
+                if estimator is not None and s.quality.estimate.served.enabled:
+                    served_hours = self.served_hours(batch)
+                if s.quality.lookback_hours or span_hours or served_hours:
+                    # One read for the quality lookback, the support span and the served
+                    # periods of the estimate's interval (a step costs a task run).
+                    hours = max(s.quality.lookback_hours or 0, span_hours or 0, served_hours or 0)
                     rows = step("read recent history", self.recent_history, hours, retry=True)
                     span = rows if span_hours else None
+                    served_rows = rows if served_hours else None
                     if s.quality.lookback_hours:
                         recent = newest_hours(rows, s.model.timestamp, s.quality.lookback_hours)
-                if estimator is not None and s.quality.estimate.served.enabled:
-                    served_rows = step(
-                        "read served history", self.served_history, batch, retry=True
-                    )
                 if s.drift.prediction_drift:
                     reference = step("load reference", self.references.frame, ref, retry=True)
                 served_mode = s.quality.baseline == "served"
@@ -1140,13 +1141,14 @@ class MonitorCycle:
         rows = self.history.rows(days=hours / 24)
         return newest_hours(rows, self.plan.settings.model.timestamp, hours)
 
-    def served_history(self, batch: Batch) -> pd.DataFrame | None:
-        """History rows for the estimate's served calibration (``quality.estimate.served``):
-        enough days for the periods of the batch's length it replays (3 x ``max_periods``)."""
+    def served_hours(self, batch: Batch) -> float | None:
+        """Hours of history the estimate's served calibration needs (``quality.estimate.served``):
+        the periods of the batch's length it replays (3 x ``max_periods``); None without
+        timestamps."""
         times = batch_times(self.plan, batch)
         if not len(times):
             return None
-        return self.history.rows(days=read_days(self.plan, period_length(self.plan, times)))
+        return 24 * read_days(self.plan, period_length(self.plan, times))
 
     def block_judging(self, batch: Batch, ref: ReferenceHandle) -> BlockJudging:
         """The reference's block profile and each horizon's thresholds (cached per span); with
