@@ -19,8 +19,10 @@ Families (each one signal with a reason, one or two parameters):
 - **support**: the share of the newest week's rows beyond the 1st-99th percentile of the
   champion's training window (driftwatch's :class:`~driftwatch.model.support.Support`, as
   ``retrain.support_columns``) above x in any of the named columns; with a minimum age;
-- **support at a softer edge**: the same beyond the 2.5th-97.5th, 5th-95th or 10th-90th
-  percentile (``Support(quantile=q)``): a week approaching the edge fires before it crosses it;
+- **support at another edge**: the same for ``temp`` beyond the 2.5th-97.5th, 5th-95th or
+  10th-90th percentile (``Support(quantile=q)``: a week approaching the edge fires before it
+  crosses it), or beyond the 0.1th-99.9th, 0.25th-99.75th or 0.5th-99.5th (a champion's own
+  newest week, the top 1% of its window in a warming spell, is not yet outside);
 - **distance**: how far the newest week's mean moved from the window's, in the window's
   standard deviations (``Support.distance``, what widens the estimate's interval), above d;
   with a minimum age and an age floor.
@@ -59,8 +61,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 SEEDS = (0, 1, 2)
 WEATHER = ["temp", "dewp", "humid", "wind_speed", "pressure", "visib", "precip", "wind_dir"]
 COLUMN_SETS = {"temp": ["temp"], "temp+dewp": ["temp", "dewp"], "all weather": WEATHER}
-# Softer edges of the temperature's range (the quantile on each side), and the mean's distance.
-SOFTER = (0.025, 0.05, 0.1)
+# Other edges of the temperature's range (the quantile on each side), and the mean's distance.
+EDGES = (0.001, 0.0025, 0.005, 0.025, 0.05, 0.1)
 DISTANCE_SETS = {"temp": ["temp"], "temp+dewp": ["temp", "dewp"]}
 # A rule: (sse, n, champion, week, state) -> retrain after this week?
 Rule = Callable[[np.ndarray, np.ndarray, int, int], bool]
@@ -79,24 +81,24 @@ def load() -> tuple[list[str], dict[int, tuple[np.ndarray, np.ndarray]], dict[st
     labels, frames = [k for k, _ in batches], [f for _, f in batches]
     size = len(frames)
     per_col = np.full((size, size, len(WEATHER)), np.nan)
-    softer = {q: np.full((size, size), np.nan) for q in SOFTER}
+    edge_share = {q: np.full((size, size), np.nan) for q in EDGES}
     distance = {name: np.full((size, size), np.nan) for name in DISTANCE_SETS}
     for c in range(size - 1):
         window = training_window(pd.concat(frames[: c + 1], ignore_index=True), shipped, settings)
         support = Support().fit(window[WEATHER])
-        edges = {q: Support(quantile=q).fit(window[["temp"]]) for q in SOFTER}
+        edges = {q: Support(quantile=q).fit(window[["temp"]]) for q in EDGES}
         for j in range(c + 1, size):
             shares = support.outside(frames[j][WEATHER])
             per_col[c, j] = [shares[col] for col in WEATHER]
             for q, edge in edges.items():
-                softer[q][c, j] = edge.outside(frames[j][["temp"]])["temp"]
+                edge_share[q][c, j] = edge.outside(frames[j][["temp"]])["temp"]
             for name, cols in DISTANCE_SETS.items():
                 distance[name][c, j] = support.distance(frames[j][cols])
     share = {
         name: np.max(per_col[:, :, [WEATHER.index(c) for c in cols]], axis=2)
         for name, cols in COLUMN_SETS.items()
     }
-    share.update({f"temp, {q:.1%}-{1 - q:.1%}": m for q, m in softer.items()})
+    share.update({f"temp, {q:.2%}-{1 - q:.2%}": m for q, m in edge_share.items()})
     share.update({f"distance {name}": m for name, m in distance.items()})
     matrices = {}
     for seed in SEEDS:
@@ -185,10 +187,14 @@ def rules(share: dict[str, np.ndarray]) -> dict[str, tuple[str, Rule]]:
         name = f"support {cols} > {x:.1%}, min age {m}, max age {a or '-'}"
         out[name] = ("support", aged(m, a, beyond(cols, x)))
     for q, x, m, a in itertools.product(
-        SOFTER, (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3), (0, 1, 2), (None, 3, 4)
+        EDGES,
+        (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
+        (0, 1, 2),
+        (None, 3, 4),
     ):
-        name = f"support temp beyond {q:.1%}-{1 - q:.1%} > {x:.0%}, min age {m}, max age {a or '-'}"
-        out[name] = ("softer edge", aged(m, a, beyond(f"temp, {q:.1%}-{1 - q:.1%}", x)))
+        edge = f"{q:.2%}-{1 - q:.2%}"
+        name = f"support temp beyond {edge} > {x:.2%}, min age {m}, max age {a or '-'}"
+        out[name] = ("other edge", aged(m, a, beyond(f"temp, {edge}", x)))
     for cols, d, m, a in itertools.product(
         DISTANCE_SETS, np.arange(0.1, 1.01, 0.05), (0, 1, 2), (None, 3, 4)
     ):
@@ -237,7 +243,7 @@ def main() -> None:
     weekly = table["even, every 1 week(s)"]["seed 0"]
     budget = weekly["retrains_H1"] // 2
     chosen = {}
-    for family in ("quality", "support", "softer edge", "distance", "any"):
+    for family in ("quality", "support", "other edge", "distance", "any"):
         pool = {
             k: v
             for k, v in table.items()
@@ -292,7 +298,7 @@ def main() -> None:
             (k for k, v in table.items() if v["family"] == fam and v["seed 0"]["retrains"] <= 22),
             key=lambda k: table[k]["seed 0"]["year"],
         )
-        for fam in ("quality", "support", "softer edge", "distance")
+        for fam in ("quality", "support", "other edge", "distance")
     }
     for family, name in best_year.items():
         print(cells(name) + f" best year with <= 22 retrains, hindsight ({family})")
