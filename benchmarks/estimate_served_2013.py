@@ -78,8 +78,8 @@ def per_period(task: Task, est: Any, keys: pd.Series) -> pd.DataFrame:
     out = []
     least = task.settings.quality.min_labelled_rows
     for key, idx in task.later.groupby(keys.to_numpy(), sort=True).indices.items():
-        if len(idx) < least:  # as the monitor: no period of fewer labelled rows is judged
-            continue
+        if key == "" or len(idx) < least:  # "": hours of too few flights (estimate_2013's
+            continue  # periods); as the monitor, no period of fewer labelled rows is judged
         x, p = x_all.iloc[idx], task.later_pred[idx]
         if task.name == "regression":
             sums = est.sums(x, p)
@@ -101,25 +101,38 @@ def per_period(task: Task, est: Any, keys: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def served(table: pd.DataFrame, metric_name: str, lag: int, opts: Any) -> pd.DataFrame:
+def served(table: pd.DataFrame, metric_name: str, lag: int, opts: Any, freq: str) -> pd.DataFrame:
     """The table with each period's interval calibrated on the periods labelled by then (those
-    ``lag`` or more periods before it), the number it was calibrated on and the factor."""
+    ``lag`` or more periods before it in time: periods of too few rows are left out of the
+    table, not of the clock, as the monitor counts them), the number it was calibrated on and
+    the factor it applied."""
     t = table.reset_index(drop=True)
     e, low, high, real = (
         t[c].to_numpy(dtype=float) for c in ("estimate", "low", "high", "realised")
     )
+    first = pd.Period(str(t["period"][0]), freq)
+    pos = np.array([(pd.Period(str(k), freq) - first).n for k in t["period"]])
+    labelled_by = np.searchsorted(pos, pos - lag, side="right")
     new_low, new_high, used, factor = [], [], [], []
     for i in range(len(t)):
-        known = slice(0, max(i - lag + 1, 0))
+        known = slice(0, int(labelled_by[i]))
         cal = ServedCalibration(
             LEVEL, opts.min_periods, opts.max_periods, narrow_after=opts.narrow_after
-        ).fit(metric_name, e[known], low[known], high[known], real[known], lag=lag)
+        ).fit(
+            metric_name,
+            e[known],
+            low[known],
+            high[known],
+            real[known],
+            lag=lag,
+            positions=pos[known],
+        )
         base = Estimate(metric_name, e[i], low[i], high[i], LEVEL, int(t["rows"][i]), True, None)
         adj = cal.adjust(base, float(t["floor"][i]))
         new_low.append(adj.low)
         new_high.append(adj.high)
         used.append(cal.periods_)
-        factor.append(cal.factor_)
+        factor.append(cal.applied_factor_)
     return t.assign(
         served_low=new_low, served_high=new_high, calibrated_on=used, factor=factor
     ).assign(calibrated=lambda d: d["calibrated_on"] >= opts.min_periods)
@@ -279,7 +292,7 @@ def main() -> None:
                 t1 = time.perf_counter()
                 keys = periods(task.later, task.spec.timestamp, freq)
                 base = per_period(task, est, keys)
-                t = served(base, task.metric, lag, opts)
+                t = served(base, task.metric, lag, opts, freq)
                 row = {
                     "champion": name,
                     "task": f"{task.name} {task.metric}",

@@ -302,6 +302,11 @@ class ServedIntervalSettings(_Strict):
                 f"max_periods {self.max_periods} < min_periods {self.min_periods}: it could"
                 " never calibrate"
             )
+        if self.narrow_after is not None and self.narrow_after > 3 * self.max_periods:
+            raise ValueError(
+                f"narrow_after {self.narrow_after} > 3 x max_periods ({3 * self.max_periods},"
+                " the most periods the calibration reads): it could never narrow"
+            )
         return self
 
 

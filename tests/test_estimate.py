@@ -276,11 +276,12 @@ def test_the_big_batch_sums_path_equals_the_in_memory_one(loss_estimator):
             assert getattr(got, f) == pytest.approx(getattr(whole, f), rel=1e-9)
 
 
-def test_cbpe_interval_widens_on_a_covariate_shift():
+def test_cbpe_interval_widens_on_a_covariate_shift(monkeypatch):
     """CBPE's interval, too, widens away from the holdout (on the logit scale, both sides):
     scores keep their calibration but the batch's feature moved by 1.5 holdout sd, so the
-    calibration map is asked about rows it learnt from few of. A batch like the holdout keeps
-    (nearly) its measured interval, and the ends never leave [0, 1]."""
+    calibration map is asked about rows it learnt from few of. A batch like the holdout gets its
+    measured interval with the floor in quadrature and (nearly) nothing for distance, and the
+    ends never leave [0, 1]."""
     from driftwatch.model import estimate as E
 
     rng = np.random.default_rng(13)
@@ -298,8 +299,22 @@ def test_cbpe_interval_widens_on_a_covariate_shift():
     Xf, _, sf = make(400, shift=1.5)
     near, far = est.estimate(sn, X=Xn), est.estimate(sf, X=Xf)
     assert E._CBPE_SLOPE > 0 and E._CBPE_FLOOR >= 0
-    lo, hi = E.widen_logit(near.value, near.low, near.high, est.multiplier_, 0.0, 0.0, 0.0)
-    assert (lo, hi) == (near.low, near.high)  # no widening asked: the measured interval
+    # A batch like the holdout: its measured interval (the widening off) with the floor in
+    # quadrature, and at most a tenth of a slope for distance beyond chance.
+    with monkeypatch.context() as m:
+        m.setattr(E, "_CBPE_FLOOR", 0.0)
+        m.setattr(E, "_CBPE_SLOPE", 0.0)
+        measured = est.estimate(sn, X=Xn)
+    floor_only = E.widen_logit(
+        near.value, measured.low, measured.high, est.multiplier_, 0.0, E._CBPE_FLOOR, 0.0
+    )
+    lv, (a, b) = E._logit(np.array([near.value]))[0], E._logit(np.array(floor_only))
+    assert (
+        E._logit(np.array([near.low]))[0] <= a + 1e-9
+        and b <= E._logit(np.array([near.high]))[0] + 1e-9
+    )
+    assert lv - E._logit(np.array([near.low]))[0] <= lv - a + 0.1 * E._CBPE_SLOPE
+    assert E._logit(np.array([near.high]))[0] - lv <= b - lv + 0.1 * E._CBPE_SLOPE
     w_near = E._logit(np.array([near.high]))[0] - E._logit(np.array([near.low]))[0]
     w_far = E._logit(np.array([far.high]))[0] - E._logit(np.array([far.low]))[0]
     assert w_far > w_near + E._CBPE_SLOPE  # 1.5 sd beyond chance: > one slope's worth wider

@@ -303,3 +303,80 @@ def test_the_backtests_in_memory_history_calibrates_the_same_way(tmp_path, make_
     assert served == [0, 1, 2, 3, 4]  # each hour's labels came with it
     last = results[-1].estimated
     assert last.interval_factor > 1.5 and "interval calibrated on 4 served periods" in last.reason
+
+
+def test_periods_are_cut_at_their_edges_and_the_lag_counts_time(make_config) -> None:
+    """A row at exactly one period before the batch is in the newest period, not the one
+    before; a period of too few labelled rows is left out of the list but not of the clock:
+    hours labelled up to the one before the batch give a lag of 1 however many night hours
+    were left out."""
+    import pandas as pd
+
+    from driftwatch.config import load_settings
+    from driftwatch.monitor.plan import Plan
+    from driftwatch.monitor.ports import PREDICTED, SERVED_BY
+    from driftwatch.monitor.served_interval import grid_start, served_periods
+
+    plan = Plan(settings=load_settings(make_config()))
+    spec = plan.settings.model
+    least = plan.settings.quality.min_labelled_rows
+    start = pd.Timestamp("2013-02-02 12:00", tz="UTC")
+    hours = [start - pd.Timedelta(hours=h) for h in (1, 2, 10)]  # 11:00, 10:00, then 02:00
+    rows = pd.DataFrame(
+        {
+            spec.timestamp: [h for h in hours for _ in range(least)],
+            spec.target: 100.0,
+            PREDICTED: 101.0,
+            SERVED_BY: "1",
+        }
+    )
+    periods = served_periods(plan, rows, "1", start, pd.Timedelta(hours=1))
+    assert [(b, str(t.time()), len(g)) for b, t, g in periods] == [
+        (9, "02:00:00", least),
+        (1, "10:00:00", least),
+        (0, "11:00:00", least),
+    ]
+    # A batch whose first row is at 12:07 meets the same periods (the grid is whole hours).
+    later = pd.Series([start + pd.Timedelta(minutes=7)])
+    assert grid_start(later, pd.Timedelta(hours=1)) == start
+    # With gaps, the lag is counted in time: periods two hours apart, labels 3 hours late:
+    # when a period was served, all but the one just before it were labelled (a lag of 2 in
+    # the list), not all but two (3 in the list, what counting periods given would say).
+    rng = np.random.default_rng(6)
+    e, lo, hi, r = _periods(rng, 30, 0.1, 0.3, "rmse")
+    pos = -np.arange(60, 0, -2)  # every other hour: night hours left out
+    fit = ServedCalibration(0.9, min_periods=8).fit
+    gapped = fit("rmse", e, lo, hi, r, lag=3, positions=pos)
+    assert gapped.correction_ == pytest.approx(fit("rmse", e, lo, hi, r, lag=2).correction_)
+    assert gapped.correction_ != pytest.approx(fit("rmse", e, lo, hi, r, lag=3).correction_)
+
+
+def test_the_factor_reported_is_the_factor_applied() -> None:
+    """Below ``narrow_after`` a measured narrowing is held: the note and ``applied_factor_``
+    say what the interval got (x1), and the measured factor is named beside it."""
+    rng = np.random.default_rng(7)
+    cal = ServedCalibration(0.9, min_periods=8).fit(
+        "rmse", *_periods(rng, 12, 0.1, 1.645 * 0.1 * 3, "rmse")
+    )
+    assert cal.factor_ < 1 and cal.applied_factor_ == 1.0
+    assert "(x1; " in cal.note and "narrowed only from 20" in cal.note
+
+
+def test_the_period_cache_belongs_to_its_estimator() -> None:
+    """Cached served periods are kept per estimator object (weakly): another estimator never
+    reads them, even one born at the same address after the first is gone."""
+    import gc
+
+    from driftwatch.monitor import served_interval as si
+
+    class Est:  # any object the cache can key weakly, as the estimators are
+        pass
+
+    first = Est()
+    with si._CACHE_LOCK:
+        si._CACHE.setdefault(first, {})[("k",)] = (1.0, 0.5, 2.0, 1.0)
+    del first
+    gc.collect()
+    second = Est()
+    with si._CACHE_LOCK:
+        assert ("k",) not in si._CACHE.get(second, {})

@@ -185,8 +185,11 @@ class LateLabels:
 
     def withhold(self, frame: pd.DataFrame) -> pd.DataFrame:
         lab = frame[["flight_id", self.target]].dropna(subset=[self.target])
-        minutes = frame["dep_delay"].fillna(0) + frame[self.target] + 20
-        lab = lab.assign(label_time=frame["time_hour"] + pd.to_timedelta(minutes, unit="min"))
+        # Only the flights that have a label (cancelled ones have none: no NaN minutes, which
+        # pandas' unit conversion warns about as an overflow).
+        rows = frame.loc[lab.index]
+        minutes = (rows["dep_delay"].fillna(0) + rows[self.target] + 20).to_numpy(dtype=float)
+        lab = lab.assign(label_time=rows["time_hour"] + pd.to_timedelta(minutes, unit="min"))
         self.waiting = pd.concat([self.waiting, lab.dropna()], ignore_index=True)
         return frame.drop(columns=[self.target])
 

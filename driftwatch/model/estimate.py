@@ -42,13 +42,14 @@ the distance a contiguous block of the holdout with as many rows shows by chance
 ``chance_distance_``: an hour's mean moves ~0.7 sd from a week-long holdout's by its weather
 alone, and that is no sign of a shift), never below 0.
 - RMSE / MAE, on the log scale of the mean loss: the loss model errs mostly low away from the
-  holdout, so the upper side gets the floor (``_SHIFT_FLOOR``) and ``_SHIFT_SLOPE`` x excess,
-  the lower side half the slope term.
+  holdout, so the upper side gets the floor (``_SHIFT_FLOOR``, in quadrature) and
+  ``_SHIFT_SLOPE`` x excess, the lower side a smaller floor (``_SHIFT_FLOOR_LOW``) and half the
+  slope term.
 - ROC AUC / accuracy / F1 (CBPE), on the logit scale of the metric (a bounded number: the
   interval never leaves [0, 1], and a move means more near 1 than near 0.5): both sides get the
   floor (``_CBPE_FLOOR``, in quadrature) and ``_CBPE_SLOPE`` x excess alike (:func:`widen_logit`),
   since a ranking can get better as well as worse under a covariate shift.
-The four numbers cannot be measured on a holdout of a few days, which is why they are constants:
+The five numbers cannot be measured on a holdout of a few days, which is why they are constants:
 chosen on one 2013 champion's periods (weekly, daily and hourly: the narrowest interval with 90%
 inside on each, ``benchmarks/estimate_widening.py``) and checked on three others. A batch
 outside the holdout's support is still flagged unreliable (``Support``).
@@ -87,6 +88,7 @@ _SHIFT_SLOPE = 0.25  # upper side: + slope x excess distance; lower side: - half
 _CBPE_FLOOR = 0.4  # sd in logits that does not shrink with rows, in quadrature
 _CBPE_SLOPE = 0.25  # logits per unit of excess distance
 _CHANCE_SIZES = 8  # batch sizes (geometric, 10 rows to a quarter of the holdout) of the chance
+# distance measured at fit (ChanceDistance): interpolated on log rows in between.
 
 
 @dataclass(frozen=True)
@@ -215,10 +217,6 @@ def log_bounds(
     low = multiplier_low * np.hypot(sd, half * floor_low) - away / 2
     high = multiplier * np.hypot(sd, half * floor) + away
     return low, high
-
-
-def _expit(x: float) -> float:
-    return float(1.0 / (1.0 + np.exp(-x)))
 
 
 def _calibrate_interval(

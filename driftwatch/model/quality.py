@@ -198,8 +198,9 @@ class EstimatedQuality(BaseModel):
     # model.segments: the segment estimated (``origin=EWR``); None for the whole batch.
     segment: str | None = None
     # quality.estimate.served: the champion's labelled served periods the interval was
-    # calibrated on (None: not asked), and the factor on its half-widths (None: not adjusted,
-    # fewer periods than quality.estimate.served.min_periods).
+    # calibrated on (None: not asked), and the factor applied to its half-widths (None: not
+    # adjusted, fewer periods than quality.estimate.served.min_periods; 1 while a narrowing
+    # waits for quality.estimate.served.narrow_after periods).
     served_periods: int | None = None
     interval_factor: float | None = None
 

@@ -97,8 +97,10 @@ class ServedCalibration:
     ``fit`` takes, oldest first, each period's estimate, interval and realised value (metric
     scale); only the newest ``max_periods`` count. ``adjust`` applies the factor to a new
     :class:`driftwatch.model.estimate.Estimate`. Fitted state: ``factor_`` (1.0 when not
-    adjusted), ``correction_`` (quantile tracking's part of it), ``periods_`` (labelled periods
-    given, at most 3 x ``max_periods``), ``scores_`` and ``note``.
+    adjusted), ``correction_`` (quantile tracking's part of it), ``applied_factor_`` (what
+    ``adjust`` uses: ``factor_``, or 1 while a narrowing waits for ``narrow_after`` periods),
+    ``periods_`` (labelled periods given, at most 3 x ``max_periods``), ``scores_`` and
+    ``note``.
     """
 
     def __init__(
@@ -127,22 +129,34 @@ class ServedCalibration:
         self.narrow_after = narrow_after
 
     def fit(
-        self, metric: str, estimate: Any, low: Any, high: Any, realised: Any, lag: int = 1
+        self,
+        metric: str,
+        estimate: Any,
+        low: Any,
+        high: Any,
+        realised: Any,
+        lag: int = 1,
+        positions: Any = None,
     ) -> ServedCalibration:
         """``lag``: how many periods after its own a period's labels are known (1: from the
-        next period on), so the replay gives each period the interval it had when served."""
+        next period on), so the replay gives each period the interval it had when served.
+        ``positions``: each period's place in time, in periods (e.g. hours since some start),
+        when the periods given are not contiguous (periods of too few labelled rows left out:
+        night hours); the lag is then counted in time, not in periods given. None: contiguous."""
         e, lo, hi, r = (to_scale(metric, v) for v in (estimate, low, high, realised))
-        if not (len(e) == len(lo) == len(hi) == len(r)):
+        pos = np.arange(len(e)) if positions is None else np.asarray(positions, dtype=float)
+        if not (len(e) == len(lo) == len(hi) == len(r) == len(pos)):
             raise ValueError(
                 f"ServedCalibration.fit: estimate {len(e)}, low {len(lo)}, high {len(hi)},"
-                f" realised {len(r)} periods differ"
+                f" realised {len(r)}, positions {len(pos)} periods differ"
             )
         ok = np.isfinite(e) & np.isfinite(lo) & np.isfinite(hi) & np.isfinite(r)
-        e, lo, hi, r = (v[ok][-TRACKED * self.max_periods :] for v in (e, lo, hi, r))
+        keep = slice(-TRACKED * self.max_periods, None)
+        e, lo, hi, r, pos = (v[ok][keep] for v in (e, lo, hi, r, pos))
         self.metric_ = metric
         self.periods_ = len(e)
         self.scores_ = _scores(e, lo, hi, r)
-        self.factor_, self.correction_ = 1.0, 1.0
+        self.factor_, self.correction_, self.applied_factor_ = 1.0, 1.0, 1.0
         n, k_max = self.periods_, self.max_periods
         if n < self.min_periods:
             self.note = (
@@ -155,8 +169,11 @@ class ServedCalibration:
         # those), and correct after each: log c += step x (missed - (1 - level)).
         miss_rate, lag = 1 - self.level, max(int(lag), 1)
         log_c = np.zeros(n + 1)  # log_c[j + 1]: the correction once periods <= j are labelled
+        # known_at[m]: periods [0, known_at[m]) were labelled when m was served (those ``lag``
+        # periods before it in time, or more; pos is sorted, oldest first).
+        known_at = np.searchsorted(pos, pos - lag, side="right")
         for m in range(n):
-            known = m - lag + 1  # periods [0, known) were labelled when m was served
+            known = int(known_at[m])
             step = 0.0
             if known >= self.min_periods:
                 before = self.scores_[max(0, known - k_max) : known]
@@ -166,10 +183,15 @@ class ServedCalibration:
         recent = self.scores_[-k_max:]
         self.correction_ = float(np.exp(log_c[n]))
         self.factor_ = self._conformal(recent) * self.correction_
+        held = self.narrow_after is not None and n < self.narrow_after and self.factor_ < 1
+        self.applied_factor_ = 1.0 if held else self.factor_
         exact = math.ceil(self.level * (len(recent) + 1)) <= len(recent)
         few = "" if exact else f"; {len(recent)} periods: the largest score for the exact rank"
+        if held:
+            few += f"; measured x{self.factor_:.2g}, narrowed only from {self.narrow_after}"
         self.note = (
-            f"interval calibrated on {len(recent)} served periods (x{self.factor_:.2g}{few})"
+            f"interval calibrated on {len(recent)} served periods"
+            f" (x{self.applied_factor_:.2g}{few})"
         )
         return self
 
@@ -206,11 +228,8 @@ class ServedCalibration:
             v = min(max(float(estimate.value), _EDGE), 1 - _EDGE)
             floor /= v * (1 - v)
         least = z * floor
-        factor = self.factor_
-        if self.narrow_after is not None and self.periods_ < self.narrow_after:
-            factor = max(factor, 1.0)
-        down = max(factor * (e - lo), least)
-        up = max(factor * (hi - e), least)
+        down = max(self.applied_factor_ * (e - lo), least)
+        up = max(self.applied_factor_ * (hi - e), least)
         with np.errstate(over="ignore"):
             low, high = float(from_scale(m, e - down)), float(from_scale(m, e + up))
         if not (np.isfinite(low) and np.isfinite(high)):  # a side beyond any number: as it was

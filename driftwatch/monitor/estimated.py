@@ -184,7 +184,7 @@ def calibrated(e: EstimatedQuality, calibration: Any) -> EstimatedQuality:
         update={
             "reason": f"{e.reason}; {calibration.note}",
             "served_periods": calibration.calibrated_on,
-            "interval_factor": calibration.factor_ if calibration.adjusted else None,
+            "interval_factor": calibration.applied_factor_ if calibration.adjusted else None,
         }
     )
 
@@ -232,5 +232,7 @@ def estimated_metrics(e: EstimatedQuality | None) -> dict[str, float]:
         out[f"estimated_{e.metric}_high"] = float(e.high)
     if e.served_periods is not None:  # quality.estimate.served: what calibrated the interval
         out["estimated_served_periods"] = float(e.served_periods)
-        out["estimated_interval_factor"] = float(e.interval_factor or 1.0)
+        out["estimated_interval_factor"] = float(
+            1.0 if e.interval_factor is None else e.interval_factor
+        )
     return out

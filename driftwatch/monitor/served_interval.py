@@ -11,13 +11,17 @@ the newest ``max_periods`` give the conformal factor, all of them its online cor
 
 Rows are served by one champion only: a new champion starts from its holdout's interval, and
 the periods it serves calibrate it from then on. A period's estimate is cached in the process
-(per champion, period and labelled count): a tick estimates only the periods whose labels
-changed since the last one.
+(per estimator object, then per plan, champion, period and labelled count): a tick estimates
+only the periods whose labels changed since the last one. The periods are cut on a grid of
+whole hours (whole minutes below an hour), so batches whose first row falls at another minute
+each tick still meet their periods in the cache.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -32,11 +36,16 @@ from driftwatch.monitor.ports import PREDICTED, SERVED_BY
 
 log = logging.getLogger("driftwatch.monitor")
 
-# (estimator, plan, champion, metric, level, period start, length, labelled rows) -> (estimate,
-# low, high, realised). Bounded: cleared when it grows past this (a daemon serving one champion with hourly
-# periods holds a few hundred).
-_CACHE: dict[tuple, tuple[float, float, float, float]] = {}
-_CACHE_MAX = 20_000
+# estimator -> {(plan, champion, metric, level, period start, length, labelled rows) ->
+# (estimate, low, high, realised)}. Keyed on the estimator object itself, weakly: an entry goes
+# with its estimator (an id() could be reused by the next one); a lock, since several models
+# tick in threads of one process. Each estimator's entries are bounded (cleared past this: a
+# daemon serving one champion with hourly periods holds a few hundred).
+_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, tuple[float, float, float, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX = 5_000
 
 
 def period_length(plan: Plan, batch_times: pd.Series) -> pd.Timedelta:
@@ -55,13 +64,20 @@ def read_days(plan: Plan, length: pd.Timedelta) -> float:
     return periods * (length / pd.Timedelta(days=1)) + 1.0
 
 
+def grid_start(batch_times: pd.Series, length: pd.Timedelta) -> pd.Timestamp:
+    """Where the served periods end: the batch's first row, down to the whole hour (the whole
+    minute for periods under an hour), so the periods stay the same from tick to tick."""
+    return batch_times.min().floor("1h" if length >= pd.Timedelta(hours=1) else "1min")
+
+
 def served_periods(
     plan: Plan, rows: pd.DataFrame, champion: str, start: pd.Timestamp, length: pd.Timedelta
-) -> list[tuple[pd.Timestamp, pd.DataFrame]]:
+) -> list[tuple[int, pd.Timestamp, pd.DataFrame]]:
     """The champion's labelled served rows before ``start``, cut into periods of ``length``
-    ending at ``start``: (period start, its labelled rows), oldest first; only periods with at
-    least ``quality.min_labelled_rows`` labelled rows, the newest ``3 x max_periods`` of them
-    (what the calibration replays)."""
+    ending at ``start``, each [begin, begin + length): (periods back from ``start``, 0 the
+    newest; its begin; its labelled rows), oldest first; only periods with at least
+    ``quality.min_labelled_rows`` labelled rows, the newest ``3 x max_periods`` of them (what
+    the calibration replays)."""
     s = plan.settings
     spec, opts = s.model, s.quality.estimate.served
     ts = spec.timestamp
@@ -76,11 +92,13 @@ def served_periods(
     ]
     if mine.empty:
         return []
-    k = ((start - mine[ts]) // length).astype(int)
+    # A row at begin + length belongs to the next period: -((t - start) // length) - 1 puts
+    # start - length in period 0 (not 1, as (start - t) // length would).
+    back = -((mine[ts] - start) // length).astype(int) - 1
     out = []
-    for back, group in sorted(mine.groupby(k.to_numpy()), key=lambda kv: -kv[0]):
+    for b, group in sorted(mine.groupby(back.to_numpy()), key=lambda kv: -kv[0]):
         if len(group) >= s.quality.min_labelled_rows:
-            out.append((start - (back + 1) * length, group))
+            out.append((int(b), start - (int(b) + 1) * length, group))
     return out[-TRACKED * opts.max_periods :]
 
 
@@ -101,15 +119,22 @@ def fit_served_calibration(
     opts = s.quality.estimate.served
     if not opts.enabled or estimator is None or rows is None or not len(batch_times.dropna()):
         return None
-    start, length = batch_times.min(), period_length(plan, batch_times)
+    length = period_length(plan, batch_times)
+    start = grid_start(batch_times, length)
     spec, metric, level = s.model, plan.metric, s.quality.estimate.level
-    values = []
+    values, positions = [], []
     periods = served_periods(plan, rows, champion, start, length)
-    # How late labels come, in periods: the newest labelled period is this many before the batch.
-    lag = round((start - periods[-1][0]) / length) if periods else 1
-    for begins, group in periods:
-        key = (id(estimator), plan.name, champion, metric, level, begins, length, len(group))
-        if key not in _CACHE:
+    # How late labels come, in periods: the newest labelled period is this many before the
+    # batch (1: the one just before it). Counted in time: periods of too few labelled rows
+    # (night hours) are left out of the list, not out of the clock.
+    lag = periods[-1][0] + 1 if periods else 1
+    with _CACHE_LOCK:
+        cache = _CACHE.setdefault(estimator, {})
+    for back, begins, group in periods:
+        key = (plan.name, champion, metric, level, begins, length, len(group))
+        with _CACHE_LOCK:
+            got = cache.get(key)
+        if got is None:
             p = group[PREDICTED].to_numpy(dtype=float)
             try:
                 est, _ = estimate_rows(plan, estimator, model, group, p)
@@ -118,11 +143,14 @@ def fit_served_calibration(
                 continue
             y = target(group, spec).to_numpy(dtype=float)
             real = score_predictions(y, p, spec).get(metric, np.nan)
-            if len(_CACHE) >= _CACHE_MAX:
-                _CACHE.clear()
-            _CACHE[key] = (est.value, est.low, est.high, float(real))
-        values.append(_CACHE[key])
+            got = (est.value, est.low, est.high, float(real))
+            with _CACHE_LOCK:
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                cache[key] = got
+        values.append(got)
+        positions.append(-back)
     a = np.asarray(values, dtype=float).reshape(-1, 4)
     return ServedCalibration(
         level, opts.min_periods, opts.max_periods, narrow_after=opts.narrow_after
-    ).fit(metric, a[:, 0], a[:, 1], a[:, 2], a[:, 3], lag=lag)
+    ).fit(metric, a[:, 0], a[:, 1], a[:, 2], a[:, 3], lag=lag, positions=positions)

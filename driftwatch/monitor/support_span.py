@@ -36,11 +36,12 @@ class SupportSpan:
         return f"{where} ({len(self.frame):,} rows)"
 
 
-# Champions' ranges by (reference content hash, columns): a daemon serves one champion for
-# many ticks, and a year's replay crosses tens of them; a handful is all a process needs.
+# Champions' ranges by (reference content hash, columns): a daemon serves one champion per
+# model for many ticks (two around a promotion), and a year's replay crosses tens of them. A
+# Support is a few numbers per column: 256 covers a deployment of a hundred models.
 _RANGES: OrderedDict[tuple[str, tuple[str, ...]], Support] = OrderedDict()
 _RANGES_LOCK = threading.Lock()
-_KEEP = 16
+_KEEP = 256
 
 
 def champion_range(sha256: str, trained: pd.DataFrame, columns: list[str]) -> Support | None:
@@ -84,8 +85,11 @@ def support_span(
         if FROM_FILE in older.columns:
             older = older[~older[FROM_FILE].isin(in_batch or [])]
         parts.insert(0, older)
-    cols = [c for c in settings.retrain.support_columns if all(c in p.columns for p in parts)]
-    rows = pd.concat([p[cols] for p in parts if len(p)], ignore_index=True) if cols else frame
+    # The batch's support columns; a history part without one of them (written before the
+    # column existed) is left out rather than the span given up.
+    cols = [c for c in settings.retrain.support_columns if c in frame.columns]
+    parts = [p for p in parts if all(c in p.columns for c in cols)]
+    rows = pd.concat([p[cols] for p in parts], ignore_index=True)
     return SupportSpan(rows, hours)
 
 
