@@ -107,6 +107,20 @@ def test_estimates_can_be_switched_off(
 # -- a synthetic model whose loss is known: y = 2x + noise, the noise doubles where z > 1 ---------
 
 
+def synthetic_model(id_column: str | None = None) -> dict:
+    """The ``model`` section of the synthetic data's config (y = 2x + noise, a linear model)."""
+    return {
+        "name": "synthetic",
+        "target": "y",
+        "numerical": ["x", "z"],
+        "categorical": [],
+        "estimator": "linear",
+        "params": {},
+        "timezone": "UTC",
+        "id_column": id_column,
+    }
+
+
 def _synthetic(rng: np.random.Generator, n: int, start: str, x=(0, 10), z=(-2, 2)) -> pd.DataFrame:
     xs, zs = rng.uniform(*x, n), rng.uniform(*z, n)
     return pd.DataFrame(
@@ -127,16 +141,7 @@ def synthetic_plan(tmp_path: Path, make_config: Callable[..., Path]) -> Callable
 
     def make(**sections) -> Plan:
         config = make_config(
-            model={
-                "name": "synthetic",
-                "target": "y",
-                "numerical": ["x", "z"],
-                "categorical": [],
-                "estimator": "linear",
-                "params": {},
-                "timezone": "UTC",
-                "id_column": None,
-            },
+            model=synthetic_model(),
             drift={"calibration": {"quiet": "rows", "batches": 400}},
             retrain={"min_age_days": None, "max_age_days": None, **sections.pop("retrain", {})},
             quality={"baseline": "holdout", **sections.pop("quality", {})},

@@ -8,6 +8,7 @@ import pytest
 
 from driftwatch.model.estimate import Estimate
 from driftwatch.model.served_calibration import ServedCalibration, from_scale, to_scale
+from tests.test_estimated_monitor import synthetic_model
 
 
 def _periods(rng: np.random.Generator, n: int, true_sd: float, half: float, metric: str):
@@ -187,16 +188,7 @@ def test_labelled_periods_outside_the_interval_widen_the_next_ticks_interval(
     labels.mkdir()
     landing.mkdir()
     config = make_config(
-        model={
-            "name": "synthetic",
-            "target": "y",
-            "numerical": ["x", "z"],
-            "categorical": [],
-            "estimator": "linear",
-            "params": {},
-            "timezone": "UTC",
-            "id_column": "id",
-        },
+        model=synthetic_model("id"),
         drift={"calibration": {"quiet": "rows", "batches": 200}},
         # Only a quality verdict may retrain, and the batches carry no labels: one champion.
         retrain={"min_age_days": None, "max_age_days": None, "triggers": ["quality"]},
@@ -273,16 +265,7 @@ def test_the_backtests_in_memory_history_calibrates_the_same_way(tmp_path, make_
     reference = tmp_path / "synthetic.parquet"
     _hidden_noise(rng, "2024-01-01", 6000, 1.0).to_parquet(reference, index=False)
     config = make_config(
-        model={
-            "name": "synthetic",
-            "target": "y",
-            "numerical": ["x", "z"],
-            "categorical": [],
-            "estimator": "linear",
-            "params": {},
-            "timezone": "UTC",
-            "id_column": None,
-        },
+        model=synthetic_model(),
         drift={"calibration": {"quiet": "rows", "batches": 200}},
         retrain={"min_age_days": None, "max_age_days": None, "triggers": ["age"]},
         quality={"baseline": "holdout", "estimate": {"served": {"min_periods": 3}}},
