@@ -85,7 +85,7 @@ def per_period(task: Task, est: Any, keys: pd.Series) -> pd.DataFrame:
             sums = est.sums(x, p)
             e, floor = est.from_sums(sums), est.sampling_part(sums)
         else:
-            e, floor = est.estimate(p, X=x), est.sampling_part(p)
+            e, floor = est.estimate_with_sampling(p, X=x)
         out.append(
             {
                 "period": key,

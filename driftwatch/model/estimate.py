@@ -709,6 +709,14 @@ class ConfidenceEstimator:
     def estimate(self, proba: Any, X: pd.DataFrame | None = None) -> Estimate:
         """The expected metric on a batch from the model's scores (and, for the support check,
         the batch's features)."""
+        return self.estimate_with_sampling(proba, X)[0]
+
+    def estimate_with_sampling(
+        self, proba: Any, X: pd.DataFrame | None = None
+    ) -> tuple[Estimate, float]:
+        """:meth:`estimate` and the batch's sampling sd of the metric (its bootstrap): the part
+        no calibration on served periods may narrow (``driftwatch.model.served_calibration``),
+        returned so that it is not drawn a second time."""
         score = self._scores(proba)
         n = len(score)
         if n == 0:
@@ -734,7 +742,7 @@ class ConfidenceEstimator:
         low, high = widen_logit(
             value, low, high, self.multiplier_, excess, _CBPE_FLOOR, _CBPE_SLOPE
         )
-        return Estimate(
+        estimate = Estimate(
             metric=self.metric,
             value=value,
             low=low,
@@ -744,13 +752,7 @@ class ConfidenceEstimator:
             reliable=reason is None,
             reason=reason,
         )
-
-    def sampling_part(self, proba: Any) -> float:
-        """The batch's sampling sd of the metric (the bootstrap ``estimate`` uses): the part no
-        calibration on served periods may narrow (``driftwatch.model.served_calibration``)."""
-        score = self._scores(proba)
-        c = self._calibrated(score, self.calibrators_)
-        return self._sampling_sd(score, c, _BOOT, np.random.default_rng(self.random_state))
+        return estimate, sampling
 
 
 def fit_estimator(

@@ -171,8 +171,8 @@ def estimate_rows(
         if found is None:
             raise ValueError("the model has no predict_proba")
         proba = found[0]
-    est = estimator.estimate(proba, X=X)
-    return est, (estimator.sampling_part(proba) if floor else 0.0)
+    est, sampling = estimator.estimate_with_sampling(proba, X=X)
+    return est, (sampling if floor else 0.0)
 
 
 def calibrated(e: EstimatedQuality, calibration: Any) -> EstimatedQuality:
